@@ -1,0 +1,5 @@
+"""`python -m runner` is the same as the `scenario-runner` command."""
+
+from .cli import entry
+
+entry()

@@ -1,0 +1,243 @@
+"""The `scenario-runner` command: parse options, load everything, run, report, map to exit codes.
+
+`main(argv) -> int` never raises for anything a user can cause: bad input is exit 2 with a located
+message and nothing sent; failures are exit 1; Ctrl-C/SIGTERM is 130 with reports still written.
+Heavy modules are imported inside the commands so `--version` and `--help` start fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import enum
+import re
+import sys
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, TextIO
+
+from . import __version__
+
+if TYPE_CHECKING:
+    from .model import Scenario
+
+
+class ExitStatus(enum.IntEnum):
+    SUCCESS = 0
+    FAILED = 1
+    USAGE = 2
+    INTERRUPTED = 130
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that raises instead of exiting, so main() owns every exit code."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        from .errors import UsageError
+
+        raise UsageError(f"{self.prog}: {message}", hint=f"see '{self.prog} --help'")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="scenario-runner",
+        description="Run declarative REST test scenarios (*.scenario.yaml) and write JUnit XML.",
+    )
+    parser.add_argument("--version", action="version", version=f"scenario-runner {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    def common(p: argparse.ArgumentParser) -> None:
+        p.add_argument("paths", nargs="+", metavar="PATH", help="scenario files or directories (searched for *.scenario.yaml)")
+        p.add_argument("--var", action="append", default=[], metavar="NAME=VALUE", help="set a variable (overrides the scenario's vars); repeatable")
+        p.add_argument("--vars-file", action="append", default=[], metavar="FILE", help="YAML or JSON file of variables; repeatable")
+        p.add_argument("--allow-path", action="append", default=[], metavar="DIR", help="let scenarios read files under DIR (default: only under the current directory)")
+        p.add_argument("--tag", action="append", default=[], metavar="TAG", help="only scenarios with this tag; repeatable (any matches)")
+        p.add_argument("-k", dest="keyword", metavar="EXPR", help="only scenarios whose name or path matches, e.g. 'glance and not import'")
+
+    run = sub.add_parser("run", help="run scenarios", description="Run scenarios and write reports.")
+    common(run)
+    run.add_argument("--junit", metavar="PATH", default="reports/junit.xml", help="JUnit XML report path (default: reports/junit.xml); '' to skip")
+    run.add_argument("--fail-fast", action="store_true", help="stop starting scenarios after the first failure")
+    run.add_argument("--timeout", type=float, metavar="S", help="default request timeout in seconds (default 30)")
+    run.add_argument("--insecure", action="store_true", help="do not verify TLS certificates")
+    run.add_argument("--cacert", metavar="FILE", help="verify TLS with this CA bundle")
+    run.add_argument("--jobs", type=int, default=1, metavar="N", help="run N scenarios at once (default 1)")
+    run.add_argument("--shard", metavar="K/N", help="run only the K-th of N deterministic parts of the scenarios")
+    run.add_argument("-v", "--verbose", action="count", default=0, help="show every exchange")
+    run.add_argument("-q", "--quiet", action="store_true", help="print the summary only")
+
+    val = sub.add_parser("validate", help="check scenarios without sending anything", description="Check format, templates and referenced files; no network.")
+    common(val)
+
+    sub.add_parser("schema", help="print the scenario format's JSON Schema", description="Print the JSON Schema of *.scenario.yaml (for editors and CI).")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None, stdout: TextIO | None = None, stderr: TextIO | None = None) -> int:
+    from .errors import UserError
+
+    out = stdout or sys.stdout
+    err = stderr or sys.stderr
+    parser = build_parser()
+    try:
+        try:
+            args = parser.parse_args(argv)
+        except SystemExit as exc:  # --help and --version
+            return int(exc.code or 0)
+        if args.command is None:
+            parser.print_help(out)
+            return ExitStatus.USAGE
+        if args.command == "schema":
+            from .formatcheck import format_schema
+            import json
+
+            out.write(json.dumps(format_schema(), indent=2) + "\n")
+            return ExitStatus.SUCCESS
+        if args.command == "validate":
+            return _validate(args, out, err)
+        return _run(args, out, err)
+    except UserError as exc:
+        err.write(exc.render() + "\n")
+        return ExitStatus.USAGE
+    except KeyboardInterrupt:
+        err.write("interrupted\n")
+        return ExitStatus.INTERRUPTED
+
+
+def _parse_vars(args: argparse.Namespace) -> dict[str, Any]:
+    from .errors import Location, UsageError
+    from .yamlsource import LocDict, load_yaml
+
+    values: dict[str, Any] = {}
+    for path in args.vars_file:
+        data = load_yaml(path)
+        if not isinstance(data, LocDict):
+            raise UsageError("a vars file must hold a mapping of names to values", Location(path, 1, 1))
+        values.update(data)
+    for item in args.var:
+        name, sep, value = item.partition("=")
+        if not sep or not re.match(r"^[A-Za-z_]\w*$", name):
+            raise UsageError(f"--var {item!r}: expected NAME=VALUE", hint="e.g. --var image_file=data/cirros.qcow2")
+        values[name] = value
+    return values
+
+
+def _load(args: argparse.Namespace, err: TextIO) -> tuple[list[Scenario], int, Any, dict[str, Any]]:
+    """Load every file; print one located message per bad file. Returns (scenarios, errors, ...)."""
+    from .errors import UserError
+    from .files import FilePolicy
+    from .loader import Loader, discover
+
+    cli_vars = _parse_vars(args)
+    policy = FilePolicy(args.allow_path)
+    loader = Loader(policy, cli_vars)
+    scenarios: list[Scenario] = []
+    errors = 0
+    files = discover(args.paths)
+    if not files:
+        raise UserError(f"no *.scenario.yaml files in {' '.join(args.paths)}")
+    for path in files:
+        try:
+            scenarios.extend(loader.load(path))
+        except UserError as exc:
+            errors += 1
+            err.write(exc.render() + "\n")
+    return _select(scenarios, args), errors, policy, cli_vars
+
+
+def _select(scenarios: list[Scenario], args: argparse.Namespace) -> list[Scenario]:
+    if args.tag:
+        scenarios = [s for s in scenarios if set(s.tags) & set(args.tag)]
+    if args.keyword:
+        scenarios = [s for s in scenarios if _keyword_match(args.keyword, f"{s.name} {s.path}")]
+    return scenarios
+
+
+def _keyword_match(expression: str, text: str) -> bool:
+    """pytest-style -k: words are case-insensitive substrings, combined with and/or/not/()."""
+    from .errors import UsageError
+
+    tokens = re.findall(r"\(|\)|[^\s()]+", expression)
+    python = []
+    for token in tokens:
+        if token in ("and", "or", "not", "(", ")"):
+            python.append(token)
+        else:
+            python.append(str(token.lower() in text.lower()))
+    try:
+        return bool(eval(" ".join(python) or "True", {"__builtins__": {}}, {}))  # noqa: S307 - only True/False/and/or/not/()
+    except SyntaxError:
+        raise UsageError(f"-k {expression!r}: not a valid expression", hint="e.g. -k 'glance and not import'") from None
+
+
+def _validate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    scenarios, errors, _, _ = _load(args, err)
+    if errors:
+        err.write(f"{errors} file(s) invalid\n")
+        return ExitStatus.USAGE
+    steps = sum(len(s.steps) + len(s.finally_steps) for s in scenarios)
+    out.write(f"{len(scenarios)} scenario(s), {steps} step(s): valid\n")
+    return ExitStatus.SUCCESS
+
+
+def _shard(scenarios: list[Scenario], spec: str) -> list[Scenario]:
+    from .errors import UsageError
+
+    match = re.match(r"^(\d+)/(\d+)$", spec)
+    if not match or not 1 <= int(match.group(1)) <= int(match.group(2)):
+        raise UsageError(f"--shard {spec!r}: expected K/N with 1 <= K <= N", hint="e.g. --shard 2/4")
+    k, n = int(match.group(1)), int(match.group(2))
+    files = sorted({str(s.path) for s in scenarios})
+    mine = {f for i, f in enumerate(files) if i % n == k - 1}
+    return [s for s in scenarios if str(s.path) in mine]
+
+
+def _run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from .errors import UsageError
+
+    if args.jobs < 1:
+        raise UsageError("--jobs must be at least 1")
+    scenarios, errors, policy, cli_vars = _load(args, err)
+    if errors:
+        err.write(f"{errors} file(s) invalid; nothing was sent\n")
+        return ExitStatus.USAGE
+    if args.shard:
+        scenarios = _shard(scenarios, args.shard)
+    if args.cacert:
+        import os
+
+        if not os.path.isfile(args.cacert):
+            raise UsageError(f"--cacert {args.cacert}: no such file")
+
+    from .context import RunServices
+    from .engine import Engine, RunOptions
+    from .redact import Redactor
+    from .report.console import ConsoleReport
+    from .schedule import run_all
+
+    options = RunOptions(
+        cli_vars=cli_vars,
+        timeout=args.timeout,
+        insecure=args.insecure,
+        cacert=args.cacert,
+        keep_exchanges=args.verbose > 0,
+    )
+    services = RunServices(policy)
+    engine = Engine(services, Redactor(), options)
+    console = ConsoleReport(out, verbosity=-1 if args.quiet else args.verbose)
+    try:
+        run = run_all(engine, scenarios, console, jobs=args.jobs, fail_fast=args.fail_fast)
+    finally:
+        services.close()
+    reports = []
+    if args.junit:
+        from .report import junit
+
+        junit.write(run, args.junit)
+        reports.append(args.junit)
+    console.summary(run, reports)
+    if run.interrupted:
+        return ExitStatus.INTERRUPTED
+    return ExitStatus.SUCCESS if run.passed else ExitStatus.FAILED
+
+
+def entry() -> None:
+    sys.exit(main())

@@ -1,0 +1,68 @@
+"""The names templates can use: helpers for files and ids, environment, run id.
+
+Helpers that take a path resolve it like the step that calls them (relative to its own file) and
+obey the run's file policy, so `{{ md5('/etc/shadow') }}` is refused like an upload would be.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+import uuid as uuidlib
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from .files import ALGORITHMS, DataFiles, Digests, FilePolicy
+
+
+class RunServices:
+    """What every scenario of a run shares: the file policy, digest cache, generated data."""
+
+    def __init__(self, policy: FilePolicy, run_id: str | None = None):
+        self.policy = policy
+        self.digests = Digests()
+        self.data = DataFiles()
+        self.run_id = run_id or uuidlib.uuid4().hex[:8]
+        self.environ = dict(os.environ)
+        self._helpers: dict[tuple[Path, frozenset[str]], dict[str, Callable[..., Any]]] = {}
+
+    def helpers(self, base_dir: Path, algorithms: frozenset[str]) -> dict[str, Callable[..., Any]]:
+        """Helper functions bound to a step's directory; built once per directory."""
+        key = (base_dir, algorithms)
+        cached = self._helpers.get(key)
+        if cached is not None:
+            return cached
+
+        def resolve(path: str) -> Path:
+            return self.policy.resolve(path, base_dir, None)
+
+        def hasher(name: str) -> Callable[[str], str]:
+            def digest(path: str) -> str:
+                return self.digests.digest(resolve(path), name, algorithms)
+
+            digest.__name__ = name
+            return digest
+
+        def file_size(path: str) -> int:
+            return resolve(path).stat().st_size
+
+        def data_file(kind: str = "random", size: int = 1024 * 1024, seed: int = 0) -> str:
+            made = self.data.make(kind, size, seed)
+            self.policy.allow(self.data.directory)
+            return made
+
+        def uuid() -> str:
+            return str(uuidlib.uuid4())
+
+        def now(fmt: str | None = None) -> str:
+            moment = datetime.datetime.now(datetime.timezone.utc)
+            return moment.strftime(fmt) if fmt else moment.isoformat()
+
+        built: dict[str, Callable[..., Any]] = {name: hasher(name) for name in ALGORITHMS}
+        built.update(file_size=file_size, data_file=data_file, uuid=uuid, now=now)
+        self._helpers[key] = built
+        return built
+
+    def close(self) -> None:
+        self.data.cleanup()

@@ -1,0 +1,326 @@
+"""Executing a scenario: render -> send -> check -> capture, with polling, skipping and cleanup.
+
+Promises kept here: a failing step skips the rest of its scenario with a reason naming it;
+`finally` steps always run (after failures, errors and interruption, bounded in time) and see every
+captured value; every poll attempt is recorded; nothing leaves this module unmasked.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import requests
+
+from .checks import run_checks
+from .context import RunServices
+from .errors import UserError
+from .exchange import curl_command, format_exchange
+from .http import PreparedRequest, Response, TransportError, send
+from .model import DEFAULT_TIMEOUT, Scenario, Step
+from .redact import Redactor, is_secret_name
+from .results import Attempt, Failure, Outcome, ScenarioResult, StepResult
+
+
+@dataclass
+class RunOptions:
+    cli_vars: dict[str, Any] = field(default_factory=dict)
+    timeout: float | None = None
+    insecure: bool = False
+    cacert: str | None = None
+    keep_exchanges: bool = False  # -v: keep the exchange of passing steps too
+    cleanup_timeout: float = 30.0  # bound on `finally` steps after an interruption
+
+
+class Interrupted(Exception):
+    """Raised out of the engine when the user insists (a second Ctrl-C during cleanup)."""
+
+
+StepCallback = Callable[[ScenarioResult, StepResult], None]
+
+
+class Engine:
+    def __init__(self, services: RunServices, redactor: Redactor, options: RunOptions):
+        self.services = services
+        self.redactor = redactor
+        self.options = options
+        redactor.add_from_env(services.environ)
+        for name, value in options.cli_vars.items():
+            if is_secret_name(name):
+                redactor.add(value)
+
+    def run(
+        self,
+        scenario: Scenario,
+        result: ScenarioResult,
+        on_step: StepCallback | None = None,
+        cancel: threading.Event | None = None,
+    ) -> None:
+        """Run one scenario, filling `result` as it goes (so an interruption keeps what happened).
+
+        `cancel` is how a parallel run interrupts scenarios on worker threads, where Ctrl-C
+        does not arrive: it is checked before each step.
+        """
+        started = time.perf_counter()
+        run = _ScenarioRun(self, scenario, result, on_step, cancel)
+        try:
+            run.execute()
+        finally:
+            run.session.close()
+            result.duration = time.perf_counter() - started
+
+
+class _ScenarioRun:
+    def __init__(
+        self,
+        engine: Engine,
+        scenario: Scenario,
+        result: ScenarioResult,
+        on_step: StepCallback | None,
+        cancel: threading.Event | None,
+    ):
+        self.engine = engine
+        self.cancel = cancel
+        self.scenario = scenario
+        self.result = result
+        self.on_step = on_step
+        self.redactor = engine.redactor
+        self.options = engine.options
+        self.session = requests.Session()
+        self.context: dict[str, Any] = {}
+        self.deadline: float | None = None
+
+    # --- the scenario ---------------------------------------------------------------------------
+
+    def execute(self) -> None:
+        failed: str | None = None
+        try:
+            self._setup_context()
+        except UserError as exc:
+            self._record(self._error_result("(scenario variables)", str(exc.location or ""), exc.message))
+            failed = "(scenario variables)"
+        interrupted = False
+        for step in self.scenario.steps:
+            if failed is not None or interrupted:
+                reason = "interrupted" if interrupted else f"step '{failed}' failed"
+                self._record(self._skipped(step, f"skipped: {reason}"))
+                continue
+            try:
+                if self.cancel is not None and self.cancel.is_set():
+                    raise KeyboardInterrupt
+                outcome = self._record(self._run_step(step))
+            except KeyboardInterrupt:
+                interrupted = True
+                self.result.interrupted = True
+                self._record(self._error_result(step.name, str(step.loc), "interrupted (Ctrl-C or SIGTERM)"))
+                continue
+            if outcome.outcome in (Outcome.FAILED, Outcome.ERROR):
+                failed = step.name
+        if interrupted:
+            self.deadline = time.perf_counter() + self.options.cleanup_timeout
+        for step in self.scenario.finally_steps:
+            try:
+                self._record(self._run_step(step, is_finally=True))
+            except KeyboardInterrupt:
+                self.result.interrupted = True
+                self._record(self._error_result(step.name, str(step.loc), "interrupted again: cleanup abandoned"))
+                raise Interrupted() from None
+        if interrupted:
+            raise Interrupted()
+
+    def _setup_context(self) -> None:
+        services = self.engine.services
+        run_id = services.run_id
+        if self.scenario.matrix_index is not None:
+            run_id = f"{run_id}-{self.scenario.matrix_index}"
+        ctx = self.context
+        ctx.update(env=services.environ, run_id=run_id)
+        ctx["scenario"] = {"name": self.scenario.name, "file": str(self.scenario.path)}
+        ctx.update(self.options.cli_vars)
+        helpers = services.helpers(self.scenario.path.resolve().parent, self.scenario.digest_algorithms)
+        fixed = set(self.options.cli_vars)
+        for name, compiled in (self.scenario.matrix_row or {}).items():
+            if name not in fixed:
+                self._assign(name, compiled.render({**ctx, **helpers}))
+        fixed |= set(self.scenario.matrix_row or {})
+        for name, compiled in self.scenario.vars:
+            if name not in fixed:
+                self._assign(name, compiled.render({**ctx, **helpers}))
+
+    def _assign(self, name: str, value: Any) -> None:
+        self.context[name] = value
+        if name in self.scenario.secrets or is_secret_name(name):
+            self.redactor.add(value)
+
+    def _record(self, step_result: StepResult) -> StepResult:
+        self.result.steps.append(step_result)
+        if self.on_step is not None:
+            self.on_step(self.result, step_result)
+        return step_result
+
+    @staticmethod
+    def _skipped(step: Step, reason: str) -> StepResult:
+        return StepResult(step.name, str(step.loc), Outcome.SKIPPED, skip_reason=reason)
+
+    def _error_result(self, name: str, location: str, message: str) -> StepResult:
+        return StepResult(name, location, Outcome.ERROR, error=self.redactor.mask(message))
+
+    # --- one step -------------------------------------------------------------------------------
+
+    def _run_step(self, step: Step, is_finally: bool = False) -> StepResult:
+        started = time.perf_counter()
+        result = StepResult(step.name, str(step.loc), Outcome.PASSED, is_finally=is_finally)
+        local = {**self.context, **self.engine.services.helpers(step.base_dir, self.scenario.digest_algorithms)}
+        request: PreparedRequest | None = None
+        response: Response | None = None
+        try:
+            for name, compiled in step.scope:
+                local[name] = compiled.render(local)
+            request = self._prepare(step, local)
+            result.method, result.url = request.method, self.redactor.mask(request.url)
+            response = self._send_and_poll(step, request, local, result)
+            if result.outcome is Outcome.PASSED:
+                failures = run_checks(step.expect, response, local)
+                if failures:
+                    result.failures.extend(failures)
+                    result.outcome = Outcome.ERROR if any(f.error for f in failures) else Outcome.FAILED
+            if result.outcome is Outcome.PASSED:
+                self._capture(step, local, result)
+        except UserError as exc:
+            result.outcome = Outcome.ERROR
+            where = f"{exc.location}: " if exc.location else ""
+            result.error = f"{where}{exc.message}" + (f" (hint: {exc.hint})" if exc.hint else "")
+        except TransportError as exc:
+            result.outcome = Outcome.ERROR
+            result.error = str(exc)
+        except Exception as exc:  # a bug of ours must still leave a complete report
+            result.outcome = Outcome.ERROR
+            result.error = f"internal error in scenario-runner: {type(exc).__name__}: {exc}"
+        finally:
+            result.duration = time.perf_counter() - started
+        self._finish(result, request, response)
+        return result
+
+    def _finish(self, result: StepResult, request: PreparedRequest | None, response: Response | None) -> None:
+        """Mask everything the result carries; keep the exchange only where someone will read it."""
+        if response is not None:
+            result.status = response.status
+            self.redactor.add_from_headers(response.headers)
+        if request is not None and (result.outcome is not Outcome.PASSED or self.options.keep_exchanges):
+            result.exchange = format_exchange(request, response, self.redactor)
+            result.curl = curl_command(request, self.redactor)
+        mask = self.redactor.mask
+        if result.error:
+            result.error = mask(result.error)
+        for failure in result.failures:
+            failure.message = mask(failure.message)
+            failure.expected = mask(failure.expected) if failure.expected else failure.expected
+            failure.actual = mask(failure.actual) if failure.actual else failure.actual
+
+    def _prepare(self, step: Step, ctx: dict[str, Any]) -> PreparedRequest:
+        spec = step.request
+        defaults = self.scenario.defaults
+        headers: dict[str, str] = {}
+        for source in (defaults.headers, spec.headers):
+            for name, compiled in source.items():
+                for existing in [k for k in headers if k.lower() == name.lower()]:
+                    del headers[existing]
+                headers[name] = str(compiled.render(ctx))
+        self.redactor.add_from_headers(headers)
+        timeout = spec.timeout or defaults.timeout or self.options.timeout or DEFAULT_TIMEOUT
+        if self.deadline is not None:
+            timeout = max(0.5, min(timeout, self.deadline - time.perf_counter()))
+        verify: bool | str = defaults.verify and not self.options.insecure
+        if verify and self.options.cacert:
+            verify = self.options.cacert
+        req = PreparedRequest(
+            method=spec.method,
+            url=str(spec.url.render(ctx)),
+            headers=headers,
+            params=spec.params.render(ctx) if spec.params else None,
+            timeout=timeout,
+            allow_redirects=spec.allow_redirects if spec.allow_redirects is not None else defaults.allow_redirects,
+            verify=verify,
+        )
+        if spec.body is not None:
+            value = spec.body.render(ctx)
+            if spec.body_kind == "json":
+                req.json = value
+                self.redactor.add_from_json(value)
+            elif spec.body_kind == "body":
+                req.text = value if isinstance(value, str) else str(value)
+            elif spec.body_kind == "form":
+                req.form = value
+                self.redactor.add_from_json(value)
+            elif spec.body_kind == "file":
+                req.file = self.engine.services.policy.resolve(str(value), step.base_dir, spec.body_loc)
+                req.hash_algorithms = tuple(sorted(self.scenario.digest_algorithms))
+        return req
+
+    def _send_and_poll(
+        self, step: Step, request: PreparedRequest, local: dict[str, Any], result: StepResult
+    ) -> Response:
+        poll = step.poll
+        started = time.perf_counter()
+        number = 0
+        while True:
+            number += 1
+            response = send(self.session, request, self.scenario.defaults.max_body)
+            if response.upload_digests:
+                self.engine.services.digests.seed(request.file, response.upload_digests)  # type: ignore[arg-type]
+            local["response"] = response
+            if poll is None:
+                return response
+            attempt = Attempt(number, response.status, response.elapsed)
+            result.attempts.append(attempt)
+            if poll.fail_if is not None and self._poll_condition(poll.fail_if, local, attempt):
+                result.outcome = Outcome.FAILED
+                result.failures.append(
+                    Failure(
+                        f"poll: gave up at attempt {number}: {poll.fail_if.value.source} is true "
+                        f"(status {response.status})",
+                        str(poll.loc),
+                    )
+                )
+                return response
+            if self._poll_condition(poll.until, local, attempt):
+                return response
+            waited = time.perf_counter() - started
+            limit = poll.timeout
+            if self.deadline is not None:
+                limit = min(limit, self.deadline - started)
+            if waited + poll.interval > limit:
+                note = f"; last: {attempt.note}" if attempt.note else ""
+                result.outcome = Outcome.FAILED
+                result.failures.append(
+                    Failure(
+                        f"poll: {poll.until.value.source} still not true after {waited:.1f}s "
+                        f"({number} attempts, last status {response.status}){note}",
+                        str(poll.loc),
+                    )
+                )
+                return response
+            time.sleep(poll.interval)
+
+    @staticmethod
+    def _poll_condition(compiled: Any, local: dict[str, Any], attempt: Attempt) -> bool:
+        """A condition that cannot be evaluated yet (say, an HTML 503 page) counts as false."""
+        try:
+            return bool(compiled.render(local))
+        except UserError as exc:
+            attempt.note = exc.message
+            return False
+
+    def _capture(self, step: Step, local: dict[str, Any], result: StepResult) -> None:
+        for name, compiled in step.captures.items():
+            try:
+                value = compiled.render(local)
+            except UserError as exc:
+                result.outcome = Outcome.FAILED
+                result.failures.append(Failure(f"capture {name}: {exc.message}", str(exc.location or step.loc)))
+                continue
+            self._assign(name, value)
+            local[name] = value

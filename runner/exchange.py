@@ -1,0 +1,94 @@
+"""Human-readable, redacted accounts of an HTTP exchange, and a curl command reproducing it.
+
+Used for failed steps (console, JUnit `<system-out>`) and for `-v`. Bodies are shown as bounded
+excerpts; binary bytes and XML-illegal control characters are escaped so every report stays valid.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+from urllib.parse import urlencode
+
+from .http import _MISSING, PreparedRequest, Response
+from .redact import SECRET_HEADERS, Redactor
+
+EXCERPT = 2048
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ufffe\uffff]")
+
+
+def printable(text: str) -> str:
+    """Escape control characters (XML 1.0 forbids most of them)."""
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+
+
+def excerpt(data: bytes, total: int | None = None, limit: int = EXCERPT) -> str:
+    total = len(data) if total is None else total
+    if not data:
+        return "(empty body)"
+    head = data[:limit]
+    text = head.decode("utf-8", "replace")
+    if text.count("\ufffd") > max(8, len(text) // 20):
+        return f"({total} bytes of binary data)"
+    more = f"\n... ({total - len(head)} more bytes)" if total > len(head) else ""
+    return printable(text) + more
+
+
+def _request_body(req: PreparedRequest) -> str | None:
+    if req.json is not _MISSING:
+        return json.dumps(req.json, indent=2, ensure_ascii=False)
+    if req.text is not None:
+        return req.text
+    if req.form is not None:
+        return urlencode(req.form, doseq=True)
+    if req.file is not None:
+        return f"(file {req.file}, streamed)"
+    return None
+
+
+def format_exchange(req: PreparedRequest, response: Response | None, redactor: Redactor) -> str:
+    lines = [f"> {req.method} {redactor.mask(req.url)}"]
+    for name, value in redactor.mask_headers(req.headers.items()):
+        lines.append(f"> {name}: {value}")
+    body = _request_body(req)
+    if body is not None:
+        lines.append(">")
+        lines.extend("> " + line for line in redactor.mask(excerpt(body.encode())).splitlines())
+    if response is not None:
+        lines.append(f"< {response.status} {response.reason}".rstrip())
+        for name, value in redactor.mask_headers(response.headers.items()):
+            lines.append(f"< {name}: {value}")
+        lines.append("<")
+        text = excerpt(response.content, response.size)
+        lines.extend("< " + line for line in redactor.mask(text).splitlines())
+    return "\n".join(lines)
+
+
+def curl_command(req: PreparedRequest, redactor: Redactor) -> str:
+    """A copy-pasteable curl line; secret headers become $VARIABLES the user sets themselves."""
+    parts = ["curl", "-sS", "-i", "-X", req.method]
+    for name, value in req.headers.items():
+        if name.lower() in SECRET_HEADERS:
+            env_name = re.sub(r"\W", "_", name.upper())
+            parts += ["-H", f"{name}: ${env_name}"]
+        else:
+            parts += ["-H", f"{name}: {redactor.mask(str(value))}"]
+    if req.json is not _MISSING:
+        if not any(k.lower() == "content-type" for k in req.headers):
+            parts += ["-H", "Content-Type: application/json"]
+        parts += ["--data-binary", redactor.mask(json.dumps(req.json, ensure_ascii=False))]
+    elif req.text is not None:
+        parts += ["--data-binary", redactor.mask(req.text)]
+    elif req.form is not None:
+        for key, value in req.form.items():
+            parts += ["--data-urlencode", redactor.mask(f"{key}={value}")]
+    elif req.file is not None:
+        parts += ["-H", "Expect:", "--data-binary", f"@{req.file}"]
+    url = req.url
+    if req.params:
+        url += ("&" if "?" in url else "?") + urlencode(req.params, doseq=True)
+    parts.append(redactor.mask(url))
+    command = " ".join(shlex.quote(p) for p in parts)
+    # shlex quotes "$X_AUTH_TOKEN" in single quotes, which would stop the shell expanding it.
+    return re.sub(r"'([\w-]+: )\$(\w+)'", r'"\1$\2"', command)

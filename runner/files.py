@@ -1,0 +1,227 @@
+"""Files that scenarios read or upload: where they may come from, and their digests.
+
+A scenario from a pull request must not be able to upload ~/.ssh/id_rsa, so every path resolves
+relative to the scenario file and must stay inside an allowed root (the directory the run started
+in, plus `--allow-path` directories and the run's own generated-data directory).
+
+Digests (md5/sha256/sha512) and sizes are cached per run by (path, size, mtime). An upload computes
+all three while streaming and seeds the cache, so a later `{{ md5(image_file) }}` costs no extra read.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import struct
+import tempfile
+import threading
+from collections.abc import Iterable
+from pathlib import Path
+
+from .errors import Location, UserError
+
+ALGORITHMS = ("md5", "sha256", "sha512")
+CHUNK = 1024 * 1024
+
+
+class FileAccessError(UserError):
+    """A path in a scenario is missing, unreadable, or outside the allowed roots."""
+
+
+class FilePolicy:
+    """Resolves scenario paths and enforces the allowed roots."""
+
+    def __init__(self, roots: Iterable[str | Path] = ()):
+        self.roots = [Path(r).resolve() for r in (Path.cwd(), *roots)]
+
+    def allow(self, root: str | Path) -> None:
+        resolved = Path(root).resolve()
+        if resolved not in self.roots:
+            self.roots.append(resolved)
+
+    def resolve(self, path: str, base_dir: Path, loc: Location | None, must_exist: bool = True) -> Path:
+        if not isinstance(path, str) or not path:
+            raise FileAccessError(f"expected a file path, got {path!r}", loc)
+        candidate = Path(os.path.expanduser(path)) if path.startswith("~") else Path(path)
+        if not candidate.is_absolute():
+            candidate = base_dir / candidate
+        real = candidate.resolve()
+        if not any(real == root or root in real.parents for root in self.roots):
+            raise FileAccessError(
+                f"path '{path}' resolves to {real}, outside the directories this run may read",
+                loc,
+                "run from a directory that contains it, or allow it with --allow-path DIR",
+            )
+        if must_exist and not real.is_file():
+            what = "is a directory" if real.is_dir() else "does not exist"
+            raise FileAccessError(
+                f"file '{path}' {what} (resolved to {real})",
+                loc,
+                "paths are relative to the scenario file that names them",
+            )
+        return real
+
+
+class Digests:
+    """Per-run cache of file digests and sizes; safe to share between threads."""
+
+    def __init__(self) -> None:
+        self._cache: dict[tuple[str, int, int], dict[str, str]] = {}
+        self._lock = threading.Lock()
+        self.reads = 0  # how many times a file was read just to hash it (the benchmark checks it)
+
+    @staticmethod
+    def _key(path: Path) -> tuple[str, int, int]:
+        st = path.stat()
+        return (str(path), st.st_size, st.st_mtime_ns)
+
+    def digest(self, path: Path, algorithm: str, together: Iterable[str] = ()) -> str:
+        """Hash once for `algorithm` and every algorithm in `together` the scenario also uses."""
+        key = self._key(path)
+        with self._lock:
+            cached = self._cache.get(key)
+        if cached is None or algorithm not in cached:
+            hashers = {name: hashlib.new(name) for name in {algorithm, *together}}
+            with open(path, "rb") as fh:
+                while chunk := fh.read(CHUNK):
+                    for h in hashers.values():
+                        h.update(chunk)
+            cached = {**(cached or {}), **{name: h.hexdigest() for name, h in hashers.items()}}
+            with self._lock:
+                self.reads += 1
+                self._cache[key] = cached
+        return cached[algorithm]
+
+    def seed(self, path: Path, digests: dict[str, str]) -> None:
+        """Record digests computed elsewhere (while uploading) so nobody reads the file again."""
+        key = self._key(path)
+        with self._lock:
+            self._cache[key] = {**self._cache.get(key, {}), **digests}
+
+
+class HashingReader:
+    """A file object for requests that hashes what it streams; its length gives Content-Length.
+
+    Only the algorithms the scenario's templates use are computed: hashing costs more CPU than
+    sending over loopback, and an upload should cost what raw requests costs.
+    """
+
+    def __init__(self, path: Path, algorithms: Iterable[str] = ()):
+        self.path = path
+        self._fh = open(path, "rb")  # noqa: SIM115 - closed by close(), after the request
+        self._size = os.fstat(self._fh.fileno()).st_size
+        self._hashers = {name: hashlib.new(name) for name in algorithms}
+        self._read = 0
+
+    def __len__(self) -> int:
+        return self._size
+
+    def read(self, size: int = -1) -> bytes:
+        # Larger reads than the transport asks for: fewer syscalls and hash calls, same bytes.
+        chunk = self._fh.read(max(size, CHUNK) if size and size > 0 else CHUNK)
+        if chunk:
+            self._read += len(chunk)
+            for h in self._hashers.values():
+                h.update(chunk)
+        return chunk
+
+    def complete_digests(self) -> dict[str, str] | None:
+        """Digests of the whole file, or None when the upload stopped early."""
+        if self._read != self._size or not self._hashers:
+            return None
+        return {name: h.hexdigest() for name, h in self._hashers.items()}
+
+    def close(self) -> None:
+        self._fh.close()
+
+
+# --- generated test data ------------------------------------------------------------------------
+
+
+class DataFiles:
+    """Deterministic test files made at run time, so no binary is committed to the repository."""
+
+    KINDS = ("zeros", "random", "qcow2")
+
+    def __init__(self) -> None:
+        self._dir: tempfile.TemporaryDirectory[str] | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def directory(self) -> Path:
+        with self._lock:
+            if self._dir is None:
+                self._dir = tempfile.TemporaryDirectory(prefix="scenario-runner-data-")
+            return Path(self._dir.name)
+
+    def make(self, kind: str = "random", size: int = 1024 * 1024, seed: int = 0) -> str:
+        if kind not in self.KINDS:
+            raise ValueError(f"unknown data_file kind {kind!r}; use one of {', '.join(self.KINDS)}")
+        if not isinstance(size, int) or size < 0:
+            raise ValueError(f"data_file size must be a non-negative integer, got {size!r}")
+        path = self.directory / f"{kind}-{size}-{seed}.{'qcow2' if kind == 'qcow2' else 'bin'}"
+        if not path.exists():
+            tmp = path.with_suffix(".part")
+            with open(tmp, "wb") as fh:
+                _write_data(fh, kind, size, seed)
+            tmp.replace(path)
+        return str(path)
+
+    def cleanup(self) -> None:
+        with self._lock:
+            if self._dir is not None:
+                self._dir.cleanup()
+                self._dir = None
+
+
+def _write_data(fh, kind: str, size: int, seed: int) -> None:  # type: ignore[no-untyped-def]
+    if kind == "qcow2":
+        fh.write(_qcow2_image(size))
+        return
+    if kind == "zeros":
+        fh.truncate(size)
+        return
+    block = hashlib.sha512(f"scenario-runner:{seed}".encode()).digest()
+    written = 0
+    while written < size:
+        block = hashlib.sha512(block).digest() * 16  # 1 KiB, cheap and reproducible
+        piece = block[: size - written]
+        fh.write(piece)
+        written += len(piece)
+        block = block[:64]
+
+
+def _qcow2_image(virtual_size: int) -> bytes:
+    """A genuine, empty qcow2 v2 image (header, L1 table, refcount table and block) of 4 clusters.
+
+    Image services inspect uploaded bytes (Glance refuses random data declared as qcow2), so tests
+    of image APIs need a real format; this is what `qemu-img create -f qcow2` writes, minus options.
+    """
+    cluster_bits = 16
+    cluster = 1 << cluster_bits
+    virtual_size = max(virtual_size, cluster)
+    l2_entries = cluster // 8
+    l1_size = -(-virtual_size // (cluster * l2_entries))
+    l1_offset, refcount_table_offset, refcount_block_offset = cluster, 2 * cluster, 3 * cluster
+    header = struct.pack(
+        ">4sIQIIQIIQQIIQ",
+        b"QFI\xfb",  # magic
+        2,  # version
+        0,  # backing file offset
+        0,  # backing file size
+        cluster_bits,
+        virtual_size,
+        0,  # no encryption
+        l1_size,
+        l1_offset,
+        refcount_table_offset,
+        1,  # refcount table clusters
+        0,  # snapshots
+        0,  # snapshots offset
+    )
+    image = bytearray(4 * cluster)
+    image[: len(header)] = header
+    struct.pack_into(">Q", image, refcount_table_offset, refcount_block_offset)
+    for index in range(4):  # each of the 4 clusters is referenced once
+        struct.pack_into(">H", image, refcount_block_offset + 2 * index, 1)
+    return bytes(image)

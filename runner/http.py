@@ -1,0 +1,217 @@
+"""Sending one rendered request over a `requests.Session` and recording the exchange.
+
+Uploads stream from disk with a Content-Length; response bodies stream in too, and only the first
+`max_body` bytes are kept, so a 100 MB response or a 1 GiB upload keeps memory flat. Transport
+failures become `TransportError` with a sentence a person understands, never a traceback.
+"""
+
+from __future__ import annotations
+
+import json as jsonlib
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import requests
+from requests.structures import CaseInsensitiveDict
+
+from .files import HashingReader
+
+READ_CHUNK = 256 * 1024
+BODY_DEADLINE_FACTOR = 4  # the whole body must arrive within this many step timeouts
+_MISSING = object()
+
+
+class TransportError(Exception):
+    """The request could not be completed: no usable response."""
+
+
+@dataclass
+class PreparedRequest:
+    """A request after templating: what is sent, and what reports show."""
+
+    method: str
+    url: str
+    headers: dict[str, str] = field(default_factory=dict)
+    params: dict[str, Any] | None = None
+    json: Any = _MISSING
+    text: str | None = None
+    form: dict[str, Any] | None = None
+    file: Path | None = None
+    hash_algorithms: tuple[str, ...] = ()  # digests of `file` to compute while streaming it
+    timeout: float = 30.0
+    allow_redirects: bool = True
+    verify: bool | str = True
+    cert: str | None = None
+
+
+class Response:
+    """What templates see as `response`; the JSON body is parsed once, on first use."""
+
+    def __init__(
+        self,
+        status: int,
+        reason: str,
+        headers: CaseInsensitiveDict[str],
+        body: bytes,
+        size: int,
+        elapsed: float,
+        url: str,
+        encoding: str | None,
+    ):
+        self.status = status
+        self.reason = reason
+        self.headers = headers
+        self.content = body
+        self.size = size
+        self.truncated = size > len(body)
+        self.elapsed = elapsed
+        self.url = url
+        self._encoding = encoding
+        self._json: Any = _MISSING
+        self._json_error: str | None = None
+        self.upload_digests: dict[str, str] | None = None
+
+    @property
+    def text(self) -> str:
+        return self.content.decode(self._encoding or "utf-8", "replace")
+
+    @property
+    def json(self) -> Any:
+        """The parsed body; an error (raised into the template or check) when it is not JSON."""
+        if self._json is _MISSING and self._json_error is None:
+            if self.truncated:
+                self._json_error = (
+                    f"the body ({self.size} bytes) is larger than the {len(self.content)} bytes kept; "
+                    "raise defaults.max_body to check it as JSON"
+                )
+            elif not self.content.strip():
+                self._json_error = "the response body is empty, not JSON"
+            else:
+                try:
+                    self._json = jsonlib.loads(self.content)
+                except ValueError as exc:
+                    ctype = self.headers.get("Content-Type", "no content type")
+                    self._json_error = f"the response body is not JSON ({ctype}): {exc}"
+        if self._json_error is not None:
+            raise ValueError(self._json_error)
+        return self._json
+
+    def json_or_error(self) -> tuple[Any, str | None]:
+        try:
+            return self.json, None
+        except ValueError as exc:
+            return None, str(exc)
+
+
+def send(session: requests.Session, req: PreparedRequest, max_body: int) -> Response:
+    """Send and read the response (bounded); raise TransportError on any transport failure."""
+    kwargs: dict[str, Any] = {
+        "headers": req.headers,
+        "params": req.params,
+        "timeout": req.timeout,
+        "allow_redirects": req.allow_redirects,
+        "verify": req.verify,
+        "stream": True,
+    }
+    reader: HashingReader | None = None
+    if req.json is not _MISSING:
+        kwargs["data"] = jsonlib.dumps(req.json).encode()
+        if not any(k.lower() == "content-type" for k in req.headers):
+            kwargs["headers"] = {**req.headers, "Content-Type": "application/json"}
+    elif req.text is not None:
+        kwargs["data"] = req.text.encode("utf-8")
+    elif req.form is not None:
+        kwargs["data"] = req.form
+    elif req.file is not None:
+        reader = HashingReader(req.file, req.hash_algorithms)
+        kwargs["data"] = reader
+    started = time.perf_counter()
+    try:
+        try:
+            resp = session.request(req.method, req.url, **kwargs)
+        except requests.exceptions.RequestException as exc:
+            raise TransportError(describe_transport_error(exc, req)) from None
+        try:
+            body, size = _read_body(resp, max_body, started, req.timeout * BODY_DEADLINE_FACTOR)
+        finally:
+            resp.close()
+    finally:
+        if reader is not None:
+            reader.close()
+    elapsed = time.perf_counter() - started
+    response = Response(
+        status=resp.status_code,
+        reason=resp.reason or "",
+        headers=resp.headers,
+        body=body,
+        size=size,
+        elapsed=elapsed,
+        url=resp.url,
+        encoding=resp.encoding if "charset" in resp.headers.get("Content-Type", "") else None,
+    )
+    if reader is not None:
+        response.upload_digests = reader.complete_digests()
+    return response
+
+
+def _read_body(resp: requests.Response, max_body: int, started: float, deadline: float) -> tuple[bytes, int]:
+    kept = bytearray()
+    size = 0
+    try:
+        for chunk in resp.iter_content(READ_CHUNK):
+            size += len(chunk)
+            room = max_body - len(kept)
+            if room > 0:
+                kept += chunk[:room]
+            if time.perf_counter() - started > deadline:
+                raise TransportError(
+                    f"the response body was still arriving after {deadline:.0f}s "
+                    f"({size} bytes so far); the server is sending too slowly"
+                )
+    except requests.exceptions.RequestException as exc:
+        raise TransportError(f"the connection broke while reading the response body: {_reason(exc)}") from None
+    return bytes(kept), size
+
+
+def _reason(exc: BaseException) -> str:
+    """The innermost meaningful message of a requests/urllib3 exception chain."""
+    text = str(exc)
+    inner = exc.args[0] if exc.args else None
+    while isinstance(inner, BaseException) and inner.args:
+        text = str(inner)
+        reason = getattr(inner, "reason", None)
+        inner = reason if isinstance(reason, BaseException) else (inner.args[0] if inner.args else None)
+        if isinstance(inner, str):
+            text = inner
+            break
+    return text
+
+
+def describe_transport_error(exc: requests.exceptions.RequestException, req: PreparedRequest) -> str:
+    target = f"{req.method} {req.url}"
+    if isinstance(exc, requests.exceptions.SSLError):
+        return (
+            f"TLS verification failed for {target}: {_reason(exc)} "
+            "(trust the server's CA with --cacert FILE, or skip verification with --insecure)"
+        )
+    if isinstance(exc, requests.exceptions.ConnectTimeout):
+        return f"could not connect within {req.timeout:g}s: {target}"
+    if isinstance(exc, requests.exceptions.ReadTimeout):
+        return f"no response within {req.timeout:g}s: {target} (raise the step's timeout if it is slow)"
+    if isinstance(exc, requests.exceptions.TooManyRedirects):
+        return f"too many redirects (more than 30) following {target}; is there a redirect loop?"
+    if isinstance(exc, (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema,
+                        requests.exceptions.InvalidSchema)):
+        return f"invalid URL {req.url!r}: {exc}"
+    if isinstance(exc, requests.exceptions.ConnectionError):
+        reason = _reason(exc)
+        if "refused" in reason.lower():
+            return f"connection refused: {target} (is the server running and the URL right?)"
+        if "reset" in reason.lower() or "aborted" in reason.lower() or "RemoteDisconnected" in reason:
+            return f"the server closed the connection without a complete response: {target} ({reason})"
+        if "resolve" in reason.lower() or "name or service" in reason.lower():
+            return f"cannot resolve the host name in {req.url}: {reason}"
+        return f"connection failed: {target}: {reason}"
+    return f"request failed: {target}: {type(exc).__name__}: {_reason(exc)}"

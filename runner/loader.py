@@ -1,0 +1,418 @@
+"""Scenario files -> validated, compiled `Scenario` objects, or one located error per file.
+
+Everything that can be checked without the network is checked here, before anything is sent: the
+structure, template syntax, names that no variable, capture or helper defines, regexes, schema
+files (parsed and checked once), upload files with literal paths, includes (missing or cyclic).
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import re
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from .errors import Location, ScenarioFormatError, UserError, relative_display
+from .files import ALGORITHMS, FilePolicy
+from .formatcheck import check_structure
+from .model import (
+    DEFAULT_MAX_BODY,
+    Defaults,
+    ExpectSpec,
+    HeaderExpectation,
+    PollSpec,
+    RequestSpec,
+    Scenario,
+    SchemaRef,
+    Step,
+)
+from .templating import Compiled, Template, compile_value, is_template
+from .yamlsource import LocDict, LocList, load_yaml
+
+SCENARIO_SUFFIX = ".scenario.yaml"
+BODY_KINDS = ("json", "body", "file", "form")
+IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+STATUS_CLASS = re.compile(r"^[1-5]xx$")
+# Names every template may use besides vars and captures (see runner/context.py).
+BUILTIN_NAMES = frozenset(
+    {
+        "response", "request", "env", "run_id", "scenario", "uuid", "md5", "sha256", "sha512",
+        "file_size", "data_file", "now", "range", "dict", "lipsum", "cycler", "joiner", "namespace",
+    }
+)
+
+
+def discover(paths: Iterable[str]) -> list[Path]:
+    """Expand directories into their `*.scenario.yaml` files, sorted, so runs are reproducible."""
+    found: list[Path] = []
+    for raw in paths:
+        p = Path(raw)
+        if p.is_dir():
+            found.extend(sorted(p.rglob(f"*{SCENARIO_SUFFIX}")))
+        elif p.exists():
+            found.append(p)
+        else:
+            raise UserError(f"{raw}: no such file or directory", hint="give scenario files or directories")
+    seen: set[Path] = set()
+    unique = []
+    for p in found:
+        key = p.resolve()
+        if key not in seen:
+            seen.add(key)
+            unique.append(p)
+    return unique
+
+
+class Loader:
+    """Loads scenarios; caches parsed schema files and fragments across the scenarios of a run."""
+
+    def __init__(self, policy: FilePolicy, extra_vars: Iterable[str] = ()):
+        self.policy = policy
+        self.extra_vars = set(extra_vars)
+        self._schemas: dict[Path, Any] = {}
+
+    # --- scenarios ---------------------------------------------------------------------------
+
+    def load(self, path: Path) -> list[Scenario]:
+        """One scenario, or one per matrix row."""
+        shown = relative_display(path)
+        data = load_yaml(str(path))
+        check_structure(data, Location(shown, 1, 1))
+        base = path.resolve().parent
+        secrets = set(data.get("secrets", []))
+        vars_ = self._vars(data.get("vars"))
+        state = _BuildState(path.resolve(), secrets)
+        steps = self._steps(data["steps"], base, (), state)
+        finally_steps = self._steps(data.get("finally", LocList()), base, (), state)
+        scenario = Scenario(
+            name=data["name"],
+            path=path,
+            loc=data.loc,
+            steps=steps,
+            finally_steps=finally_steps,
+            description=data.get("description", ""),
+            tags=list(data.get("tags", [])),
+            vars=vars_,
+            secrets=secrets,
+            defaults=self._defaults(data.get("defaults")),
+        )
+        matrix = data.get("matrix")
+        rows: list[LocDict] = list(matrix) if matrix else []
+        row_names = {k for row in rows for k in row}
+        self._check_names(scenario, state.captures | row_names)
+        used = {name for t in _all_templates(scenario) for name in t.names}
+        scenario.digest_algorithms = frozenset(used & set(ALGORITHMS))
+        if not rows:
+            return [scenario]
+        out = []
+        for index, row in enumerate(rows):
+            label = ", ".join(f"{k}={v}" for k, v in row.items())
+            copy = Scenario(**{**scenario.__dict__})
+            copy.name = f"{scenario.name} [{label}]"
+            copy.matrix_row = {k: compile_value(v, row.value_loc(k)) for k, v in row.items()}
+            copy.matrix_index = index
+            out.append(copy)
+        return out
+
+    def _vars(self, data: LocDict | None) -> list[tuple[str, Compiled]]:
+        if not data:
+            return []
+        out = []
+        for name, value in data.items():
+            if not IDENTIFIER.match(name):
+                raise ScenarioFormatError(
+                    f"variable name '{name}' is not an identifier",
+                    data.key_loc(name),
+                    "use letters, digits and underscores, not starting with a digit",
+                )
+            out.append((name, compile_value(value, data.value_loc(name))))
+        return out
+
+    def _defaults(self, data: LocDict | None) -> Defaults:
+        if not data:
+            return Defaults()
+        return Defaults(
+            headers=self._headers(data.get("headers")),
+            timeout=data.get("timeout"),
+            verify=data.get("verify", True),
+            allow_redirects=data.get("allow_redirects", True),
+            max_body=data.get("max_body", DEFAULT_MAX_BODY),
+        )
+
+    @staticmethod
+    def _headers(data: LocDict | None) -> dict[str, Compiled]:
+        if not data:
+            return {}
+        return {k: compile_value(str(v) if not isinstance(v, str) else v, data.value_loc(k)) for k, v in data.items()}
+
+    # --- steps and includes --------------------------------------------------------------------
+
+    def _steps(
+        self, items: LocList, base: Path, scope: tuple[tuple[str, Compiled], ...], state: _BuildState
+    ) -> list[Step]:
+        steps: list[Step] = []
+        for index, item in enumerate(items):
+            if "include" in item:
+                steps.extend(self._include(item, base, scope, state))
+            else:
+                steps.append(self._step(item, base, scope, state, items.item_loc(index)))
+        return steps
+
+    def _include(
+        self, item: LocDict, base: Path, scope: tuple[tuple[str, Compiled], ...], state: _BuildState
+    ) -> list[Step]:
+        loc = item.value_loc("include")
+        target = self.policy.resolve(item["include"], base, loc)
+        if target in state.stack:
+            chain = " -> ".join(relative_display(p) for p in (*state.stack, target))
+            raise ScenarioFormatError(f"include cycle: {chain}", loc, "a fragment may not include itself")
+        if target.name.endswith(SCENARIO_SUFFIX):
+            raise ScenarioFormatError(
+                f"'{item['include']}' is a scenario, not a fragment",
+                loc,
+                "fragments are other *.yaml files holding `vars:` and `steps:`",
+            )
+        data = load_yaml(str(target))
+        check_structure(data, Location(relative_display(target), 1, 1), "fragment")
+        state.secrets.update(data.get("secrets", []))
+        given = self._vars(item.get("vars"))
+        given_names = {name for name, _ in given}
+        defaults = [(n, v) for n, v in self._vars(data.get("vars")) if n not in given_names]
+        state.stack.append(target)
+        try:
+            return self._steps(data["steps"], target.parent, (*scope, *given, *defaults), state)
+        finally:
+            state.stack.pop()
+
+    def _step(
+        self,
+        data: LocDict,
+        base: Path,
+        scope: tuple[tuple[str, Compiled], ...],
+        state: _BuildState,
+        loc: Location,
+    ) -> Step:
+        captures = {}
+        capture_data = data.get("capture") or LocDict()
+        for name, expr in capture_data.items():
+            if not IDENTIFIER.match(name):
+                raise ScenarioFormatError(
+                    f"capture name '{name}' is not an identifier",
+                    capture_data.key_loc(name),
+                    "use letters, digits and underscores, so later templates can say {{ name }}",
+                )
+            captures[name] = compile_value(expr, capture_data.value_loc(name))
+            state.captures.add(name)
+        poll = None
+        if "poll" in data:
+            p = data["poll"]
+            poll = PollSpec(
+                until=self._expression(p, "until"),
+                loc=data.value_loc("poll"),
+                fail_if=self._expression(p, "fail_if") if "fail_if" in p else None,
+                timeout=float(p.get("timeout", 60)),
+                interval=float(p.get("interval", 1)),
+            )
+        return Step(
+            name=data["name"],
+            loc=loc,
+            base_dir=base,
+            request=self._request(data["request"], base, data.value_loc("request")),
+            expect=self._expect(data.get("expect"), base),
+            captures=captures,
+            poll=poll,
+            scope=scope,
+        )
+
+    @staticmethod
+    def _expression(data: LocDict, key: str) -> Compiled:
+        value = data[key]
+        if not is_template(value):
+            raise ScenarioFormatError(
+                f"'{key}' must be a Jinja expression, got the plain text {value!r}",
+                data.value_loc(key),
+                "write it as \"{{ response.json.status == 'active' }}\"",
+            )
+        return compile_value(value, data.value_loc(key))
+
+    def _request(self, data: LocDict, base: Path, loc: Location) -> RequestSpec:
+        kinds = [k for k in BODY_KINDS if k in data]
+        if len(kinds) > 1:
+            raise ScenarioFormatError(
+                f"a request has one body, but both '{kinds[0]}' and '{kinds[1]}' are given",
+                data.key_loc(kinds[1]),
+                "choose one of json, body, file or form",
+            )
+        kind = kinds[0] if kinds else None
+        body = compile_value(data[kind], data.value_loc(kind)) if kind else None
+        if kind == "file" and body is not None and body.constant:
+            self.policy.resolve(body.value, base, data.value_loc("file"))
+        return RequestSpec(
+            method=str(data.get("method", "GET")).upper(),
+            url=compile_value(data["url"], data.value_loc("url")),
+            loc=loc,
+            params=compile_value(data["params"], data.value_loc("params")) if "params" in data else None,
+            headers=self._headers(data.get("headers")),
+            body_kind=kind,
+            body=body,
+            body_loc=data.value_loc(kind) if kind else None,
+            timeout=data.get("timeout"),
+            allow_redirects=data.get("allow_redirects"),
+        )
+
+    def _expect(self, data: LocDict | None, base: Path) -> ExpectSpec:
+        spec = ExpectSpec()
+        if not data or "status" not in data:
+            # A step that says nothing about the status still must not pass on a 500.
+            spec.status = Compiled("2xx", constant=True)
+        if not data:
+            return spec
+        if "status" in data:
+            spec.status_loc = data.value_loc("status")
+            self._check_status(data["status"], spec.status_loc)
+            spec.status = compile_value(data["status"], spec.status_loc)
+        for name, value in (data.get("headers") or {}).items():
+            hloc = data["headers"].value_loc(name)
+            if isinstance(value, dict):
+                regex = value.get("regex")
+                if regex is not None:
+                    _compile_regex(regex, hloc)
+                spec.headers.append(HeaderExpectation(name, hloc, regex=regex, absent=bool(value.get("absent"))))
+            else:
+                text = value if isinstance(value, str) else json.dumps(value)
+                spec.headers.append(HeaderExpectation(name, hloc, equals=compile_value(text, hloc)))
+        if "json" in data:
+            spec.json_loc = data.value_loc("json")
+            spec.json = compile_value(data["json"], spec.json_loc)
+        if "schema" in data:
+            spec.schema = self._schema(data["schema"], base, data.value_loc("schema"))
+        if "body" in data:
+            spec.body_loc = data.value_loc("body")
+            body = data["body"]
+            if "regex" in body:
+                _compile_regex(body["regex"], body.value_loc("regex"))
+            spec.body = {k: compile_value(v, body.value_loc(k)) for k, v in body.items()}
+        for index, expr in enumerate(data.get("assert", [])):
+            aloc = data["assert"].item_loc(index)
+            if not is_template(expr):
+                raise ScenarioFormatError(
+                    f"assert item {index + 1} must be a Jinja expression, got {expr!r}",
+                    aloc,
+                    "write it as \"{{ response.json.images | length > 0 }}\"",
+                )
+            spec.asserts.append(compile_value(expr, aloc))
+        return spec
+
+    @staticmethod
+    def _check_status(value: Any, loc: Location) -> None:
+        for item in value if isinstance(value, list) else [value]:
+            if isinstance(item, int) and not 100 <= item <= 599:
+                raise ScenarioFormatError(f"status {item} is not an HTTP status code", loc, "use 100-599")
+            if isinstance(item, str) and not is_template(item) and not STATUS_CLASS.match(item):
+                if not item.isdigit():
+                    raise ScenarioFormatError(
+                        f"status {item!r} is neither a code, a class such as '2xx', nor a template",
+                        loc,
+                    )
+
+    def _schema(self, raw: str, base: Path, loc: Location) -> SchemaRef:
+        if is_template(raw):
+            raise ScenarioFormatError("schema paths may not be templates", loc, "write the path literally")
+        path = self.policy.resolve(raw, base, loc)
+        if path not in self._schemas:
+            self._schemas[path] = _build_validator(path, loc)
+        return SchemaRef(path=path, loc=loc, validator=self._schemas[path])
+
+    # --- names ---------------------------------------------------------------------------------
+
+    def _check_names(self, scenario: Scenario, defined: set[str]) -> None:
+        """Reject templates naming something nothing defines: a typo should fail before any request."""
+        known = set(BUILTIN_NAMES) | self.extra_vars | defined | {n for n, _ in scenario.vars}
+        for step in (*scenario.steps, *scenario.finally_steps):
+            known.update(n for n, _ in step.scope)
+        for template in _all_templates(scenario):
+            for name in sorted(template.names - known):
+                close = difflib.get_close_matches(name, sorted(known), n=1)
+                raise ScenarioFormatError(
+                    f"undefined variable '{name}' in {template.source!r}",
+                    template.loc,
+                    f"did you mean '{close[0]}'?"
+                    if close
+                    else "define it under `vars:`, capture it in a step, or pass --var NAME=VALUE",
+                )
+
+
+class _BuildState:
+    def __init__(self, path: Path, secrets: set[str]):
+        self.stack: list[Path] = [path]
+        self.secrets = secrets
+        self.captures: set[str] = set()
+
+
+def _all_templates(scenario: Scenario) -> list[Template]:
+    found: list[Template] = []
+    compiled: list[Compiled | None] = [v for _, v in scenario.vars]
+    compiled += scenario.defaults.headers.values()
+    for step in (*scenario.steps, *scenario.finally_steps):
+        r, e = step.request, step.expect
+        compiled += [r.url, r.params, r.body, *r.headers.values(), *step.captures.values()]
+        compiled += [v for _, v in step.scope]
+        compiled += [e.status, e.json, *e.body.values(), *e.asserts]
+        compiled += [h.equals for h in e.headers]
+        if step.poll:
+            compiled += [step.poll.until, step.poll.fail_if]
+    for c in compiled:
+        if c is not None:
+            found.extend(c.templates())
+    return found
+
+
+def _compile_regex(pattern: str, loc: Location) -> re.Pattern[str]:
+    try:
+        return re.compile(pattern)
+    except re.error as exc:
+        raise ScenarioFormatError(f"invalid regular expression {pattern!r}: {exc}", loc) from None
+
+
+def _build_validator(path: Path, loc: Location) -> Any:
+    from jsonschema import Draft202012Validator, validators
+    from jsonschema.exceptions import SchemaError
+
+    shown = relative_display(path)
+    try:
+        text = path.read_text("utf-8")
+        schema = json.loads(text) if path.suffix == ".json" else load_yaml(str(path))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ScenarioFormatError(f"schema file {shown} is not valid JSON: {exc}", loc) from None
+    if not isinstance(schema, dict):
+        raise ScenarioFormatError(f"schema file {shown} must hold a JSON object", loc)
+    cls = validators.validator_for(schema, default=Draft202012Validator)
+    try:
+        cls.check_schema(schema)
+    except SchemaError as exc:
+        where = "/".join(str(p) for p in exc.absolute_path) or "(root)"
+        raise ScenarioFormatError(
+            f"schema file {shown} is not a valid JSON Schema at {where}: {exc.message}",
+            loc,
+            "check it with a JSON Schema validator; the draft is taken from its $schema",
+        ) from None
+    return _with_local_refs(cls, schema, path)
+
+
+def _with_local_refs(cls: Any, schema: dict[str, Any], path: Path) -> Any:
+    """Let `$ref: other.json` resolve next to the schema file (never over the network)."""
+    from referencing import Registry, Resource
+    from referencing.exceptions import NoSuchResource
+
+    def retrieve(uri: str) -> Resource:
+        if not uri.startswith("file://"):
+            raise NoSuchResource(ref=uri)
+        target = Path(uri[len("file://") :])
+        return Resource.from_contents(json.loads(target.read_text("utf-8")))
+
+    id_key = "id" if cls.__name__ in ("Draft3Validator", "Draft4Validator") else "$id"
+    if id_key not in schema:
+        schema = {**schema, id_key: path.as_uri()}
+    return cls(schema, registry=Registry(retrieve=retrieve))  # type: ignore[call-arg]

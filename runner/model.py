@@ -1,0 +1,110 @@
+"""The loaded, validated and compiled form of a scenario: plain data the engine executes.
+
+Everything here was checked by the loader, so the engine never has to ask "is this key present and
+of the right type"; templates are already compiled, schema files already parsed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import Location
+from .templating import Compiled
+
+DEFAULT_TIMEOUT = 30.0
+DEFAULT_MAX_BODY = 16 * 1024 * 1024
+DEFAULT_POLL_TIMEOUT = 60.0
+DEFAULT_POLL_INTERVAL = 1.0
+
+
+@dataclass
+class Defaults:
+    headers: dict[str, Compiled] = field(default_factory=dict)
+    timeout: float | None = None
+    verify: bool = True
+    allow_redirects: bool = True
+    max_body: int = DEFAULT_MAX_BODY
+
+
+@dataclass
+class RequestSpec:
+    method: str
+    url: Compiled
+    loc: Location
+    params: Compiled | None = None
+    headers: dict[str, Compiled] = field(default_factory=dict)
+    body_kind: str | None = None  # "json" | "body" | "file" | "form"
+    body: Compiled | None = None
+    body_loc: Location | None = None
+    timeout: float | None = None
+    allow_redirects: bool | None = None
+
+
+@dataclass
+class HeaderExpectation:
+    name: str
+    loc: Location
+    equals: Compiled | None = None
+    regex: str | None = None
+    absent: bool = False
+
+
+@dataclass
+class SchemaRef:
+    path: Path
+    loc: Location
+    validator: Any  # a jsonschema validator instance, built once at load time
+
+
+@dataclass
+class ExpectSpec:
+    status: Compiled | None = None
+    status_loc: Location | None = None
+    headers: list[HeaderExpectation] = field(default_factory=list)
+    json: Compiled | None = None
+    json_loc: Location | None = None
+    schema: SchemaRef | None = None
+    body: dict[str, Compiled] = field(default_factory=dict)
+    body_loc: Location | None = None
+    asserts: list[Compiled] = field(default_factory=list)
+
+
+@dataclass
+class PollSpec:
+    until: Compiled
+    loc: Location
+    fail_if: Compiled | None = None
+    timeout: float = DEFAULT_POLL_TIMEOUT
+    interval: float = DEFAULT_POLL_INTERVAL
+
+
+@dataclass
+class Step:
+    name: str
+    loc: Location
+    base_dir: Path  # where relative paths of this step resolve (its own file's directory)
+    request: RequestSpec
+    expect: ExpectSpec = field(default_factory=ExpectSpec)
+    captures: dict[str, Compiled] = field(default_factory=dict)
+    poll: PollSpec | None = None
+    # Variables of the include(s) this step came from, outermost first, rendered before the step.
+    scope: tuple[tuple[str, Compiled], ...] = ()
+
+
+@dataclass
+class Scenario:
+    name: str
+    path: Path
+    loc: Location
+    steps: list[Step]
+    finally_steps: list[Step] = field(default_factory=list)
+    description: str = ""
+    tags: list[str] = field(default_factory=list)
+    vars: list[tuple[str, Compiled]] = field(default_factory=list)
+    secrets: set[str] = field(default_factory=set)
+    defaults: Defaults = field(default_factory=Defaults)
+    digest_algorithms: frozenset[str] = frozenset()  # md5/sha256/sha512 used by its templates
+    matrix_row: dict[str, Any] | None = None
+    matrix_index: int | None = None

@@ -1,0 +1,97 @@
+"""Masking secrets in everything the runner writes.
+
+Secrets are learned as the run goes: values of variables marked secret or named like a password,
+secret environment variables, captured values of secret headers, JSON fields named like
+passwords or tokens. Every text leaving the runner (console, reports, error messages, curl lines)
+passes through `Redactor.mask`, which also catches the JSON- and URL-escaped forms of each value.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+from collections.abc import Iterable, Mapping
+from typing import Any
+from urllib.parse import quote, quote_plus
+
+MASK = "***"
+MIN_SECRET_LENGTH = 3
+SECRET_HEADERS = frozenset(
+    {
+        "authorization",
+        "proxy-authorization",
+        "x-auth-token",
+        "x-subject-token",
+        "x-api-key",
+        "cookie",
+        "set-cookie",
+    }
+)
+SECRET_NAME = re.compile(r"pass(word|wd|phrase)?$|passw|secret|token|api_?key|credential|private", re.I)
+
+
+def is_secret_name(name: str) -> bool:
+    return bool(SECRET_NAME.search(name))
+
+
+class Redactor:
+    """Knows the secret values of a run; shared by all scenarios, safe across threads."""
+
+    def __init__(self) -> None:
+        self._values: set[str] = set()
+        self._pattern: re.Pattern[str] | None = None
+        self._lock = threading.Lock()
+
+    def add(self, value: Any) -> None:
+        if value is None or isinstance(value, (bool, dict, list)):
+            return
+        text = str(value)
+        if len(text) < MIN_SECRET_LENGTH:
+            return
+        forms = {text, json.dumps(text)[1:-1], quote(text, safe=""), quote_plus(text)}
+        with self._lock:
+            if forms <= self._values:
+                return
+            self._values |= {f for f in forms if len(f) >= MIN_SECRET_LENGTH}
+            ordered = sorted(self._values, key=len, reverse=True)
+            self._pattern = re.compile("|".join(re.escape(v) for v in ordered))
+
+    def add_from_json(self, value: Any) -> None:
+        """Learn the values of password-like fields anywhere in a JSON document."""
+        if isinstance(value, dict):
+            for key, item in value.items():
+                if isinstance(key, str) and is_secret_name(key) and isinstance(item, (str, int, float)):
+                    self.add(item)
+                else:
+                    self.add_from_json(item)
+        elif isinstance(value, list):
+            for item in value:
+                self.add_from_json(item)
+
+    def add_from_headers(self, headers: Mapping[str, Any]) -> None:
+        for name, value in headers.items():
+            if name.lower() in SECRET_HEADERS:
+                self.add(value)
+                if isinstance(value, str) and " " in value:  # "Bearer abc": the credential alone too
+                    self.add(value.split(" ", 1)[1])
+
+    def add_from_env(self, environ: Mapping[str, str]) -> None:
+        for name, value in environ.items():
+            if is_secret_name(name):
+                self.add(value)
+
+    def mask(self, text: str) -> str:
+        pattern = self._pattern
+        if pattern is None or not text:
+            return text
+        return pattern.sub(MASK, text)
+
+    def mask_headers(self, headers: Iterable[tuple[str, Any]]) -> list[tuple[str, str]]:
+        return [
+            (name, MASK if name.lower() in SECRET_HEADERS else self.mask(str(value)))
+            for name, value in headers
+        ]
+
+    def __contains__(self, value: str) -> bool:
+        return value in self._values

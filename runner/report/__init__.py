@@ -1,0 +1,1 @@
+"""Reports of a run: console text, JUnit XML. They read `results` only, never the engine."""

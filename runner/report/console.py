@@ -1,0 +1,101 @@
+"""The console account of a run: a line per step, details for failures, a summary.
+
+Colour only on a terminal and never with NO_COLOR. `-q` prints the summary only; `-v` adds every
+exchange. All text comes from `results`, already masked.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import TextIO
+
+from ..results import Outcome, RunResult, ScenarioResult, StepResult
+
+_LABELS = {
+    Outcome.PASSED: ("PASS", "32"),
+    Outcome.FAILED: ("FAIL", "31"),
+    Outcome.ERROR: ("ERROR", "31;1"),
+    Outcome.SKIPPED: ("SKIP", "33"),
+}
+
+
+def use_colour(stream: TextIO) -> bool:
+    if os.environ.get("NO_COLOR"):
+        return False
+    return bool(getattr(stream, "isatty", lambda: False)())
+
+
+class ConsoleReport:
+    def __init__(self, stream: TextIO | None = None, verbosity: int = 0, colour: bool | None = None):
+        self.stream = stream or sys.stdout
+        self.verbosity = verbosity
+        self.colour = use_colour(self.stream) if colour is None else colour
+
+    def _paint(self, text: str, code: str) -> str:
+        return f"\x1b[{code}m{text}\x1b[0m" if self.colour else text
+
+    def _write(self, text: str) -> None:
+        self.stream.write(text + "\n")
+        self.stream.flush()
+
+    def scenario_started(self, result: ScenarioResult) -> None:
+        if self.verbosity >= 0:
+            self._write(self._paint(result.name, "1") + f"  ({result.path})")
+
+    def step_done(self, step: StepResult) -> None:
+        if self.verbosity < 0:
+            return
+        label, code = _LABELS[step.outcome]
+        prefix = "finally: " if step.is_finally else ""
+        line = f"  {self._paint(f'{label:<5}', code)} {prefix}{step.name}"
+        if step.outcome is Outcome.SKIPPED:
+            self._write(f"{line}  ({step.skip_reason})")
+            return
+        target = f"  {step.method} {step.url}" if step.method else ""
+        status = f" -> {step.status}" if step.status is not None else ""
+        attempts = f", {len(step.attempts)} attempts" if len(step.attempts) > 1 else ""
+        self._write(f"{line}{target}{status}  ({step.duration:.2f}s{attempts})")
+        if step.outcome in (Outcome.FAILED, Outcome.ERROR) or self.verbosity > 0:
+            self._details(step)
+
+    def _details(self, step: StepResult) -> None:
+        pad = "        "
+        if step.error:
+            self._write(pad + self._paint(step.error, "31"))
+        for failure in step.failures:
+            where = f"{failure.location}: " if failure.location else ""
+            self._write(pad + self._paint(f"{where}{failure.message}", "31"))
+        if step.exchange and (step.outcome is not Outcome.PASSED or self.verbosity > 0):
+            self._write(pad + "exchange:")
+            for line in step.exchange.splitlines():
+                self._write(pad + "  " + line)
+        if step.curl and step.outcome is not Outcome.PASSED:
+            self._write(pad + "reproduce: " + step.curl)
+
+    def scenario_done(self, result: ScenarioResult) -> None:
+        if self.verbosity >= 0:
+            self._write("")
+
+    def scenario_block(self, result: ScenarioResult) -> None:
+        """A whole scenario at once: used when scenarios run in parallel, to keep output in order."""
+        self.scenario_started(result)
+        for step in result.steps:
+            self.step_done(step)
+        self.scenario_done(result)
+
+    def summary(self, run: RunResult, reports: list[str]) -> None:
+        counts = run.counts()
+        scenarios_failed = sum(1 for s in run.scenarios if not s.passed)
+        total = len(run.scenarios)
+        head = f"{total} scenario{'s' if total != 1 else ''}: {total - scenarios_failed} passed, {scenarios_failed} failed"
+        steps = ", ".join(f"{counts[o]} {o.value}" for o in Outcome)
+        line = f"{head} | steps: {steps} | {run.duration:.2f}s"
+        if run.interrupted:
+            line += " | INTERRUPTED"
+        code = "32" if run.passed else "31;1"
+        self._write(self._paint(line, code))
+        for failed in (s for s in run.scenarios if not s.passed):
+            self._write(f"  failed: {failed.name}  ({failed.path})")
+        for report in reports:
+            self._write(f"report: {report}")

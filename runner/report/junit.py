@@ -1,0 +1,82 @@
+"""JUnit XML for CI (Jenkins, GitLab, GitHub): a testsuite per scenario, a testcase per step.
+
+The only module that imports junit_xml. Check failures become `<failure>`, transport and template
+errors `<error>`, steps not run `<skipped>`; a failed step's redacted exchange and a curl command
+reproducing it go to `<system-out>`. Text is already masked by the engine; control characters that
+XML 1.0 forbids are escaped here as a last line of defence.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+from junit_xml import TestCase, TestSuite, to_xml_report_string
+
+from ..exchange import printable
+from ..results import Outcome, RunResult, ScenarioResult, StepResult
+
+
+def _case(scenario: ScenarioResult, step: StepResult) -> TestCase:
+    name = f"finally: {step.name}" if step.is_finally else step.name
+    file_, _, rest = step.location.partition(":")
+    line = rest.split(":")[0] if rest else None
+    case = TestCase(
+        printable(name),
+        classname=printable(scenario.name),
+        elapsed_sec=round(step.duration, 6),
+        file=printable(file_) or None,
+        line=line,
+    )
+    details = []
+    if step.exchange:
+        details.append(step.exchange)
+    if step.curl:
+        details.append("reproduce with:\n" + step.curl)
+    if step.attempts:
+        details.append(
+            "poll attempts:\n"
+            + "\n".join(f"  #{a.number}: status {a.status} in {a.elapsed:.3f}s {a.note}".rstrip() for a in step.attempts)
+        )
+    if step.outcome is Outcome.FAILED:
+        messages = [f"{f.location}: {f.message}" if f.location else f.message for f in step.failures]
+        case.add_failure_info(message=printable(step.failures[0].message if step.failures else "failed"),
+                              output=printable("\n".join(messages)), failure_type="AssertionError")
+    elif step.outcome is Outcome.ERROR:
+        text = step.error or "; ".join(f.message for f in step.failures) or "error"
+        case.add_error_info(message=printable(text), output=printable(text), error_type="Error")
+    elif step.outcome is Outcome.SKIPPED:
+        case.add_skipped_info(message=printable(step.skip_reason or "skipped"))
+    if details and step.outcome is not Outcome.SKIPPED:
+        case.stdout = printable("\n\n".join(details))
+    return case
+
+
+def render(run: RunResult) -> str:
+    suites = []
+    for scenario in run.scenarios:
+        suites.append(
+            TestSuite(
+                printable(scenario.name),
+                [_case(scenario, step) for step in scenario.steps],
+                file=printable(scenario.path),
+                properties={"interrupted": "true"} if scenario.interrupted else None,
+            )
+        )
+    return to_xml_report_string(suites, prettyprint=True, encoding="utf-8")
+
+
+def write(run: RunResult, path: str | Path) -> None:
+    """Write atomically: a CI job that dies mid-write must not leave half a file for the parser."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    text = render(run)
+    fd, tmp = tempfile.mkstemp(prefix=".junit-", dir=target.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

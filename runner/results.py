@@ -1,0 +1,101 @@
+"""What a run produced: plain data the reports read, with secrets already masked.
+
+Reports never see live objects (sessions, responses, the redactor): the engine hands them these
+records, so a report cannot leak what the engine did not put here.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+
+
+class Outcome(enum.Enum):
+    PASSED = "passed"
+    FAILED = "failed"
+    ERROR = "error"
+    SKIPPED = "skipped"
+
+
+@dataclass
+class Failure:
+    """One unmet expectation (or an error while checking), with where it was written."""
+
+    message: str
+    location: str = ""
+    expected: str | None = None
+    actual: str | None = None
+    error: bool = False  # the check itself could not run (template error, unreadable file)
+
+
+@dataclass
+class Attempt:
+    """One request of a polled step."""
+
+    number: int
+    status: int | None
+    elapsed: float
+    note: str = ""
+
+
+@dataclass
+class StepResult:
+    name: str
+    location: str
+    outcome: Outcome
+    duration: float = 0.0
+    failures: list[Failure] = field(default_factory=list)
+    error: str | None = None
+    skip_reason: str | None = None
+    method: str = ""
+    url: str = ""
+    status: int | None = None
+    exchange: str | None = None  # redacted request/response text, kept for failed steps (and -v)
+    curl: str | None = None  # a redacted command reproducing the request
+    attempts: list[Attempt] = field(default_factory=list)
+    is_finally: bool = False
+
+
+@dataclass
+class ScenarioResult:
+    name: str
+    path: str
+    steps: list[StepResult] = field(default_factory=list)
+    duration: float = 0.0
+    error: str | None = None  # the scenario could not start (e.g. a var failed to render)
+    interrupted: bool = False
+
+    @property
+    def outcome(self) -> Outcome:
+        if self.error:
+            return Outcome.ERROR
+        outcomes = {s.outcome for s in self.steps}
+        if Outcome.ERROR in outcomes:
+            return Outcome.ERROR
+        if Outcome.FAILED in outcomes:
+            return Outcome.FAILED
+        if outcomes and outcomes <= {Outcome.SKIPPED}:
+            return Outcome.SKIPPED
+        return Outcome.PASSED
+
+    @property
+    def passed(self) -> bool:
+        return self.outcome in (Outcome.PASSED, Outcome.SKIPPED)
+
+
+@dataclass
+class RunResult:
+    scenarios: list[ScenarioResult] = field(default_factory=list)
+    duration: float = 0.0
+    interrupted: bool = False
+
+    def counts(self) -> dict[Outcome, int]:
+        counts = dict.fromkeys(Outcome, 0)
+        for scenario in self.scenarios:
+            for step in scenario.steps:
+                counts[step.outcome] += 1
+        return counts
+
+    @property
+    def passed(self) -> bool:
+        return not self.interrupted and all(s.passed for s in self.scenarios)

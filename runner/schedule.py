@@ -1,0 +1,107 @@
+"""Running many scenarios: in order or in parallel, with Ctrl-C/SIGTERM turned into a clean stop.
+
+Each scenario has its own session and variables, so they can run on threads. Results keep the
+order of the scenario list whatever the finishing order, so console output and JUnit files are
+deterministic. The first interruption lets `finally` steps run (bounded); a second stops at once.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+
+from .engine import Engine, Interrupted
+from .errors import relative_display
+from .model import Scenario
+from .report.console import ConsoleReport
+from .results import RunResult, ScenarioResult
+
+
+@contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """CI systems cancel jobs with SIGTERM: treat it like Ctrl-C so cleanup and reports happen."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _new_result(scenario: Scenario) -> ScenarioResult:
+    return ScenarioResult(scenario.name, relative_display(scenario.path))
+
+
+def run_all(engine: Engine, scenarios: list[Scenario], console: ConsoleReport, jobs: int = 1,
+            fail_fast: bool = False) -> RunResult:
+    run = RunResult()
+    started = time.perf_counter()
+    with _sigterm_as_interrupt():
+        try:
+            if jobs <= 1:
+                _sequential(engine, scenarios, console, run, fail_fast)
+            else:
+                _parallel(engine, scenarios, console, run, jobs, fail_fast)
+        except (KeyboardInterrupt, Interrupted):
+            run.interrupted = True
+    run.duration = time.perf_counter() - started
+    return run
+
+
+def _sequential(engine: Engine, scenarios: list[Scenario], console: ConsoleReport, run: RunResult,
+                fail_fast: bool) -> None:
+    for scenario in scenarios:
+        result = _new_result(scenario)
+        run.scenarios.append(result)
+        console.scenario_started(result)
+        try:
+            engine.run(scenario, result, on_step=lambda _r, step: console.step_done(step))
+        finally:
+            console.scenario_done(result)
+        if fail_fast and not result.passed:
+            break
+
+
+def _parallel(engine: Engine, scenarios: list[Scenario], console: ConsoleReport, run: RunResult,
+              jobs: int, fail_fast: bool) -> None:
+    cancel = threading.Event()  # Ctrl-C: running scenarios stop after their current step
+    stop_new = threading.Event()  # --fail-fast: running scenarios finish, no new ones start
+    results = [_new_result(s) for s in scenarios]
+    run.scenarios.extend(results)
+
+    def work(index: int) -> None:
+        if cancel.is_set() or stop_new.is_set():
+            return
+        try:
+            engine.run(scenarios[index], results[index], cancel=cancel)
+        except Interrupted:
+            pass
+        if fail_fast and not results[index].passed:
+            stop_new.set()
+
+    pool = ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="scenario")
+    futures = [pool.submit(work, i) for i in range(len(scenarios))]
+    try:
+        for index, future in enumerate(futures):
+            future.result()
+            console.scenario_block(results[index])
+    except KeyboardInterrupt:
+        cancel.set()  # running scenarios stop after their current step and run their cleanup
+        pool.shutdown(wait=True, cancel_futures=True)
+        run.scenarios[:] = [r for r in results if r.steps or r.error]
+        raise
+    finally:
+        pool.shutdown(wait=True)
+    run.scenarios[:] = [r for r in results if r.steps or r.error]
+    if any(r.interrupted for r in results):
+        run.interrupted = True

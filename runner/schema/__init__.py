@@ -1,0 +1,1 @@
+"""Makes the shipped JSON Schema importable as package data."""
