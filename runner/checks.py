@@ -73,8 +73,12 @@ def check_headers(spec: ExpectSpec, response: Response, context: Context) -> lis
         if exp.regex is not None:
             if not re.search(exp.regex, actual):
                 failures.append(
-                    Failure(f"header {exp.name}: {actual!r} does not match /{exp.regex}/", where,
-                            expected=f"/{exp.regex}/", actual=actual)
+                    Failure(
+                        f"header {exp.name}: {actual!r} does not match /{exp.regex}/",
+                        where,
+                        expected=f"/{exp.regex}/",
+                        actual=actual,
+                    )
                 )
             continue
         wanted, failure = _render(exp.equals, context, where)
@@ -82,8 +86,12 @@ def check_headers(spec: ExpectSpec, response: Response, context: Context) -> lis
             failures.append(failure)
         elif str(wanted) != actual:
             failures.append(
-                Failure(f"header {exp.name}: expected {str(wanted)!r}, got {actual!r}", where,
-                        expected=str(wanted), actual=actual)
+                Failure(
+                    f"header {exp.name}: expected {str(wanted)!r}, got {actual!r}",
+                    where,
+                    expected=str(wanted),
+                    actual=actual,
+                )
             )
     return failures
 

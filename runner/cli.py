@@ -45,16 +45,52 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
     def common(p: argparse.ArgumentParser) -> None:
-        p.add_argument("paths", nargs="+", metavar="PATH", help="scenario files or directories (searched for *.scenario.yaml)")
-        p.add_argument("--var", action="append", default=[], metavar="NAME=VALUE", help="set a variable (overrides the scenario's vars); repeatable")
-        p.add_argument("--vars-file", action="append", default=[], metavar="FILE", help="YAML or JSON file of variables; repeatable")
-        p.add_argument("--allow-path", action="append", default=[], metavar="DIR", help="let scenarios read files under DIR (default: only under the current directory)")
-        p.add_argument("--tag", action="append", default=[], metavar="TAG", help="only scenarios with this tag; repeatable (any matches)")
-        p.add_argument("-k", dest="keyword", metavar="EXPR", help="only scenarios whose name or path matches, e.g. 'glance and not import'")
+        p.add_argument(
+            "paths", nargs="+", metavar="PATH", help="scenario files or directories (searched for *.scenario.yaml)"
+        )
+        p.add_argument(
+            "--var",
+            action="append",
+            default=[],
+            metavar="NAME=VALUE",
+            help="set a variable (overrides the scenario's vars); repeatable",
+        )
+        p.add_argument(
+            "--vars-file",
+            action="append",
+            default=[],
+            metavar="FILE",
+            help="YAML or JSON file of variables; repeatable",
+        )
+        p.add_argument(
+            "--allow-path",
+            action="append",
+            default=[],
+            metavar="DIR",
+            help="let scenarios read files under DIR (default: only under the current directory)",
+        )
+        p.add_argument(
+            "--tag",
+            action="append",
+            default=[],
+            metavar="TAG",
+            help="only scenarios with this tag; repeatable (any matches)",
+        )
+        p.add_argument(
+            "-k",
+            dest="keyword",
+            metavar="EXPR",
+            help="only scenarios whose name or path matches, e.g. 'glance and not import'",
+        )
 
     run = sub.add_parser("run", help="run scenarios", description="Run scenarios and write reports.")
     common(run)
-    run.add_argument("--junit", metavar="PATH", default="reports/junit.xml", help="JUnit XML report path (default: reports/junit.xml); '' to skip")
+    run.add_argument(
+        "--junit",
+        metavar="PATH",
+        default="reports/junit.xml",
+        help="JUnit XML report path (default: reports/junit.xml); '' to skip",
+    )
     run.add_argument("--fail-fast", action="store_true", help="stop starting scenarios after the first failure")
     run.add_argument("--timeout", type=float, metavar="S", help="default request timeout in seconds (default 30)")
     run.add_argument("--insecure", action="store_true", help="do not verify TLS certificates")
@@ -64,10 +100,18 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("-v", "--verbose", action="count", default=0, help="show every exchange")
     run.add_argument("-q", "--quiet", action="store_true", help="print the summary only")
 
-    val = sub.add_parser("validate", help="check scenarios without sending anything", description="Check format, templates and referenced files; no network.")
+    val = sub.add_parser(
+        "validate",
+        help="check scenarios without sending anything",
+        description="Check format, templates and referenced files; no network.",
+    )
     common(val)
 
-    sub.add_parser("schema", help="print the scenario format's JSON Schema", description="Print the JSON Schema of *.scenario.yaml (for editors and CI).")
+    sub.add_parser(
+        "schema",
+        help="print the scenario format's JSON Schema",
+        description="Print the JSON Schema of *.scenario.yaml (for editors and CI).",
+    )
     return parser
 
 
@@ -86,8 +130,9 @@ def main(argv: Sequence[str] | None = None, stdout: TextIO | None = None, stderr
             parser.print_help(out)
             return ExitStatus.USAGE
         if args.command == "schema":
-            from .formatcheck import format_schema
             import json
+
+            from .formatcheck import format_schema
 
             out.write(json.dumps(format_schema(), indent=2) + "\n")
             return ExitStatus.SUCCESS
@@ -163,7 +208,7 @@ def _keyword_match(expression: str, text: str) -> bool:
         else:
             python.append(str(token.lower() in text.lower()))
     try:
-        return bool(eval(" ".join(python) or "True", {"__builtins__": {}}, {}))  # noqa: S307 - only True/False/and/or/not/()
+        return bool(eval(" ".join(python) or "True", {"__builtins__": {}}, {}))
     except SyntaxError:
         raise UsageError(f"-k {expression!r}: not a valid expression", hint="e.g. -k 'glance and not import'") from None
 

@@ -125,7 +125,7 @@ def _message(err: ValidationError, data: Any) -> tuple[str, str | None]:
         allowed = sorted(schema.get("properties", {}))
         key = _unknown_keys(err, node)[0]
         close = difflib.get_close_matches(key, allowed, n=1, cutoff=0.6)
-        hint = f"did you mean '{close[0]}'?" if close else f"allowed keys: {', '.join(allowed)}"
+        hint: str | None = f"did you mean '{close[0]}'?" if close else f"allowed keys: {', '.join(allowed)}"
         return f"unknown key '{key}' in {where}", hint
     if err.validator == "required":
         missing = [k for k in err.validator_value if k not in node]

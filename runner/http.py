@@ -202,8 +202,9 @@ def describe_transport_error(exc: requests.exceptions.RequestException, req: Pre
         return f"no response within {req.timeout:g}s: {target} (raise the step's timeout if it is slow)"
     if isinstance(exc, requests.exceptions.TooManyRedirects):
         return f"too many redirects (more than 30) following {target}; is there a redirect loop?"
-    if isinstance(exc, (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema,
-                        requests.exceptions.InvalidSchema)):
+    if isinstance(
+        exc, (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema, requests.exceptions.InvalidSchema)
+    ):
         return f"invalid URL {req.url!r}: {exc}"
     if isinstance(exc, requests.exceptions.ConnectionError):
         reason = _reason(exc)

@@ -38,8 +38,24 @@ STATUS_CLASS = re.compile(r"^[1-5]xx$")
 # Names every template may use besides vars and captures (see runner/context.py).
 BUILTIN_NAMES = frozenset(
     {
-        "response", "request", "env", "run_id", "scenario", "uuid", "md5", "sha256", "sha512",
-        "file_size", "data_file", "now", "range", "dict", "lipsum", "cycler", "joiner", "namespace",
+        "response",
+        "request",
+        "env",
+        "run_id",
+        "scenario",
+        "uuid",
+        "md5",
+        "sha256",
+        "sha512",
+        "file_size",
+        "data_file",
+        "now",
+        "range",
+        "dict",
+        "lipsum",
+        "cycler",
+        "joiner",
+        "namespace",
     }
 )
 
@@ -300,7 +316,7 @@ class Loader:
                 raise ScenarioFormatError(
                     f"assert item {index + 1} must be a Jinja expression, got {expr!r}",
                     aloc,
-                    "write it as \"{{ response.json.images | length > 0 }}\"",
+                    'write it as "{{ response.json.images | length > 0 }}"',
                 )
             spec.asserts.append(compile_value(expr, aloc))
         return spec
@@ -310,12 +326,12 @@ class Loader:
         for item in value if isinstance(value, list) else [value]:
             if isinstance(item, int) and not 100 <= item <= 599:
                 raise ScenarioFormatError(f"status {item} is not an HTTP status code", loc, "use 100-599")
-            if isinstance(item, str) and not is_template(item) and not STATUS_CLASS.match(item):
-                if not item.isdigit():
-                    raise ScenarioFormatError(
-                        f"status {item!r} is neither a code, a class such as '2xx', nor a template",
-                        loc,
-                    )
+            textual = isinstance(item, str) and not is_template(item)
+            if textual and not STATUS_CLASS.match(item) and not item.isdigit():
+                raise ScenarioFormatError(
+                    f"status {item!r} is neither a code, a class such as '2xx', nor a template",
+                    loc,
+                )
 
     def _schema(self, raw: str, base: Path, loc: Location) -> SchemaRef:
         if is_template(raw):
@@ -408,7 +424,7 @@ def _with_local_refs(cls: Any, schema: dict[str, Any], path: Path) -> Any:
 
     def retrieve(uri: str) -> Resource:
         if not uri.startswith("file://"):
-            raise NoSuchResource(ref=uri)
+            raise NoSuchResource(ref=uri)  # type: ignore[call-arg]
         target = Path(uri[len("file://") :])
         return Resource.from_contents(json.loads(target.read_text("utf-8")))
 

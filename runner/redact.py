@@ -88,10 +88,7 @@ class Redactor:
         return pattern.sub(MASK, text)
 
     def mask_headers(self, headers: Iterable[tuple[str, Any]]) -> list[tuple[str, str]]:
-        return [
-            (name, MASK if name.lower() in SECRET_HEADERS else self.mask(str(value)))
-            for name, value in headers
-        ]
+        return [(name, MASK if name.lower() in SECRET_HEADERS else self.mask(str(value))) for name, value in headers]
 
     def __contains__(self, value: str) -> bool:
         return value in self._values

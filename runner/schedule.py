@@ -42,8 +42,9 @@ def _new_result(scenario: Scenario) -> ScenarioResult:
     return ScenarioResult(scenario.name, relative_display(scenario.path))
 
 
-def run_all(engine: Engine, scenarios: list[Scenario], console: ConsoleReport, jobs: int = 1,
-            fail_fast: bool = False) -> RunResult:
+def run_all(
+    engine: Engine, scenarios: list[Scenario], console: ConsoleReport, jobs: int = 1, fail_fast: bool = False
+) -> RunResult:
     run = RunResult()
     started = time.perf_counter()
     with _sigterm_as_interrupt():
@@ -58,8 +59,9 @@ def run_all(engine: Engine, scenarios: list[Scenario], console: ConsoleReport, j
     return run
 
 
-def _sequential(engine: Engine, scenarios: list[Scenario], console: ConsoleReport, run: RunResult,
-                fail_fast: bool) -> None:
+def _sequential(
+    engine: Engine, scenarios: list[Scenario], console: ConsoleReport, run: RunResult, fail_fast: bool
+) -> None:
     for scenario in scenarios:
         result = _new_result(scenario)
         run.scenarios.append(result)
@@ -72,8 +74,9 @@ def _sequential(engine: Engine, scenarios: list[Scenario], console: ConsoleRepor
             break
 
 
-def _parallel(engine: Engine, scenarios: list[Scenario], console: ConsoleReport, run: RunResult,
-              jobs: int, fail_fast: bool) -> None:
+def _parallel(
+    engine: Engine, scenarios: list[Scenario], console: ConsoleReport, run: RunResult, jobs: int, fail_fast: bool
+) -> None:
     cancel = threading.Event()  # Ctrl-C: running scenarios stop after their current step
     stop_new = threading.Event()  # --fail-fast: running scenarios finish, no new ones start
     results = [_new_result(s) for s in scenarios]

@@ -17,8 +17,9 @@ from typing import Any
 
 import jinja2
 from jinja2 import meta
+from jinja2.exceptions import SecurityError
 from jinja2.nativetypes import NativeCodeGenerator
-from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
+from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from .errors import Location, ScenarioFormatError, UserError
 
@@ -64,7 +65,7 @@ def is_template(text: str) -> bool:
 class Template:
     """One compiled template string with the location of the YAML value it came from."""
 
-    __slots__ = ("source", "loc", "names", "_render", "_tmpl")
+    __slots__ = ("_render", "_tmpl", "loc", "names", "source")
 
     def __init__(self, source: str, loc: Location):
         self.source = source
@@ -143,8 +144,10 @@ def _undefined_error(exc: Exception, tmpl: Template, context: Mapping[str, Any])
     hint = None
     if name and "attribute" not in message and name not in context:
         close = difflib.get_close_matches(name, [k for k in context if not k.startswith("_")], n=1)
-        hint = f"did you mean '{close[0]}'?" if close else (
-            "define it under `vars:`, capture it in an earlier step, or pass --var NAME=VALUE"
+        hint = (
+            f"did you mean '{close[0]}'?"
+            if close
+            else ("define it under `vars:`, capture it in an earlier step, or pass --var NAME=VALUE")
         )
     elif "has no attribute" in message:
         hint = "the value does not have this key; check the response, or use `| default(...)`"
@@ -154,7 +157,7 @@ def _undefined_error(exc: Exception, tmpl: Template, context: Mapping[str, Any])
 class Compiled:
     """A YAML value whose strings are compiled templates; renders to a plain value per step."""
 
-    __slots__ = ("value", "constant")
+    __slots__ = ("constant", "value")
 
     def __init__(self, value: Any, constant: bool):
         self.value = value
@@ -223,13 +226,8 @@ def _compile_tree(value: Any, loc: Location, flag: list[bool]) -> Any:
         return value
     if isinstance(value, dict):
         value_locs = getattr(value, "value_locs", {})
-        return {
-            str(k): _compile_tree(v, value_locs.get(k, loc), flag) for k, v in value.items()
-        }
+        return {str(k): _compile_tree(v, value_locs.get(k, loc), flag) for k, v in value.items()}
     if isinstance(value, list):
         item_locs = getattr(value, "item_locs", [])
-        return [
-            _compile_tree(v, item_locs[i] if i < len(item_locs) else loc, flag)
-            for i, v in enumerate(value)
-        ]
+        return [_compile_tree(v, item_locs[i] if i < len(item_locs) else loc, flag) for i, v in enumerate(value)]
     return value

@@ -132,8 +132,7 @@ def read_text(path: str) -> str:
         raise ScenarioFormatError(
             f"file is larger than {MAX_FILE_BYTES // 1024} KiB",
             Location(shown, 1, 1),
-            "scenario files describe requests; keep large data in separate files and upload them "
-            "with `file:`",
+            "scenario files describe requests; keep large data in separate files and upload them with `file:`",
         )
     try:
         return data.decode("utf-8")

@@ -88,7 +88,9 @@ class ConsoleReport:
         counts = run.counts()
         scenarios_failed = sum(1 for s in run.scenarios if not s.passed)
         total = len(run.scenarios)
-        head = f"{total} scenario{'s' if total != 1 else ''}: {total - scenarios_failed} passed, {scenarios_failed} failed"
+        head = (
+            f"{total} scenario{'s' if total != 1 else ''}: {total - scenarios_failed} passed, {scenarios_failed} failed"
+        )
         steps = ", ".join(f"{counts[o]} {o.value}" for o in Outcome)
         line = f"{head} | steps: {steps} | {run.duration:.2f}s"
         if run.interrupted:

@@ -37,12 +37,17 @@ def _case(scenario: ScenarioResult, step: StepResult) -> TestCase:
     if step.attempts:
         details.append(
             "poll attempts:\n"
-            + "\n".join(f"  #{a.number}: status {a.status} in {a.elapsed:.3f}s {a.note}".rstrip() for a in step.attempts)
+            + "\n".join(
+                f"  #{a.number}: status {a.status} in {a.elapsed:.3f}s {a.note}".rstrip() for a in step.attempts
+            )
         )
     if step.outcome is Outcome.FAILED:
         messages = [f"{f.location}: {f.message}" if f.location else f.message for f in step.failures]
-        case.add_failure_info(message=printable(step.failures[0].message if step.failures else "failed"),
-                              output=printable("\n".join(messages)), failure_type="AssertionError")
+        case.add_failure_info(
+            message=printable(step.failures[0].message if step.failures else "failed"),
+            output=printable("\n".join(messages)),
+            failure_type="AssertionError",
+        )
     elif step.outcome is Outcome.ERROR:
         text = step.error or "; ".join(f.message for f in step.failures) or "error"
         case.add_error_info(message=printable(text), output=printable(text), error_type="Error")
@@ -64,7 +69,7 @@ def render(run: RunResult) -> str:
                 properties={"interrupted": "true"} if scenario.interrupted else None,
             )
         )
-    return to_xml_report_string(suites, prettyprint=True, encoding="utf-8")
+    return str(to_xml_report_string(suites, prettyprint=True, encoding="utf-8"))
 
 
 def write(run: RunResult, path: str | Path) -> None:

@@ -1,0 +1,239 @@
+"""A threaded HTTP server on 127.0.0.1:0 for the runner's own tests: a small image API and faults.
+
+Real sockets, real HTTP: what the runner does over the wire is what these tests see. The image API
+mimics the Glance calls of the tutorial closely enough to exercise captures, uploads and polling;
+the /fault/ routes misbehave on purpose. Every request is recorded so tests can assert that bad
+input sent nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import socket
+import threading
+import time
+import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlparse
+
+TOKEN = "tok-3f9a7c1e5b2d4a6f8e0c"
+PASSWORD = "S3cret-Passw0rd!"
+
+
+class State:
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.requests: list[dict[str, Any]] = []
+        self.images: dict[str, dict[str, Any]] = {}
+        self.counters: dict[str, int] = {}
+
+    def count(self, key: str) -> int:
+        with self.lock:
+            self.counters[key] = self.counters.get(key, 0) + 1
+            return self.counters[key]
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: TestServer
+
+    def log_message(self, format: str, *args: Any) -> None:  # keep test output clean
+        pass
+
+    # --- plumbing -------------------------------------------------------------------------------
+
+    def _body(self) -> bytes:
+        length = int(self.headers.get("Content-Length") or 0)
+        digest = hashlib.md5()
+        kept = bytearray()
+        remaining = length
+        while remaining > 0:
+            chunk = self.rfile.read(min(remaining, 1 << 20))
+            if not chunk:
+                break
+            digest.update(chunk)
+            if len(kept) < 1 << 20:
+                kept += chunk[: (1 << 20) - len(kept)]
+            remaining -= len(chunk)
+        self._body_md5 = digest.hexdigest()
+        self._body_len = length - remaining
+        return bytes(kept)
+
+    def _send(self, status: int, body: Any = b"", headers: dict[str, str] | None = None) -> None:
+        if isinstance(body, (dict, list)):
+            data = json.dumps(body).encode()
+            headers = {"Content-Type": "application/json", **(headers or {})}
+        elif isinstance(body, str):
+            data = body.encode()
+        else:
+            data = body
+        self.send_response(status)
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(data)
+
+    def _dispatch(self) -> None:
+        url = urlparse(self.path)
+        body = self._body()
+        self.query = parse_qs(url.query)
+        self.server.state.requests.append(
+            {"method": self.command, "path": url.path, "headers": dict(self.headers), "length": self._body_len}
+        )
+        parts = [p for p in url.path.split("/") if p]
+        try:
+            route = getattr(self, "route_" + (parts[0] if parts else "root").replace("-", "_"), None)
+            if route is None:
+                self._send(404, {"message": f"no route {url.path}"})
+                return
+            route(parts[1:], body)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+
+    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = _dispatch  # noqa: N815
+
+    def _authorised(self) -> bool:
+        if self.headers.get("X-Auth-Token") != TOKEN:
+            self._send(401, {"message": "authentication required"}, {"WWW-Authenticate": "Keystone uri=x"})
+            return False
+        return True
+
+    # --- routes ---------------------------------------------------------------------------------
+
+    def route_echo(self, parts: list[str], body: bytes) -> None:
+        status = int(self.query.get("status", ["200"])[0])
+        self._send(status, {
+            "method": self.command,
+            "headers": dict(self.headers),
+            "query": {k: v[0] for k, v in self.query.items()},
+            "body": body.decode("utf-8", "replace"),
+            "length": self._body_len,
+            "md5": self._body_md5,
+        })
+
+    def route_tokens(self, parts: list[str], body: bytes) -> None:
+        data = json.loads(body or b"{}")
+        password = data.get("auth", {}).get("identity", {}).get("password", {}).get("user", {}).get("password")
+        if password != PASSWORD:
+            self._send(401, {"error": {"code": 401, "message": "The request you have made requires authentication."}})
+            return
+        base = f"http://127.0.0.1:{self.server.server_port}"
+        self._send(201, {"token": {"expires_at": "2099-01-01T00:00:00Z", "catalog": [
+            {"type": "image", "name": "glance", "endpoints": [
+                {"interface": "public", "region": "RegionOne", "url": base}]}]}},
+            {"X-Subject-Token": TOKEN})
+
+    def route_images(self, parts: list[str], body: bytes) -> None:
+        if not self._authorised():
+            return
+        images = self.server.state.images
+        if not parts:
+            if self.command == "POST":
+                data = json.loads(body)
+                image = {"id": str(uuid.uuid4()), "status": "queued", "name": data.get("name"),
+                         "size": None, "checksum": None, "protected": False, "polls": 0}
+                images[image["id"]] = image
+                self._send(201, image, {"Location": f"/images/{image['id']}"})
+            else:
+                self._send(200, {"images": list(images.values())})
+            return
+        image = images.get(parts[0])
+        if image is None:
+            self._send(404, {"message": "image not found"})
+            return
+        if len(parts) == 2 and parts[1] == "file" and self.command == "PUT":
+            image.update(status="saving", size=self._body_len, checksum=self._body_md5, ready_after=2)
+            self._send(204)
+        elif len(parts) == 1 and self.command == "GET":
+            if image["status"] == "saving":
+                image["ready_after"] -= 1
+                if image["ready_after"] <= 0:
+                    image["status"] = "active"
+            self._send(200, image)
+        elif len(parts) == 1 and self.command == "PATCH":
+            image.update(json.loads(body))
+            self._send(200, image)
+        elif len(parts) == 1 and self.command == "DELETE":
+            if image["protected"]:
+                self._send(403, {"message": "protected"})
+            else:
+                del images[parts[0]]
+                self._send(204)
+        else:
+            self._send(405, {"message": "method not allowed"})
+
+    def route_fault(self, parts: list[str], body: bytes) -> None:
+        kind = parts[0] if parts else ""
+        if kind == "status":
+            self._send(int(parts[1]), "<html><body>Service Unavailable</body></html>", {"Content-Type": "text/html"})
+        elif kind == "reset":
+            self.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\nContent-Type: application/json\r\n\r\n{\"a\":")
+            self.wfile.flush()
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+            self.connection.close()
+        elif kind == "hang":
+            time.sleep(float(self.query.get("seconds", ["5"])[0]))
+            self._send(200, {"late": True})
+        elif kind == "drip":
+            self.send_response(200)
+            self.send_header("Content-Length", "100000")
+            self.end_headers()
+            for _ in range(100000):
+                self.wfile.write(b"x")
+                self.wfile.flush()
+                time.sleep(0.05)
+        elif kind == "badjson":
+            self._send(200, '{"id": 1, "status": ', {"Content-Type": "application/json"})
+        elif kind == "json-as-text":
+            self._send(200, '{"status": "active"}', {"Content-Type": "text/plain"})
+        elif kind == "big":
+            size = int(self.query.get("size", [str(100 * 1024 * 1024)])[0])
+            self.send_response(200)
+            self.send_header("Content-Type", "application/octet-stream")
+            self.send_header("Content-Length", str(size))
+            self.end_headers()
+            block = b"B" * (1 << 20)
+            sent = 0
+            while sent < size:
+                piece = block[: size - sent]
+                self.wfile.write(piece)
+                sent += len(piece)
+        elif kind == "loop":
+            self._send(302, "", {"Location": "/fault/loop"})
+        elif kind == "binary":
+            self._send(500, bytes(range(256)) + b"\x00\x01\x1b[31m" + "é".encode("latin-1"),
+                       {"Content-Type": "text/plain"})
+        elif kind == "poll":
+            key = self.query.get("key", ["default"])[0]
+            n = self.server.state.count("poll:" + key)
+            ready = int(self.query.get("after", ["3"])[0])
+            terminal = self.query.get("terminal", [""])[0]
+            status = terminal if terminal and n >= ready else ("active" if n >= ready else "importing")
+            self._send(200, {"status": status, "attempt": n})
+        else:
+            self._send(404, {"message": "unknown fault"})
+
+
+class TestServer(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), Handler)
+        self.state = State()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_port}"
+
+    def start(self) -> TestServer:
+        threading.Thread(target=self.serve_forever, daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        self.shutdown()
+        self.server_close()
