@@ -179,6 +179,10 @@ class _ScenarioRun:
         try:
             for name, compiled in step.scope:
                 local[name] = compiled.render(local)
+            if step.when is not None and not step.when.render(local):
+                result.outcome = Outcome.SKIPPED
+                result.skip_reason = f"skipped: {step.when.value.source} is false"
+                return result
             request = self._prepare(step, local)
             result.method, result.url = request.method, self.redactor.mask(request.url)
             response = self._send_and_poll(step, request, local, result)
@@ -223,12 +227,13 @@ class _ScenarioRun:
     def _prepare(self, step: Step, ctx: dict[str, Any]) -> PreparedRequest:
         spec = step.request
         defaults = self.scenario.defaults
-        headers: dict[str, str] = {}
+        # Merge by lower-cased name first, render after: a header the step removes (null) is
+        # never rendered, so the token request need not have a token.
+        merged: dict[str, tuple[str, Any]] = {}
         for source in (defaults.headers, spec.headers):
             for name, compiled in source.items():
-                for existing in [k for k in headers if k.lower() == name.lower()]:
-                    del headers[existing]
-                headers[name] = str(compiled.render(ctx))
+                merged[name.lower()] = (name, compiled)
+        headers = {name: str(c.render(ctx)) for name, c in merged.values() if c is not None}
         self.redactor.add_from_headers(headers)
         timeout = spec.timeout or defaults.timeout or self.options.timeout or DEFAULT_TIMEOUT
         if self.deadline is not None:

@@ -158,10 +158,14 @@ class Loader:
         )
 
     @staticmethod
-    def _headers(data: LocDict | None) -> dict[str, Compiled]:
+    def _headers(data: LocDict | None) -> dict[str, Compiled | None]:
+        """Header templates; a null value (None) means "do not send this default header"."""
         if not data:
             return {}
-        return {k: compile_value(str(v) if not isinstance(v, str) else v, data.value_loc(k)) for k, v in data.items()}
+        return {
+            k: None if v is None else compile_value(v if isinstance(v, str) else str(v).lower() if isinstance(v, bool) else str(v), data.value_loc(k))
+            for k, v in data.items()
+        }
 
     # --- steps and includes --------------------------------------------------------------------
 
@@ -239,6 +243,7 @@ class Loader:
             expect=self._expect(data.get("expect"), base),
             captures=captures,
             poll=poll,
+            when=self._expression(data, "when") if "when" in data else None,
             scope=scope,
         )
 
@@ -370,15 +375,17 @@ class _BuildState:
 def _all_templates(scenario: Scenario) -> list[Template]:
     found: list[Template] = []
     compiled: list[Compiled | None] = [v for _, v in scenario.vars]
-    compiled += scenario.defaults.headers.values()
+    compiled += [h for h in scenario.defaults.headers.values() if h is not None]
     for step in (*scenario.steps, *scenario.finally_steps):
         r, e = step.request, step.expect
-        compiled += [r.url, r.params, r.body, *r.headers.values(), *step.captures.values()]
+        compiled += [r.url, r.params, r.body, *step.captures.values()]
+        compiled += [h for h in r.headers.values() if h is not None]
         compiled += [v for _, v in step.scope]
         compiled += [e.status, e.json, *e.body.values(), *e.asserts]
         compiled += [h.equals for h in e.headers]
         if step.poll:
             compiled += [step.poll.until, step.poll.fail_if]
+        compiled.append(step.when)
     for c in compiled:
         if c is not None:
             found.extend(c.templates())

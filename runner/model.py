@@ -21,7 +21,7 @@ DEFAULT_POLL_INTERVAL = 1.0
 
 @dataclass
 class Defaults:
-    headers: dict[str, Compiled] = field(default_factory=dict)
+    headers: dict[str, Compiled | None] = field(default_factory=dict)
     timeout: float | None = None
     verify: bool = True
     allow_redirects: bool = True
@@ -34,7 +34,7 @@ class RequestSpec:
     url: Compiled
     loc: Location
     params: Compiled | None = None
-    headers: dict[str, Compiled] = field(default_factory=dict)
+    headers: dict[str, Compiled | None] = field(default_factory=dict)  # None: drop a default header
     body_kind: str | None = None  # "json" | "body" | "file" | "form"
     body: Compiled | None = None
     body_loc: Location | None = None
@@ -89,6 +89,7 @@ class Step:
     expect: ExpectSpec = field(default_factory=ExpectSpec)
     captures: dict[str, Compiled] = field(default_factory=dict)
     poll: PollSpec | None = None
+    when: Compiled | None = None  # run only when true (e.g. cleanup of something maybe created)
     # Variables of the include(s) this step came from, outermost first, rendered before the step.
     scope: tuple[tuple[str, Compiled], ...] = ()
 

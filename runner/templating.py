@@ -49,9 +49,17 @@ def _jmespath(value: Any, expression: str) -> Any:
     return jmespath.search(expression, value)
 
 
+def _required(value: Any, message: str = "a required value is missing") -> Any:
+    """`{{ x | required('no image endpoint in the catalog') }}`: fail loudly instead of "None"."""
+    if isinstance(value, jinja2.Undefined) or value is None or value == "" or value == [] or value == {}:
+        raise ValueError(message)
+    return value
+
+
 def _build_environment() -> _Environment:
     env = _Environment(undefined=jinja2.StrictUndefined, autoescape=False, keep_trailing_newline=True)
     env.filters["jmespath"] = _jmespath
+    env.filters["required"] = _required
     return env
 
 

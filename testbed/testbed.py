@@ -8,8 +8,10 @@ kept apart from the project's own environment because OpenStack pins many librar
 Standard library only, so it runs before anything else is installed.
 """
 
+import contextlib
 import grp
 import hashlib
+import http.client
 import json
 import os
 import pwd
@@ -34,7 +36,7 @@ REGION = "RegionOne"
 STATE = Path(os.environ.get("TESTBED_STATE_DIR") or Path(__file__).resolve().parent.parent
              / ".testbed").resolve()
 VENV, RUN, LOG = STATE / "venv", STATE / "run", STATE / "log"
-OPENRC = STATE / "openrc"
+OPENRC, SETUP_LOG = STATE / "openrc", STATE / "log/setup.log"
 SERVICES = ("keystone", "glance")
 # urllib honours http_proxy; loopback traffic must never go through a proxy.
 OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
@@ -57,15 +59,18 @@ def log(msg):
     print(f"testbed: {msg}", file=sys.stderr, flush=True)
 
 
-def run(cmd, logfile, env=None):
-    """Run a setup command with its noisy output sent to a log; on failure show the tail."""
-    with open(logfile, "a") as out:
-        out.write(f"\n$ {shlex.join(map(str, cmd))}\n")
+def run(cmd, env=None):
+    """Run a setup command with its noisy output (pip warnings, oslo logs) sent to a log file;
+    on failure raise with the command and the log's tail, so CI output explains itself."""
+    cmd = [str(c) for c in cmd]
+    with open(SETUP_LOG, "a") as out:
+        out.write(f"\n$ {shlex.join(cmd)}\n")
         out.flush()
-        rc = subprocess.call(list(map(str, cmd)), stdout=out, stderr=subprocess.STDOUT, env=env)
+        rc = subprocess.call(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                             env={**os.environ, **(env or {})})
     if rc != 0:
-        raise TestbedError(f"command failed ({rc}): {shlex.join(map(str, cmd))}\n"
-                           f"--- last lines of {logfile} ---\n{tail(logfile)}")
+        raise TestbedError(f"command failed ({rc}): {shlex.join(cmd)}\n"
+                           f"--- last lines of {SETUP_LOG} ---\n{tail(SETUP_LOG)}")
 
 
 def tail(path, lines=20):
@@ -83,29 +88,28 @@ def write_ini(path, sections):
     Path(path).write_text(text)
 
 
-# ---------------------------------------------------------------- setup
-
-
+# ---- setup ----
 def install_venv():
     """Create .testbed/venv and install the pins; a marker with the pin list makes it idempotent."""
     marker = VENV / ".testbed-pins"
-    wanted = "\n".join(PINS + [f"python {sys.version.split()[0]}"]) + "\n"
+    wanted = "\n".join([*PINS, f"python {sys.version.split()[0]}"]) + "\n"
     if marker.exists() and marker.read_text() == wanted:
         return
-    if VENV.exists() and subprocess.call([VENV / "bin/python", "-c", ""]) != 0:
-        shutil.rmtree(VENV)  # broken (e.g. base Python changed): start over
-    if not (VENV / "bin/python").exists():
+    python = VENV / "bin/python"
+    if VENV.exists() and (not python.exists() or subprocess.call([python, "-c", ""]) != 0):
+        shutil.rmtree(VENV)  # broken (e.g. base Python changed or removed): start over
+    if not python.exists():
         log(f"creating venv {VENV}")
-        run([sys.executable, "-m", "venv", VENV], LOG / "setup.log")
+        run([sys.executable, "-m", "venv", VENV])
     log("pip install " + " ".join(PINS) + " (uWSGI compiles from source on first install)")
-    run([VENV / "bin/pip", "install", "--disable-pip-version-check", "-q", *PINS],
-        LOG / "setup.log")
+    run([VENV / "bin/pip", "install", "--disable-pip-version-check", "-q", *PINS])
     marker.write_text(wanted)
 
 
 def write_configs():
     """(Re)write every config file; cheap, so start does it too and env password changes apply."""
-    for sub in ("keystone", "glance/images", "glance/staging", "glance/tasks", "glance/lock"):
+    for sub in ("run", "log", "keystone", "glance/images", "glance/staging", "glance/tasks",
+                "glance/lock"):
         (STATE / sub).mkdir(parents=True, exist_ok=True)
     ks, gl = STATE / "keystone", STATE / "glance"
     write_ini(ks / "keystone.conf", {
@@ -156,99 +160,79 @@ def setup_fingerprint():
 
 def setup():
     """Install, configure, migrate both databases, create keys and bootstrap Keystone."""
-    for d in (STATE, RUN, LOG):
-        d.mkdir(parents=True, exist_ok=True)
     t0 = time.monotonic()
-    (LOG / "setup.log").write_text("")  # only the latest setup's output
+    LOG.mkdir(parents=True, exist_ok=True)
+    SETUP_LOG.write_text("")  # only the latest setup's output
     install_venv()
     write_configs()
     ks, gl, bin_ = STATE / "keystone", STATE / "glance", VENV / "bin"
     manage = [bin_ / "keystone-manage", "--config-file", ks / "keystone.conf"]
     owner = ["--keystone-user", pwd.getpwuid(os.getuid()).pw_name,
              "--keystone-group", grp.getgrgid(os.getgid()).gr_name]
-    setup_log = LOG / "setup.log"
     log("db_sync keystone and glance")
-    run([*manage, "db_sync"], setup_log)
-    run([bin_ / "glance-manage", "--config-file", gl / "glance-api.conf", "db_sync"], setup_log)
-    if not any((ks / "fernet-keys").glob("*")):
-        run([*manage, "fernet_setup", *owner], setup_log)
-    if not any((ks / "credential-keys").glob("*")):
-        run([*manage, "credential_setup", *owner], setup_log)
-    log("keystone-manage bootstrap")
+    run([*manage, "db_sync"])
+    run([bin_ / "glance-manage", "--config-file", gl / "glance-api.conf", "db_sync"])
+    for keys, command in (("fernet-keys", "fernet_setup"), ("credential-keys", "credential_setup")):
+        if not any((ks / keys).glob("*")):
+            run([*manage, command, *owner])
+    log("keystone-manage bootstrap")  # idempotent; resets admin's password if it changed
     url = f"{KEYSTONE_URL}/v3/"
-    run([*manage, "bootstrap", "--bootstrap-username", "admin",
-         "--bootstrap-password", passwords()["admin"], "--bootstrap-project-name", "admin",
-         "--bootstrap-role-name", "admin", "--bootstrap-service-name", "keystone",
+    run([*manage, "bootstrap", "--bootstrap-username", "admin", "--bootstrap-project-name",
+         "admin", "--bootstrap-role-name", "admin", "--bootstrap-service-name", "keystone",
          "--bootstrap-region-id", REGION, "--bootstrap-admin-url", url,
-         "--bootstrap-internal-url", url, "--bootstrap-public-url", url], setup_log)
+         "--bootstrap-internal-url", url, "--bootstrap-public-url", url],
+        env={"OS_BOOTSTRAP_PASSWORD": passwords()["admin"]})  # kept out of argv and the log
     (STATE / "setup.done").write_text(setup_fingerprint())
     log(f"setup done in {time.monotonic() - t0:.1f} s")
 
 
-# ---------------------------------------------------------------- processes
-
-
-def pid_file(name):
-    """Where the PID (= process group id, the uwsgi master leads its own session) is kept."""
-    return RUN / f"{name}.pid"
-
-
-def proc_info(pid):
-    """(pgid, state, cmdline) of a live process, or None; zombies count as gone."""
+# ---- processes ----
+def recorded_pid(name):
+    """PID from our PID file (also the process group id: uwsgi leads its own session), or None."""
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
-    except (OSError, UnicodeDecodeError):
+        return int((RUN / f"{name}.pid").read_text().strip())
+    except (OSError, ValueError):
         return None
-    fields = stat.rsplit(")", 1)[1].split()  # after "(comm)": state ppid pgrp ...
-    return None if fields[0] in "ZX" else (int(fields[2]), fields[0], cmdline)
 
 
 def group_members(name):
-    """Live uwsgi processes of our recorded process group; checks cmdline so a reused PID is safe."""
-    try:
-        pgid = int(pid_file(name).read_text().strip())
-    except (OSError, ValueError):
-        return []
-    ini = str(STATE / name / "uwsgi.ini")
-    members = []
-    for entry in Path("/proc").iterdir():
-        info = proc_info(entry.name) if entry.name.isdigit() else None
-        if info and info[0] == pgid and "uwsgi" in info[2] and ini in info[2]:
-            members.append(int(entry.name))
+    """Live (non-zombie) uwsgi processes in our recorded process group; matching the cmdline
+    against our ini file means a stale PID file never leads us to signal someone else's process."""
+    pgid, ini, members = recorded_pid(name), str(STATE / name / "uwsgi.ini"), []
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            stat = (proc / "stat").read_text().rsplit(")", 1)[1].split()  # state ppid pgrp ...
+            cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except (OSError, UnicodeDecodeError, IndexError):
+            continue
+        if stat[0] not in "ZX" and int(stat[2]) == pgid and "uwsgi" in cmdline and ini in cmdline:
+            members.append(int(proc.name))
     return members
 
 
 def is_running(name):
     """A service runs when its recorded master is alive (workers alone are a leftover to stop)."""
-    try:
-        pid = int(pid_file(name).read_text().strip())
-    except (OSError, ValueError):
-        return False
-    return pid in group_members(name)
+    pid = recorded_pid(name)
+    return pid is not None and pid in group_members(name)
 
 
 def stop_service(name, timeout=20):
     """TERM the whole process group (master + workers), KILL after a grace period, wait."""
-    members = group_members(name)
-    if members:
-        pgid = int(pid_file(name).read_text().strip())
-        for sig, wait in ((signal.SIGTERM, timeout), (signal.SIGKILL, 10)):
-            try:
-                os.killpg(pgid, sig)
-            except ProcessLookupError:
-                pass
-            deadline = time.monotonic() + wait
-            while group_members(name) and time.monotonic() < deadline:
-                time.sleep(0.2)
-            if not group_members(name):
-                break
-        if group_members(name):
-            raise TestbedError(f"{name}: processes {group_members(name)} survived SIGKILL")
-        deadline = time.monotonic() + 5  # let init reap the zombie master so pgrep shows nothing
-        while Path(f"/proc/{pgid}").exists() and time.monotonic() < deadline:
-            time.sleep(0.1)
-    pid_file(name).unlink(missing_ok=True)
+    members, pgid = group_members(name), recorded_pid(name)
+    for sig, wait in ((signal.SIGTERM, timeout), (signal.SIGKILL, 10)):
+        if not group_members(name):
+            break
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pgid, sig)
+        deadline = time.monotonic() + wait
+        while group_members(name) and time.monotonic() < deadline:
+            time.sleep(0.2)
+    if group_members(name):
+        raise TestbedError(f"{name}: processes {group_members(name)} survived SIGKILL")
+    deadline = time.monotonic() + 5  # let init reap the zombie master, so pgrep shows nothing
+    while members and Path(f"/proc/{pgid}").exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    (RUN / f"{name}.pid").unlink(missing_ok=True)
     return bool(members)
 
 
@@ -272,15 +256,13 @@ def spawn(name):
         proc = subprocess.Popen([str(VENV / "bin/uwsgi"), "--ini", str(STATE / name / "uwsgi.ini")],
                                 stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                 start_new_session=True, cwd=STATE)
-    pid_file(name).write_text(f"{proc.pid}\n")
+    (RUN / f"{name}.pid").write_text(f"{proc.pid}\n")
     return proc
 
 
-# ---------------------------------------------------------------- HTTP and provisioning
-
-
-def http(method, url, token=None, body=None, timeout=30):
-    """One request -> (status, headers, parsed JSON or None); HTTP errors are returned, not raised."""
+# ---- HTTP and provisioning ----
+def api(method, url, token=None, body=None, timeout=30):
+    """One request -> (status, headers, JSON or None); HTTP errors are returned, not raised."""
     data = json.dumps(body).encode() if body is not None else None
     req = urllib.request.Request(url, data=data, method=method)
     req.add_header("Accept", "application/json")
@@ -299,43 +281,55 @@ def http(method, url, token=None, body=None, timeout=30):
         return status, headers, None
 
 
-def get_token(user, password, project):
-    """Password-auth token scoped to a project (domain *ids*: names are case-sensitive on SQLite)."""
-    body = {"auth": {"identity": {"methods": ["password"], "password": {"user": {
-        "name": user, "domain": {"id": "default"}, "password": password}}},
-        "scope": {"project": {"name": project, "domain": {"id": "default"}}}}}
-    status, headers, reply = http("POST", f"{KEYSTONE_URL}/v3/auth/tokens", body=body)
+def get_token(user, password, project=None):
+    """Password token, project-scoped if asked; users and projects are named with domain *ids*
+    because domain names are case-sensitive on SQLite ("default" fails, "Default" works)."""
+    user = user if isinstance(user, dict) else {"name": user, "domain": {"id": "default"}}
+    auth = {"identity": {"methods": ["password"],
+                         "password": {"user": {**user, "password": password}}}}
+    if project:
+        auth["scope"] = {"project": {"name": project, "domain": {"id": "default"}}}
+    status, headers, reply = api("POST", f"{KEYSTONE_URL}/v3/auth/tokens", body={"auth": auth})
     if status != 201:
-        raise TestbedError(f"token for {user}/{project}: HTTP {status} {reply}")
+        raise TestbedError(f"token for {user} on {project}: HTTP {status} {reply}")
     return headers["X-Subject-Token"]
 
 
 def ensure(token, kind, query, create):
     """Find a Keystone resource by query string, or POST `create`; returns its id (idempotent)."""
-    status, _, reply = http("GET", f"{KEYSTONE_URL}/v3/{kind}?{query}", token)
+    status, _, reply = api("GET", f"{KEYSTONE_URL}/v3/{kind}?{query}", token)
     if status != 200:
         raise TestbedError(f"GET /v3/{kind}?{query}: HTTP {status} {reply}")
     if reply[kind]:
         return reply[kind][0]["id"]
-    status, _, reply = http("POST", f"{KEYSTONE_URL}/v3/{kind}", token, {kind[:-1]: create})
+    status, _, reply = api("POST", f"{KEYSTONE_URL}/v3/{kind}", token, {kind[:-1]: create})
     if status != 201:
         raise TestbedError(f"POST /v3/{kind}: HTTP {status} {reply}")
     return reply[kind[:-1]]["id"]
 
 
+def grant(token, project_id, user_id, role_id):
+    """Role assignment; PUT is idempotent in Keystone (204 whether new or existing)."""
+    url = f"{KEYSTONE_URL}/v3/projects/{project_id}/users/{user_id}/roles/{role_id}"
+    status, _, reply = api("PUT", url, token)
+    if status != 204:
+        raise TestbedError(f"PUT {url}: HTTP {status} {reply}")
+
+
 def ensure_user(token, name, password, project_id, role_id):
-    """User with a role on a project; resets the password only when the current one fails."""
+    """User with a role on a project; resets the password only when the current one fails,
+    so a changed TESTBED_*_PASSWORD applies without revoking tokens on every start."""
     user_id = ensure(token, "users", f"name={name}&domain_id=default", {
         "name": name, "password": password, "domain_id": "default",
         "default_project_id": project_id})
-    http("PUT", f"{KEYSTONE_URL}/v3/projects/{project_id}/users/{user_id}/roles/{role_id}", token)
-    body = {"auth": {"identity": {"methods": ["password"], "password": {"user": {
-        "id": user_id, "password": password}}}}}
-    if http("POST", f"{KEYSTONE_URL}/v3/auth/tokens", body=body)[0] != 201:
-        status, _, reply = http("PATCH", f"{KEYSTONE_URL}/v3/users/{user_id}", token,
-                                {"user": {"password": password}})
+    grant(token, project_id, user_id, role_id)
+    try:
+        get_token({"id": user_id}, password)
+    except TestbedError:
+        status, _, reply = api("PATCH", f"{KEYSTONE_URL}/v3/users/{user_id}", token,
+                               {"user": {"password": password}})
         if status != 200:
-            raise TestbedError(f"resetting password of {name}: HTTP {status} {reply}")
+            raise TestbedError(f"resetting password of {name}: HTTP {status} {reply}") from None
 
 
 def provision():
@@ -348,10 +342,9 @@ def provision():
     ensure_user(token, "glance", pw["glance"], proj["service"], role["admin"])
     ensure_user(token, "demo", pw["demo"], proj["demo"], role["member"])
     admin_id = ensure(token, "users", "name=admin&domain_id=default", {})
-    http("PUT", f"{KEYSTONE_URL}/v3/projects/{proj['admin']}/users/{admin_id}/roles/"
-                f"{role['member']}", token)
-    service = ensure(token, "services", "type=image", {"name": "glance", "type": "image",
-                                                      "description": "OpenStack Image"})
+    grant(token, proj["admin"], admin_id, role["member"])  # implied by admin today; be explicit
+    service = ensure(token, "services", "type=image",
+                     {"name": "glance", "type": "image", "description": "OpenStack Image"})
     for iface in ("public", "internal", "admin"):
         ensure(token, "endpoints", f"service_id={service}&interface={iface}&region_id={REGION}",
                {"service_id": service, "interface": iface, "region_id": REGION,
@@ -371,23 +364,20 @@ def write_openrc():
     OPENRC.chmod(0o600)
 
 
-# ---------------------------------------------------------------- commands
-
-
+# ---- commands ----
 def wait_until(check, procs, deadline, what):
     """Poll check() until truthy; fail fast, with the log tail, if one of our processes dies."""
     while True:
         for name, proc in procs.items():
             if proc.poll() is not None:
-                logfile = LOG / f"{name}.log"
-                raise TestbedError(f"{name} exited with code {proc.returncode} while waiting for "
-                                   f"{what}; see {logfile}\n--- last lines of {logfile} ---\n"
-                                   f"{tail(logfile)}")
+                path = LOG / f"{name}.log"
+                raise TestbedError(f"{name} exited ({proc.returncode}) while waiting for {what}; "
+                                   f"see {path}\n--- last lines of {path} ---\n{tail(path)}")
         try:
             result = check()
             if result:
                 return result
-        except (OSError, TestbedError):  # connection refused/reset, not ready yet
+        except (OSError, http.client.HTTPException):  # refused, reset: not ready yet
             pass
         if time.monotonic() > deadline:
             names = ", ".join(str(LOG / f"{n}.log") for n in procs)
@@ -401,6 +391,8 @@ def start():
     if len(running) == len(SERVICES):
         print("testbed already running")
         return 0
+    if running:
+        log(f"only {', '.join(running)} was running: restarting both")
     for name in SERVICES:  # a half-running or crashed testbed: clear our own leftovers first
         stop_service(name)
     for port in (KEYSTONE_PORT, GLANCE_PORT):
@@ -418,13 +410,13 @@ def start():
     # both start at once and Keystone is provisioned while Glance is still importing.
     procs = {name: spawn(name) for name in SERVICES}
     try:
-        wait_until(lambda: http("GET", f"{KEYSTONE_URL}/v3", timeout=5)[0] == 200,
+        wait_until(lambda: api("GET", f"{KEYSTONE_URL}/v3", timeout=5)[0] == 200,
                    procs, deadline, "Keystone")
         log(f"keystone answers after {time.monotonic() - t0:.1f} s; provisioning")
         provision()
         write_openrc()
         token = get_token("admin", passwords()["admin"], "admin")
-        wait_until(lambda: http("GET", f"{GLANCE_URL}/v2/images", token, timeout=10)[0] == 200,
+        wait_until(lambda: api("GET", f"{GLANCE_URL}/v2/images", token, timeout=10)[0] == 200,
                    procs, deadline, "Glance GET /v2/images with an admin token")
     except BaseException:
         for name in SERVICES:
@@ -444,18 +436,24 @@ def stop():
 
 def status():
     """Print each service's state; exit 0 only when both run (3 otherwise, like LSB status)."""
-    ok = True
-    for name in SERVICES:
-        up = is_running(name)
-        ok = ok and up
+    states = {name: is_running(name) for name in SERVICES}
+    for name, up in states.items():
         print(f"{name}: {'running' if up else 'not running'}")
-    return 0 if ok else 3
+    return 0 if all(states.values()) else 3
+
+
+def show_env():
+    """Print the openrc path (for `. "$(... env)"`); exit 1 if start has not written it yet."""
+    print(OPENRC)
+    if not OPENRC.exists():
+        log("openrc not written yet: run start first")
+    return 0 if OPENRC.exists() else 1
 
 
 def main(argv):
     """Dispatch the command; user-facing failures print a message, never a traceback."""
     commands = {"setup": lambda: setup() or 0, "start": start, "stop": stop, "status": status,
-                "env": lambda: print(OPENRC) or 0}
+                "env": show_env}
     if len(argv) != 2 or argv[1] not in commands:
         print(f"usage: {argv[0]} {{{'|'.join(commands)}}}", file=sys.stderr)
         return 2

@@ -1,0 +1,37 @@
+# The two commands of the README, and the pieces they are made of.
+#   make tutorial   set everything up, start the local Keystone + Glance, run scenarios/glance/
+#   make test       set everything up, start the testbed, run the whole test suite
+# Everything is idempotent: a second run reuses the venvs and a running testbed.
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+TESTBED := $(PYTHON) testbed/testbed.py
+
+.PHONY: tutorial test venv testbed-start testbed-stop lint bench clean
+
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --disable-pip-version-check -q -e '.[test]'
+	touch $@
+
+venv: $(BIN)/.installed
+
+testbed-start:
+	$(TESTBED) start
+
+testbed-stop:
+	$(TESTBED) stop
+
+tutorial: venv testbed-start
+	set -a && . .testbed/openrc && set +a && \
+	  $(BIN)/scenario-runner run scenarios/glance/ --junit reports/junit.xml
+
+test: venv testbed-start
+	$(BIN)/python -m pytest tests
+
+lint: venv
+	$(BIN)/ruff check runner tests && $(BIN)/ruff format --check runner tests && $(BIN)/mypy
+
+clean:
+	rm -rf $(VENV) reports/*.xml
