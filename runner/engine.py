@@ -191,8 +191,9 @@ class _ScenarioRun:
                 if failures:
                     result.failures.extend(failures)
                     result.outcome = Outcome.ERROR if any(f.error for f in failures) else Outcome.FAILED
-            if result.outcome is Outcome.PASSED:
-                self._capture(step, local, result)
+            # Capture even when a check failed: a resource the server did create (201 where the
+            # scenario said 200) must still be known to the cleanup steps.
+            self._capture(step, local, result, strict=result.outcome is Outcome.PASSED)
         except UserError as exc:
             result.outcome = Outcome.ERROR
             where = f"{exc.location}: " if exc.location else ""
@@ -319,11 +320,14 @@ class _ScenarioRun:
             attempt.note = exc.message
             return False
 
-    def _capture(self, step: Step, local: dict[str, Any], result: StepResult) -> None:
+    def _capture(self, step: Step, local: dict[str, Any], result: StepResult, strict: bool) -> None:
+        """Capture values; when `strict` is false (the step already failed) capture what is there."""
         for name, compiled in step.captures.items():
             try:
                 value = compiled.render(local)
             except UserError as exc:
+                if not strict:
+                    continue
                 result.outcome = Outcome.FAILED
                 result.failures.append(Failure(f"capture {name}: {exc.message}", str(exc.location or step.loc)))
                 continue

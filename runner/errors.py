@@ -30,14 +30,34 @@ class Location:
             return None
         try:
             with open(self.path, "rb") as fh:
-                for number, raw in enumerate(fh, start=1):
+                number = 1
+                while number <= self.line:
+                    raw = fh.readline(_LINE_LIMIT)
+                    if not raw:
+                        return None
                     if number == self.line:
                         return raw.decode("utf-8", "replace").rstrip("\r\n")
-                    if number > self.line:
-                        break
+                    while not raw.endswith(b"\n") and raw:  # skip the rest of a very long line
+                        raw = fh.readline(_LINE_LIMIT)
+                    number += 1
         except OSError:
             return None
         return None
+
+    def within(self, text: str, pos: int | None) -> Location:
+        """The location of character `pos` of the scalar `text` starting here, when the source line
+        spells it out literally (plain or quoted, no escapes before `pos`); else this location."""
+        line = self.source_line()
+        if pos is None or line is None or self.col <= 0:
+            return self
+        tail, head = line[self.col - 1 :], text[:pos]
+        for opener, forbidden in (('"', '"\\'), ("'", "'"), ("", "")):
+            if tail.startswith(opener + head) and not any(c in head for c in forbidden):
+                return Location(self.path, self.line, self.col + len(opener) + pos)
+        return self
+
+
+_LINE_LIMIT = 64 * 1024  # bytes of a line kept for quoting
 
 
 class UserError(Exception):
@@ -56,16 +76,33 @@ class UserError(Exception):
         if self.location is not None:
             text = self.location.source_line()
             if text is not None:
+                text, col = _window(text, self.location.col)
                 number = f"{self.location.line:>4} | "
                 lines.append(number + text)
-                if self.location.col > 0:
-                    lines.append(" " * (len(number) + self.location.col - 1) + "^")
+                if col > 0:
+                    # Keep the line's tabs under it, so the caret lines up however the terminal shows tabs.
+                    pad = "".join(c if c == "\t" else " " for c in text[: col - 1])
+                    lines.append(" " * len(number) + pad + "^")
         if self.hint:
             lines.append(f"hint: {self.hint}")
         return "\n".join(lines)
 
     def __str__(self) -> str:
         return self.render()
+
+
+QUOTE_WIDTH = 120
+
+
+def _window(text: str, col: int) -> tuple[str, int]:
+    """At most QUOTE_WIDTH characters of a line around `col` (a minified line can be megabytes)."""
+    if len(text) <= QUOTE_WIDTH:
+        return text, col
+    start = max(0, min(col - 1 - QUOTE_WIDTH // 2, len(text) - QUOTE_WIDTH))
+    shown = text[start : start + QUOTE_WIDTH]
+    prefix = "..." if start > 0 else ""
+    suffix = "..." if start + QUOTE_WIDTH < len(text) else ""
+    return prefix + shown + suffix, (col - start + len(prefix) if col > 0 else col)
 
 
 class ScenarioFormatError(UserError):

@@ -11,6 +11,7 @@ import difflib
 import json
 from functools import cache
 from importlib import resources
+from pathlib import Path
 from typing import Any
 
 from jsonschema import Draft202012Validator
@@ -25,7 +26,7 @@ _TYPE_NAMES = {
     "string": "a string",
     "integer": "an integer",
     "number": "a number",
-    "boolean": "true or false",
+    "boolean": "true/false",
     "null": "null",
 }
 
@@ -88,9 +89,17 @@ def _walk(data: Any, path: list[Any]) -> tuple[Any, Any]:
 
 
 def _first_error(errors: list[ValidationError], data: Any, fallback: Location) -> ValidationError:
-    def position(err: ValidationError) -> tuple[int, int, int]:
+    """The error a reader meets first. A missing key counts as found at the end of its mapping, so
+    `stpes:` is reported as a typo of `steps` rather than as "missing 'steps'"."""
+
+    def position(err: ValidationError) -> tuple[int, int, int, int]:
+        if err.validator == "required":
+            _, node = _walk(data, list(err.absolute_path))
+            if isinstance(node, LocDict) and node:
+                last = max((node.key_loc(k) for k in node), key=lambda loc: (loc.line, loc.col))
+                return (last.line, last.col, 1, 0)
         loc = _location(err, data, fallback)
-        return (loc.line, loc.col, -len(err.absolute_path))
+        return (loc.line, loc.col, 0, -len(err.absolute_path))
 
     return min(errors, key=position)
 
@@ -103,6 +112,8 @@ def _location(err: ValidationError, data: Any, fallback: Location) -> Location:
         if extra:
             return node.key_loc(extra[0])
     if err.validator == "required" and isinstance(node, LocDict):
+        if isinstance(parent, LocDict) and path and isinstance(path[-1], str):
+            return parent.key_loc(path[-1])  # `request:` rather than its first key
         return node.loc
     if not path:
         return getattr(node, "loc", fallback)
@@ -116,77 +127,139 @@ def _unknown_keys(err: ValidationError, node: dict[str, Any]) -> list[str]:
     return [k for k in node if k not in allowed]
 
 
+_REQUIRED_HINTS = {
+    "name": "add `name: ...`: the name is what the console and the JUnit report show",
+    "steps": "add `steps:` followed by a list of steps, each starting with '- name: ...'",
+    "request": "a step needs `request:` with at least `url: ...`",
+    "url": 'add `url: ...`, e.g. url: "{{ base_url }}/v2/images"',
+    "until": 'add `until: "{{ ... }}"`, the condition that ends the polling',
+}
+_EMPTY_HINTS = {
+    "name": "give it a name: the name is what the console and the JUnit report show",
+    "steps": "give at least one step, starting with '- name: ...'",
+}
+_NUMBER_HINTS = {
+    "timeout": "a number of seconds without quotes, e.g. timeout: 10",
+    "interval": "a number of seconds without quotes, e.g. interval: 2",
+}
+_STATUS_HINT = "e.g. status: 200, status: [200, 204] or status: 2xx"
+
+
+def _join_or(words: list[str]) -> str:
+    return words[0] if len(words) == 1 else f"{', '.join(words[:-1])} or {words[-1]}"
+
+
+def _keys_hint(schema: Any) -> str | None:
+    keys = list(schema.get("properties", {})) if isinstance(schema, dict) else []
+    if not keys:
+        return None
+    shown = ", ".join(keys[:4]) + (", ..." if len(keys) > 4 else "")
+    return f"write its keys on the following lines, indented: {shown}"
+
+
 def _message(err: ValidationError, data: Any) -> tuple[str, str | None]:
     path = list(err.absolute_path)
     _, node = _walk(data, path)
     where = _where(path)
+    key = path[-1] if path and isinstance(path[-1], str) else None
     if err.validator == "additionalProperties":
         schema = err.schema if isinstance(err.schema, dict) else {}
         allowed = sorted(schema.get("properties", {}))
-        key = _unknown_keys(err, node)[0]
-        close = difflib.get_close_matches(key, allowed, n=1, cutoff=0.6)
+        unknown = _unknown_keys(err, node)[0]
+        close = difflib.get_close_matches(unknown, allowed, n=1, cutoff=0.6)
         hint: str | None = f"did you mean '{close[0]}'?" if close else f"allowed keys: {', '.join(allowed)}"
-        return f"unknown key '{key}' in {where}", hint
+        return f"unknown key '{unknown}' in {where}", hint
     if err.validator == "required":
         missing = [k for k in err.validator_value if k not in node]
-        return f"missing required key '{missing[0]}' in {where}", None
+        return f"missing required key '{missing[0]}' in {where}", _REQUIRED_HINTS.get(missing[0])
     if err.validator == "type":
         wanted = err.validator_value
         names = [wanted] if isinstance(wanted, str) else list(wanted)
-        expected = " or ".join(_TYPE_NAMES.get(n, n) for n in names)
+        expected = _join_or([_TYPE_NAMES.get(n, n) for n in names])
         hint = None
         if "object" in names and isinstance(node, list):
             hint = "remove the leading '- ': this takes keys, not list items"
+        elif "object" in names and not isinstance(node, dict):
+            hint = _keys_hint(err.schema)
         elif "array" in names and isinstance(node, dict):
             hint = "start each item with '- '"
         elif "string" in names and isinstance(node, dict) and len(node) == 1:
             hint = "a value starting with '{{' must be quoted in YAML: \"{{ ... }}\""
+        elif ("number" in names or "integer" in names) and isinstance(node, str):
+            hint = _NUMBER_HINTS.get(key or "", "write a number without quotes")
+        elif "string" in names and isinstance(node, list) and "headers" in path:
+            hint = 'write several values as one string, e.g. "application/json, text/plain"'
         return f"{where} must be {expected}, not {describe(node)}", hint
     if err.validator == "enum":
-        options = ", ".join(str(v) for v in err.validator_value)
-        close = difflib.get_close_matches(str(node).upper(), [str(v) for v in err.validator_value], 1)
-        hint = f"did you mean '{close[0]}'?" if close else f"one of: {options}"
+        options = [str(v) for v in err.validator_value]
+        if key == "method":
+            options = [o for o in options if o.isupper()]  # lower case is accepted too; list each once
+            close = difflib.get_close_matches(str(node).upper(), options, n=1, cutoff=0.75)
+            hint = f"did you mean '{close[0]}'?" if close else f"use one of {', '.join(options)}"
+            return f"{where} is {describe(node)}, which is not an HTTP method the runner sends", hint
+        close = difflib.get_close_matches(str(node), options, 1)
+        hint = f"did you mean '{close[0]}'?" if close else f"use one of {', '.join(options)}"
         return f"{where} is {describe(node)}, which is not allowed", hint
-    if err.validator == "minItems":
-        return f"{where} must not be empty", None
-    if err.validator == "minLength":
-        return f"{where} must not be empty", None
+    if err.validator in ("minItems", "minLength", "minProperties"):
+        return f"{where} must not be empty", _EMPTY_HINTS.get(key or "")
     if err.validator in ("anyOf", "oneOf"):
-        if path and path[-1] == "status":
+        if key == "status":
+            if isinstance(node, int) and not isinstance(node, bool):
+                return f"{where} is {node}, which is not an HTTP status code (100-599)", _STATUS_HINT
             return (
                 f"{where} must be a status code (100-599), a class such as '2xx', a template, "
                 f"or a list of them; got {describe(node)}",
-                None,
+                _STATUS_HINT,
             )
-        return f"{where} has an invalid value: {describe(node)}", "see docs/format.md"
+        return f"{where} has an invalid value: {describe(node)}", _anyof_hint(err)
     if err.validator in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
         return f"{where} is out of range: {err.message}", None
-    if err.validator == "minProperties":
-        return f"{where} must not be empty", None
     return f"{where}: {err.message}", None
+
+
+def _anyof_hint(err: ValidationError) -> str | None:
+    kinds = []
+    for option in err.validator_value if isinstance(err.validator_value, list) else []:
+        kind = option.get("type") if isinstance(option, dict) else None
+        for name in [kind] if isinstance(kind, str) else list(kind or []):
+            if _TYPE_NAMES.get(name) and _TYPE_NAMES[name] not in kinds:
+                kinds.append(_TYPE_NAMES[name])
+    return f"it takes {_join_or(kinds)}" if kinds else None
 
 
 def check_structure(data: Any, fallback: Location, definition: str | None = None) -> None:
     """Raise a ScenarioFormatError for the first structural problem, in file order."""
+    what = "fragment" if definition == "fragment" else "scenario"
+    needs = "`steps:`" if what == "fragment" else "`name:` and `steps:`"
     if data is None:
-        what = "fragment" if definition == "fragment" else "scenario"
-        raise ScenarioFormatError(
-            "the file is empty",
-            fallback,
-            f"a {what} needs at least `steps:`" + ("" if what == "fragment" else " and `name:`"),
-        )
+        raise ScenarioFormatError(_empty_message(fallback.path), fallback, f"a {what} needs at least {needs}")
     if not isinstance(data, LocDict):
+        hint = f"a {what} file is one mapping with at least {needs}"
+        if isinstance(data, list):
+            hint = f"remove the leading '- ': {hint}"
         raise ScenarioFormatError(
-            f"the file must hold a mapping (keys such as name: and steps:), not {describe(data)}",
+            f"the file must hold a mapping of keys such as {needs}, not {describe(data)}",
             getattr(data, "loc", Location(fallback.path, 1, 1)),
-            "see docs/format.md for the shape of a scenario file",
+            hint,
         )
     errors = list(_validator(definition).iter_errors(data))
     if not errors:
         return
     err = _first_error(errors, data, fallback)
-    message, hint = _message(err, data)
-    raise ScenarioFormatError(message, _location(err, data, fallback), hint)
+    message, detail = _message(err, data)
+    raise ScenarioFormatError(message, _location(err, data, fallback), detail)
+
+
+def _empty_message(path: str) -> str:
+    """'empty', or 'only comments': the second is usually a scenario commented out by mistake."""
+    try:
+        text = Path(path).read_text("utf-8", "replace")
+    except OSError:
+        return "the file is empty"
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    if lines and all(line.startswith("#") for line in lines):
+        return "the file holds only comments"
+    return "the file is empty" if not lines else "the file holds no value (null)"
 
 
 __all__ = ["LocDict", "LocList", "check_structure", "describe", "format_schema"]

@@ -124,15 +124,23 @@ def send(session: requests.Session, req: PreparedRequest, max_body: int) -> Resp
         kwargs["data"] = req.text.encode("utf-8")
     elif req.form is not None:
         kwargs["data"] = req.form
-    elif req.file is not None:
-        reader = HashingReader(req.file, req.hash_algorithms)
-        kwargs["data"] = reader
     started = time.perf_counter()
     try:
-        try:
-            resp = session.request(req.method, req.url, **kwargs)
-        except requests.exceptions.RequestException as exc:
-            raise TransportError(describe_transport_error(exc, req)) from None
+        for attempt in (1, 2):
+            if req.file is not None:
+                reader = HashingReader(req.file, req.hash_algorithms)
+                kwargs["data"] = reader
+            try:
+                resp = session.request(req.method, req.url, **kwargs)
+                break
+            except requests.exceptions.ConnectionError as exc:
+                if attempt == 1 and _stale_connection(exc):
+                    if reader is not None:
+                        reader.close()
+                    continue
+                raise TransportError(describe_transport_error(exc, req)) from None
+            except requests.exceptions.RequestException as exc:
+                raise TransportError(describe_transport_error(exc, req)) from None
         try:
             body, size = _read_body(resp, max_body, started, req.timeout * BODY_DEADLINE_FACTOR)
         finally:
@@ -154,6 +162,17 @@ def send(session: requests.Session, req: PreparedRequest, max_body: int) -> Resp
     if reader is not None:
         response.upload_digests = reader.complete_digests()
     return response
+
+
+def _stale_connection(exc: requests.exceptions.ConnectionError) -> bool:
+    """The server closed or reset a kept-alive connection before a byte of response.
+
+    Servers such as uwsgi's http-socket close idle connections without saying `Connection: close`;
+    the next request on the pooled connection dies (closed, reset, broken pipe) before any response.
+    Like curl, retry such a request once on a fresh connection.
+    """
+    text = repr(exc)
+    return any(s in text for s in ("RemoteDisconnected", "BrokenPipeError", "ConnectionResetError"))
 
 
 def _read_body(resp: requests.Response, max_body: int, started: float, deadline: float) -> tuple[bytes, int]:

@@ -16,7 +16,7 @@ from typing import Any
 
 from .errors import Location, ScenarioFormatError, UserError, relative_display
 from .files import ALGORITHMS, FilePolicy
-from .formatcheck import check_structure
+from .formatcheck import check_structure, describe
 from .model import (
     DEFAULT_MAX_BODY,
     Defaults,
@@ -29,7 +29,7 @@ from .model import (
     Step,
 )
 from .templating import Compiled, Template, compile_value, is_template
-from .yamlsource import LocDict, LocList, load_yaml
+from .yamlsource import LocDict, LocList, load_yaml, location_of, read_text
 
 SCENARIO_SUFFIX = ".scenario.yaml"
 BODY_KINDS = ("json", "body", "file", "form")
@@ -163,7 +163,11 @@ class Loader:
         if not data:
             return {}
         return {
-            k: None if v is None else compile_value(v if isinstance(v, str) else str(v).lower() if isinstance(v, bool) else str(v), data.value_loc(k))
+            k: None
+            if v is None
+            else compile_value(
+                v if isinstance(v, str) else str(v).lower() if isinstance(v, bool) else str(v), data.value_loc(k)
+            )
             for k, v in data.items()
         }
 
@@ -187,7 +191,11 @@ class Loader:
         target = self.policy.resolve(item["include"], base, loc)
         if target in state.stack:
             chain = " -> ".join(relative_display(p) for p in (*state.stack, target))
-            raise ScenarioFormatError(f"include cycle: {chain}", loc, "a fragment may not include itself")
+            raise ScenarioFormatError(
+                f"include cycle: {chain}",
+                loc,
+                "a file may not include itself, directly or through other fragments; remove this include",
+            )
         if target.name.endswith(SCENARIO_SUFFIX):
             raise ScenarioFormatError(
                 f"'{item['include']}' is a scenario, not a fragment",
@@ -299,7 +307,7 @@ class Loader:
             if isinstance(value, dict):
                 regex = value.get("regex")
                 if regex is not None:
-                    _compile_regex(regex, hloc)
+                    _compile_regex(regex, value.value_loc("regex") if isinstance(value, LocDict) else hloc)
                 spec.headers.append(HeaderExpectation(name, hloc, regex=regex, absent=bool(value.get("absent"))))
             else:
                 text = value if isinstance(value, str) else json.dumps(value)
@@ -336,6 +344,7 @@ class Loader:
                 raise ScenarioFormatError(
                     f"status {item!r} is neither a code, a class such as '2xx', nor a template",
                     loc,
+                    "e.g. status: 200, status: [200, 204] or status: 2xx",
                 )
 
     def _schema(self, raw: str, base: Path, loc: Location) -> SchemaRef:
@@ -356,9 +365,10 @@ class Loader:
         for template in _all_templates(scenario):
             for name in sorted(template.names - known):
                 close = difflib.get_close_matches(name, sorted(known), n=1)
+                found = re.search(rf"\b{name}\b", template.source)
                 raise ScenarioFormatError(
                     f"undefined variable '{name}' in {template.source!r}",
-                    template.loc,
+                    template.loc.within(template.source, found.start() if found else None),
                     f"did you mean '{close[0]}'?"
                     if close
                     else "define it under `vars:`, capture it in a step, or pass --var NAME=VALUE",
@@ -396,32 +406,85 @@ def _compile_regex(pattern: str, loc: Location) -> re.Pattern[str]:
     try:
         return re.compile(pattern)
     except re.error as exc:
-        raise ScenarioFormatError(f"invalid regular expression {pattern!r}: {exc}", loc) from None
+        raise ScenarioFormatError(
+            f"invalid regular expression {pattern!r}: {exc}",
+            loc.within(pattern, exc.pos),
+            "Python regex syntax: escape ( ) [ ] { } . * + ? | \\ with a backslash to match them literally",
+        ) from None
 
 
 def _build_validator(path: Path, loc: Location) -> Any:
+    """Parse and check a schema file once; its errors point into it, naming the step that uses it."""
     from jsonschema import Draft202012Validator, validators
     from jsonschema.exceptions import SchemaError
 
     shown = relative_display(path)
-    try:
-        text = path.read_text("utf-8")
-        schema = json.loads(text) if path.suffix == ".json" else load_yaml(str(path))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ScenarioFormatError(f"schema file {shown} is not valid JSON: {exc}", loc) from None
+    named_at = f"the schema is named at {loc}"
+    if path.suffix != ".json":
+        schema = load_yaml(str(path))
+    else:
+        text = read_text(str(path))
+        try:
+            schema = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise _json_error(exc, shown, named_at) from None
     if not isinstance(schema, dict):
-        raise ScenarioFormatError(f"schema file {shown} must hold a JSON object", loc)
+        raise ScenarioFormatError(
+            f"a JSON Schema must be an object, not {describe(schema)}",
+            Location(shown, 1, 1),
+            f'{named_at}; start the file with {{"type": ...}}',
+        )
     cls = validators.validator_for(schema, default=Draft202012Validator)
     try:
         cls.check_schema(schema)
     except SchemaError as exc:
-        where = "/".join(str(p) for p in exc.absolute_path) or "(root)"
+        keys = list(exc.absolute_path)
+        where = "".join(f"[{k}]" if isinstance(k, int) else f"/{k}" for k in keys) or "/"
+        message = exc.message
+        if keys and keys[-1] == "type":
+            message = (
+                f"{exc.instance!r} is not a JSON type; use one of "
+                '"string", "number", "integer", "object", "array", "boolean", "null", or a list of them'
+            )
         raise ScenarioFormatError(
-            f"schema file {shown} is not a valid JSON Schema at {where}: {exc.message}",
-            loc,
-            "check it with a JSON Schema validator; the draft is taken from its $schema",
+            f"not a valid JSON Schema at {where}: {message}",
+            _schema_location(path, shown, keys),
+            f"{named_at}; its draft comes from its $schema (2020-12 if it has none)",
         ) from None
     return _with_local_refs(cls, schema, path)
+
+
+def _json_error(exc: json.JSONDecodeError, shown: str, named_at: str) -> ScenarioFormatError:
+    """A JSON syntax error where the user must look: at a trailing comma, not the '}' after it."""
+    before = exc.doc[: exc.pos].rstrip()
+    if before.endswith(",") and exc.msg.startswith(("Expecting property name", "Expecting value")):
+        pos = len(before) - 1
+        line = exc.doc.count("\n", 0, pos) + 1
+        col = pos - exc.doc.rfind("\n", 0, pos)
+        return ScenarioFormatError(
+            "not valid JSON: a comma before a closing bracket",
+            Location(shown, line, col),
+            f"{named_at}; JSON allows no comma after the last item (remove it)",
+        )
+    message = exc.msg[0].lower() + exc.msg[1:]
+    return ScenarioFormatError(
+        f"not valid JSON: {message}",
+        Location(shown, exc.lineno, exc.colno),
+        f"{named_at}; JSON needs double quotes around keys and strings, and no comments",
+    )
+
+
+def _schema_location(path: Path, shown: str, keys: list[Any]) -> Location:
+    """Where `keys` lead inside a schema file: JSON parses as YAML, which keeps positions."""
+    try:
+        node: Any = load_yaml(str(path))
+        for key in keys[:-1]:
+            node = node[key]
+        if keys:
+            return location_of(node, keys[-1], getattr(node, "loc", Location(shown, 1, 1)))
+        return getattr(node, "loc", Location(shown, 1, 1))
+    except (UserError, KeyError, IndexError, TypeError):
+        return Location(shown, 1, 1)
 
 
 def _with_local_refs(cls: Any, schema: dict[str, Any], path: Path) -> Any:

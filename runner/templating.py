@@ -10,13 +10,14 @@ attribute tricks such as `''.__class__`.
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Iterable, Mapping
 from itertools import chain, islice
 from types import GeneratorType
 from typing import Any
 
 import jinja2
-from jinja2 import meta
+from jinja2 import meta, nodes
 from jinja2.exceptions import SecurityError
 from jinja2.nativetypes import NativeCodeGenerator
 from jinja2.sandbox import ImmutableSandboxedEnvironment
@@ -80,13 +81,16 @@ class Template:
         self.loc = loc
         try:
             ast = ENV.parse(source)
+            _reject_internals(ast, source, loc)
             self.names: frozenset[str] = frozenset(meta.find_undeclared_variables(ast))
             code = ENV.compile(ast)
             tmpl = ENV.template_class.from_code(ENV, code, ENV.make_globals(None))
         except jinja2.TemplateSyntaxError as exc:
-            line_loc = Location(loc.path, loc.line + max(exc.lineno - 1, 0), loc.col)
+            line_loc = _template_line(loc, exc.lineno)
+            if exc.lineno <= 1:
+                line_loc = loc.within(source, _syntax_position(source, exc.message or ""))
             raise ScenarioFormatError(
-                f"template syntax error: {exc.message}",
+                f"template syntax error: {_syntax_message(exc.message or '')}",
                 line_loc,
                 _syntax_hint(exc.message or ""),
             ) from None
@@ -117,6 +121,42 @@ class Template:
         return f"Template({self.source!r})"
 
 
+def _internal_name(node: nodes.Node) -> str | None:
+    """The name a node reads if it is a Python internal (`x.__class__`, `x['__globals__']`, `x|attr('__init__')`).
+
+    Only dunder names: a single underscore is how many JSON APIs name keys (`_id`, `_links`,
+    `_embedded`), which templates must read; the sandbox still refuses `_private` attributes of objects.
+    """
+    name: Any = None
+    if isinstance(node, nodes.Getattr):
+        name = node.attr
+    elif isinstance(node, nodes.Getitem) and isinstance(node.arg, nodes.Const):
+        name = node.arg.value
+    elif isinstance(node, nodes.Filter) and node.name == "attr" and node.args and isinstance(node.args[0], nodes.Const):
+        name = node.args[0].value
+    elif isinstance(node, nodes.Name):
+        name = node.name
+    if isinstance(name, str) and name.startswith("__"):
+        return name
+    return None
+
+
+def _reject_internals(ast: nodes.Template, source: str, loc: Location) -> None:
+    """Refuse sandbox escapes when the scenario is loaded, not halfway through a run."""
+    found = [(node, name) for node in ast.find_all(nodes.Node) if (name := _internal_name(node))]
+    if not found:
+        return
+    node, name = min(found, key=lambda item: (item[0].lineno, source.find(item[1])))
+    at = _template_line(loc, node.lineno)
+    if node.lineno == 1:
+        at = loc.within(source, source.find(name))
+    raise ScenarioFormatError(
+        f"template reads '{name}', a Python internal",
+        at,
+        "templates may read values and call helpers; names starting with '__' are off limits",
+    )
+
+
 def _reject_undefined(result: Any) -> None:
     """Native rendering returns objects without str(): an Undefined would slip through silently."""
     if isinstance(result, jinja2.Undefined):
@@ -132,16 +172,67 @@ def _reject_undefined(result: Any) -> None:
             item._fail_with_undefined_error()
 
 
+def _template_line(loc: Location, lineno: int) -> Location:
+    """Where line `lineno` of a template is in the file. A block scalar (`|`) starts on the line
+    after its indicator, one template line per file line; other multi-line scalars are folded,
+    so their first line is the best guess."""
+    text = loc.source_line()
+    if text is not None and loc.col > 0 and text[loc.col - 1 : loc.col] == "|":
+        line = Location(loc.path, loc.line + max(lineno, 1)).source_line()
+        if line is not None:
+            return Location(loc.path, loc.line + max(lineno, 1), len(line) - len(line.lstrip()) + 1)
+    if lineno <= 1:
+        return loc
+    return Location(loc.path, loc.line + lineno - 1, loc.col)
+
+
+def _syntax_position(source: str, message: str) -> int | None:
+    """Where in a one-line template a syntax error most likely is, from Jinja's message."""
+    named = re.search(r"No (?:filter|test) named '([^']+)'", message)
+    if named:
+        found = re.search(rf"(?:\||\bis\s+(?:not\s+)?)\s*({re.escape(named.group(1))})\b", source)
+        return found.start(1) if found else None
+    block = re.search(r"innermost block that needs to be closed is '(\w+)'", message)
+    if block:
+        starts = [m.start() for m in re.finditer(rf"{{%-?\s*{block.group(1)}\b", source)]
+        return starts[-1] if starts else None
+    if "unexpected end of template" in message.lower():
+        opener, closer = ("{%", "%}") if "statement block" in message else ("{{", "}}")
+        opened = source.rfind(opener)
+        return opened if opened > source.rfind(closer) else None
+    return None
+
+
+def _syntax_message(message: str) -> str:
+    """Jinja's wording, shortened where it is written for template-engine authors."""
+    block = re.search(r"looking for the following tags: (.*?)\. The innermost block .* is '(\w+)'", message)
+    if block:
+        return f"this {{% {block.group(2)} %}} is never closed (Jinja was looking for {block.group(1)})"
+    if "unexpected end of template, expected 'end of print statement'" in message:
+        return "this '{{' is never closed with '}}'"
+    if "unexpected end of template, expected 'end of statement block'" in message:
+        return "this '{%' is never closed with '%}'"
+    return message
+
+
 def _syntax_hint(message: str) -> str | None:
     if "No filter named" in message:
         name = message.split("'")[1] if "'" in message else ""
         close = difflib.get_close_matches(name, list(ENV.filters), n=1)
         if close:
             return f"did you mean '{close[0]}'?"
-        return "see docs/format.md for the filters available"
+        common = "default, length, lower, upper, replace, join, tojson, jmespath"
+        return f"filters include {common}; see https://jinja.palletsprojects.com/en/stable/templates/#list-of-builtin-filters"
     if "No test named" in message:
         return "see the Jinja2 documentation for the tests available"
-    if "unexpected end of template" in message or "expected token" in message:
+    block = re.search(r"innermost block that needs to be closed is '(\w+)'", message)
+    if block:
+        return f"close it with {{% end{block.group(1)} %}}"
+    if "expected 'end of print statement'" in message and "unexpected end of template" in message:
+        return "end the expression with '}}'"
+    if "expected 'end of statement block'" in message and "unexpected end of template" in message:
+        return "end the tag with '%}'"
+    if "unexpected end of template" in message.lower() or "expected token" in message:
         return "check that every {{ has a matching }} and every {% if %} its {% endif %}"
     return "see https://jinja.palletsprojects.com/en/stable/templates/"
 

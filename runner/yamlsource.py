@@ -8,6 +8,8 @@ Only the safe constructors are used: `!!python/object` and friends are refused.
 
 from __future__ import annotations
 
+import os
+import re
 from typing import Any
 
 import yaml
@@ -16,7 +18,8 @@ from yaml.nodes import MappingNode, Node, SequenceNode
 
 from .errors import Location, ScenarioFormatError, relative_display
 
-MAX_FILE_BYTES = 1024 * 1024
+MIB = 1024 * 1024
+MAX_FILE_BYTES = MIB
 
 
 class LocDict(dict[str, Any]):
@@ -67,22 +70,28 @@ class _Loader(yaml.SafeLoader):
     def construct_mapping(self, node: MappingNode, deep: bool = False) -> LocDict:  # type: ignore[override]
         if not isinstance(node, MappingNode):
             raise ConstructorError(None, None, "expected a mapping", node.start_mark)
+        # Keys written in this mapping may override keys merged in with `<<: *anchor`; only a key
+        # written twice here is a duplicate.
+        own = {id(k) for k, _ in node.value if k.tag != "tag:yaml.org,2002:merge"}
         self.flatten_mapping(node)
         result = LocDict()
         result.loc = _loc(self.source_path, node)
         result.key_locs = {}
         result.value_locs = {}
+        written: set[str] = set()
         for key_node, value_node in node.value:
             key = self.construct_object(key_node, deep=True)  # type: ignore[no-untyped-call]
             if not isinstance(key, str):
                 key = str(key)
-            if key in result:
-                first = result.key_locs[key]
-                raise ScenarioFormatError(
-                    f"duplicate key '{key}' (first defined at line {first.line})",
-                    _loc(self.source_path, key_node),
-                    "YAML keeps only the last value of a repeated key; remove or rename one",
-                )
+            if id(key_node) in own:
+                if key in written:
+                    first = result.key_locs[key]
+                    raise ScenarioFormatError(
+                        f"duplicate key '{key}' (first defined at line {first.line})",
+                        _loc(self.source_path, key_node),
+                        "YAML keeps only the last value of a repeated key; remove or rename one",
+                    )
+                written.add(key)
             result[key] = self.construct_object(value_node, deep=True)  # type: ignore[no-untyped-call]
             result.key_locs[key] = _loc(self.source_path, key_node)
             result.value_locs[key] = _loc(self.source_path, value_node)
@@ -113,7 +122,61 @@ def _hint_for(problem: str) -> str | None:
         return "check the indentation of this line against the lines above"
     if "found undefined alias" in problem:
         return "define the anchor (&name) before using the alias (*name)"
+    if "could not find expected ':'" in problem:
+        return "every key needs a ':' after it; a line without one must be indented as part of the value above"
     return None
+
+
+_TEMPLATE_UNQUOTED = re.compile(r"(^|[:\-\[,]\s*)\{\{")
+_UNCLOSED = {
+    "while parsing a flow mapping": ("'{'", "close it with '}', or quote the value if '{' is part of the text"),
+    "while parsing a flow sequence": ("'['", "close it with ']', or quote the value if '[' is part of the text"),
+    "while scanning a quoted scalar": ("quoted string", "add the closing quote; inside '...' write a quote as ''"),
+}
+
+
+def _describe_yaml_error(exc: yaml.MarkedYAMLError, shown: str, lines: list[str]) -> ScenarioFormatError:
+    """A located sentence for a PyYAML error, pointing where the user has to look."""
+    mark = exc.problem_mark or exc.context_mark
+    problem = exc.problem or exc.context or "invalid YAML"
+    loc = Location(shown, mark.line + 1, mark.column + 1) if mark else Location(shown)
+    hint = _hint_for(exc.problem or "")
+    if "could not determine a constructor" in problem and exc.problem:
+        tag = problem.split("tag ")[-1].strip("'").replace("tag:yaml.org,2002:", "!!")
+        return ScenarioFormatError(f"YAML: unsupported tag '{tag}'", loc, hint)
+    line = lines[loc.line - 1] if 0 < loc.line <= len(lines) else ""
+    if _TEMPLATE_UNQUOTED.search(line) and "\t" not in line:
+        return ScenarioFormatError(
+            f"YAML: {_plain(problem)}",
+            loc,
+            "a value starting with '{{' must be quoted in YAML: key: \"{{ ... }}\"",
+        )
+    unclosed = _UNCLOSED.get(exc.context or "")
+    context_mark = exc.context_mark
+    if unclosed and context_mark is not None and exc.problem_mark is not None:
+        opener, fix = unclosed
+        if context_mark.line != exc.problem_mark.line or opener == "quoted string":
+            at = Location(shown, context_mark.line + 1, context_mark.column + 1)
+            end = exc.problem_mark.line >= len(lines)
+            if end:
+                message = f"YAML: this {opener} is never closed (it runs to the end of the file)"
+                return ScenarioFormatError(message, at, fix)
+            expected = problem.split(", but")[0]
+            message = f"YAML: this {opener} is never closed ({expected} before line {exc.problem_mark.line + 1})"
+            return ScenarioFormatError(message, at, fix)
+    return ScenarioFormatError(f"YAML: {_plain(problem)}", loc, hint)
+
+
+_TOKENS = {"'<scalar>'": "text", "'<block mapping start>'": "a key", "'?'": "a key", "'-'": "a list item"}
+
+
+def _plain(problem: str) -> str:
+    """PyYAML's parser vocabulary ("expected <block end>, but found '<scalar>'") in user words."""
+    found = re.match(r"expected <block end>, but found (.+)$", problem)
+    if found:
+        what = _TOKENS.get(found.group(1), found.group(1))
+        return f"found {what} where the indented block above should have ended"
+    return problem
 
 
 def read_text(path: str) -> str:
@@ -121,16 +184,19 @@ def read_text(path: str) -> str:
     shown = relative_display(path)
     try:
         with open(path, "rb") as fh:
+            size = os.fstat(fh.fileno()).st_size
             data = fh.read(MAX_FILE_BYTES + 1)
     except FileNotFoundError:
-        raise ScenarioFormatError("file not found", Location(shown)) from None
+        raise ScenarioFormatError(
+            "file not found", Location(shown), "check the path; relative paths start at the current directory"
+        ) from None
     except IsADirectoryError:
         raise ScenarioFormatError("is a directory, not a file", Location(shown)) from None
     except OSError as exc:
         raise ScenarioFormatError(f"cannot read file: {exc.strerror}", Location(shown)) from None
     if len(data) > MAX_FILE_BYTES:
         raise ScenarioFormatError(
-            f"file is larger than {MAX_FILE_BYTES // 1024} KiB",
+            f"file is too large: {max(size, len(data)) / MIB:.1f} MiB, the limit is {MAX_FILE_BYTES / MIB:g} MiB",
             Location(shown, 1, 1),
             "scenario files describe requests; keep large data in separate files and upload them with `file:`",
         )
@@ -138,12 +204,13 @@ def read_text(path: str) -> str:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:
         before = data[: exc.start]
+        line_start = before.rfind(b"\n") + 1
         line = before.count(b"\n") + 1
-        col = exc.start - (before.rfind(b"\n") + 1) + 1
+        col = len(data[line_start : exc.start].decode("utf-8", "replace")) + 1  # characters, not bytes
         raise ScenarioFormatError(
             f"invalid UTF-8 byte 0x{data[exc.start]:02x}",
             Location(shown, line, col),
-            "save the file as UTF-8",
+            "save the file as UTF-8 (it may have been saved as Latin-1 or Windows-1252)",
         ) from None
 
 
@@ -161,11 +228,6 @@ def load_yaml(path: str) -> Any:
         finally:
             loader.dispose()  # type: ignore[no-untyped-call]
     except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        problem = exc.problem or exc.context or "invalid YAML"
-        loc = Location(shown, mark.line + 1, mark.column + 1) if mark else Location(shown)
-        if "could not determine a constructor" in problem and exc.problem:
-            problem = f"unsupported YAML tag: {problem.split('tag ')[-1]}"
-        raise ScenarioFormatError(f"YAML: {problem}", loc, _hint_for(exc.problem or "")) from None
+        raise _describe_yaml_error(exc, shown, text.splitlines()) from None
     except yaml.YAMLError as exc:
         raise ScenarioFormatError(f"YAML: {exc}", Location(shown)) from None

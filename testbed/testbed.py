@@ -5,7 +5,9 @@ Usage: python3 testbed/testbed.py {setup|start|stop|status|env}
 
 Everything lives in <repo>/.testbed/ (venv, configs, databases, images, PID files, logs, openrc),
 kept apart from the project's own environment because OpenStack pins many libraries.
-Standard library only, so it runs before anything else is installed.
+Standard library only, so it runs before anything else is installed. Environment:
+TESTBED_ADMIN_PASSWORD, TESTBED_SERVICE_PASSWORD, TESTBED_DEMO_PASSWORD (defaults below),
+TESTBED_START_TIMEOUT (seconds, default 120), TESTBED_STATE_DIR (default <repo>/.testbed).
 """
 
 import contextlib
@@ -141,7 +143,7 @@ def write_configs():
     })
     common = {"master": "true", "need-app": "true", "die-on-term": "true", "strict": "true",
               "home": VENV, "buffer-size": "65535", "processes": "2",
-              "worker-reload-mercy": "10"}
+              "worker-reload-mercy": "5"}
     write_ini(ks / "uwsgi.ini", {"uwsgi": {
         **common, "http-socket": f"{HOST}:{KEYSTONE_PORT}",
         "module": "keystone.wsgi.api:application", "env": f"OS_KEYSTONE_CONFIG_DIR={ks}"}})
@@ -216,24 +218,28 @@ def is_running(name):
     return pid is not None and pid in group_members(name)
 
 
-def stop_service(name, timeout=20):
-    """TERM the whole process group (master + workers), KILL after a grace period, wait."""
-    members, pgid = group_members(name), recorded_pid(name)
+def stop_services(timeout=20):
+    """TERM every recorded process group (masters + workers) at once, KILL after a grace period,
+    and wait until they are gone; returns the names that were running."""
+    groups = {name: recorded_pid(name) for name in SERVICES if group_members(name)}
     for sig, wait in ((signal.SIGTERM, timeout), (signal.SIGKILL, 10)):
-        if not group_members(name):
-            break
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(pgid, sig)
+        for name in [n for n in groups if group_members(n)]:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(groups[name], sig)
         deadline = time.monotonic() + wait
-        while group_members(name) and time.monotonic() < deadline:
+        while any(map(group_members, groups)) and time.monotonic() < deadline:
             time.sleep(0.2)
-    if group_members(name):
-        raise TestbedError(f"{name}: processes {group_members(name)} survived SIGKILL")
-    deadline = time.monotonic() + 5  # let init reap the zombie master, so pgrep shows nothing
-    while members and Path(f"/proc/{pgid}").exists() and time.monotonic() < deadline:
+    if any(map(group_members, groups)):
+        raise TestbedError(f"processes survived SIGKILL: {list(map(group_members, groups))}")
+    deadline = time.monotonic() + 5  # wait for the zombie masters to be reaped: pgrep shows none
+    while any(Path(f"/proc/{p}").exists() for p in groups.values()) and time.monotonic() < deadline:
+        for pid in groups.values():
+            with contextlib.suppress(ChildProcessError):  # our own child (failed start): reap it
+                os.waitpid(pid, os.WNOHANG)
         time.sleep(0.1)
-    (RUN / f"{name}.pid").unlink(missing_ok=True)
-    return bool(members)
+    for name in SERVICES:
+        (RUN / f"{name}.pid").unlink(missing_ok=True)
+    return list(groups)
 
 
 def port_free(port):
@@ -365,23 +371,24 @@ def write_openrc():
 
 
 # ---- commands ----
-def wait_until(check, procs, deadline, what):
-    """Poll check() until truthy; fail fast, with the log tail, if one of our processes dies."""
+def wait_until(check, procs, deadline, what, name):
+    """Poll check(seconds_left) until truthy; fail fast, with the log tail, if one of our
+    processes dies; on timeout show the log of `name`, the service being waited for."""
     while True:
-        for name, proc in procs.items():
+        for svc, proc in procs.items():
             if proc.poll() is not None:
-                path = LOG / f"{name}.log"
-                raise TestbedError(f"{name} exited ({proc.returncode}) while waiting for {what}; "
+                path = LOG / f"{svc}.log"
+                raise TestbedError(f"{svc} exited ({proc.returncode}) while waiting for {what}; "
                                    f"see {path}\n--- last lines of {path} ---\n{tail(path)}")
         try:
-            result = check()
-            if result:
-                return result
+            if check(max(1.0, min(10.0, deadline - time.monotonic()))):
+                return
         except (OSError, http.client.HTTPException):  # refused, reset: not ready yet
             pass
         if time.monotonic() > deadline:
-            names = ", ".join(str(LOG / f"{n}.log") for n in procs)
-            raise TestbedError(f"timed out waiting for {what}; see {names}")
+            path = LOG / f"{name}.log"
+            raise TestbedError(f"timed out waiting for {what}; see {path}\n"
+                               f"--- last lines of {path} ---\n{tail(path)}")
         time.sleep(0.5)
 
 
@@ -393,8 +400,7 @@ def start():
         return 0
     if running:
         log(f"only {', '.join(running)} was running: restarting both")
-    for name in SERVICES:  # a half-running or crashed testbed: clear our own leftovers first
-        stop_service(name)
+    stop_services()  # a half-running or crashed testbed: clear our own leftovers first
     for port in (KEYSTONE_PORT, GLANCE_PORT):
         if not port_free(port):
             raise TestbedError(f"port {port} on {HOST} is already in use by a process that is "
@@ -410,17 +416,16 @@ def start():
     # both start at once and Keystone is provisioned while Glance is still importing.
     procs = {name: spawn(name) for name in SERVICES}
     try:
-        wait_until(lambda: api("GET", f"{KEYSTONE_URL}/v3", timeout=5)[0] == 200,
-                   procs, deadline, "Keystone")
+        wait_until(lambda left: api("GET", f"{KEYSTONE_URL}/v3", timeout=left)[0] == 200,
+                   procs, deadline, "Keystone GET /v3", "keystone")
         log(f"keystone answers after {time.monotonic() - t0:.1f} s; provisioning")
         provision()
         write_openrc()
         token = get_token("admin", passwords()["admin"], "admin")
-        wait_until(lambda: api("GET", f"{GLANCE_URL}/v2/images", token, timeout=10)[0] == 200,
-                   procs, deadline, "Glance GET /v2/images with an admin token")
+        wait_until(lambda left: api("GET", f"{GLANCE_URL}/v2/images", token, timeout=left)[0]
+                   == 200, procs, deadline, "Glance GET /v2/images with an admin token", "glance")
     except BaseException:
-        for name in SERVICES:
-            stop_service(name)
+        stop_services()
         raise
     log(f"keystone {KEYSTONE_URL}/v3 and glance {GLANCE_URL} ready in "
         f"{time.monotonic() - t0:.1f} s; credentials in {OPENRC}")
@@ -429,7 +434,7 @@ def start():
 
 def stop():
     """Stop both services; only processes recorded in our PID files are touched."""
-    stopped = [name for name in SERVICES if stop_service(name)]
+    stopped = stop_services()
     print(f"stopped {', '.join(stopped)}" if stopped else "not running")
     return 0
 

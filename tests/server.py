@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import socket
+import ssl
 import threading
 import time
 import uuid
@@ -69,6 +70,8 @@ class Handler(BaseHTTPRequestHandler):
             data = body.encode()
         else:
             data = body
+        if status in (204, 304) or status < 200:
+            data = b""  # these responses never carry a body; sending one would corrupt the connection
         self.send_response(status)
         for name, value in (headers or {}).items():
             self.send_header(name, value)
@@ -82,7 +85,15 @@ class Handler(BaseHTTPRequestHandler):
         body = self._body()
         self.query = parse_qs(url.query)
         self.server.state.requests.append(
-            {"method": self.command, "path": url.path, "headers": dict(self.headers), "length": self._body_len}
+            {
+                "method": self.command,
+                "path": url.path,
+                "query": url.query,
+                "headers": dict(self.headers),
+                "length": self._body_len,
+                "md5": self._body_md5,
+                "body": body if len(body) <= 1 << 16 else None,  # small bodies only: tests read them back
+            }
         )
         parts = [p for p in url.path.split("/") if p]
         try:
@@ -114,6 +125,20 @@ class Handler(BaseHTTPRequestHandler):
             "length": self._body_len,
             "md5": self._body_md5,
         })
+
+    def route_mirror(self, parts: list[str], body: bytes) -> None:
+        """The request body back, with ?status=, ?type= (Content-Type) and ?header=Name:Value (repeatable)."""
+        status = int(self.query.get("status", ["200"])[0])
+        headers = {"Content-Type": self.query.get("type", ["application/json"])[0]}
+        for item in self.query.get("header", []):
+            name, _, value = item.partition(":")
+            headers[name] = value
+        self._send(status, body, headers)
+
+    def route_cookie(self, parts: list[str], body: bytes) -> None:
+        """Sets a session cookie (?value=), as a login form would."""
+        value = self.query.get("value", ["c00kie-v4lue-0123"])[0]
+        self._send(200, {"ok": True}, {"Set-Cookie": f"session={value}; Path=/; HttpOnly"})
 
     def route_tokens(self, parts: list[str], body: bytes) -> None:
         data = json.loads(body or b"{}")
@@ -207,6 +232,9 @@ class Handler(BaseHTTPRequestHandler):
         elif kind == "binary":
             self._send(500, bytes(range(256)) + b"\x00\x01\x1b[31m" + "é".encode("latin-1"),
                        {"Content-Type": "text/plain"})
+        elif kind == "ctrl":
+            text = b"line one\x1b[31m red\x00 nul \x07bell caf\xe9 \x0c\x7f end\n"
+            self._send(500, text, {"Content-Type": "text/plain"})
         elif kind == "poll":
             key = self.query.get("key", ["default"])[0]
             n = self.server.state.count("poll:" + key)
@@ -222,16 +250,21 @@ class TestServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
 
-    def __init__(self) -> None:
+    def __init__(self, ssl_context: ssl.SSLContext | None = None) -> None:
         super().__init__(("127.0.0.1", 0), Handler)
         self.state = State()
+        self.scheme = "http"
+        if ssl_context is not None:  # TLS: the handshake happens in accept(), on the serving thread
+            self.socket = ssl_context.wrap_socket(self.socket, server_side=True)
+            self.scheme = "https"
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.server_port}"
+        return f"{self.scheme}://127.0.0.1:{self.server_port}"
 
     def start(self) -> TestServer:
-        threading.Thread(target=self.serve_forever, daemon=True).start()
+        # A short poll interval makes stop() quick, which matters with a server per test.
+        threading.Thread(target=self.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
         return self
 
     def stop(self) -> None:

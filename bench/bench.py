@@ -1,0 +1,441 @@
+"""The performance figures of issue 5, measured against bench/stub.py, with the raw `requests` baseline.
+
+    python bench/bench.py            # everything (a few minutes on 2 cores)
+    python bench/bench.py --quick    # a smaller subset of every target (well under a minute)
+    python bench/bench.py --only 1,3 --json figures.json
+    python bench/bench.py --profile  # cProfile of the 50-copies in-process run, top functions
+
+Targets (figures are reported, never asserted):
+  1. 50 copies of the tutorial in one in-process run: cost per step <= 1.2 x a raw requests loop.
+  2. `scenario-runner --version` <= 3 x `python -c pass`; one tutorial run as a process <= 0.35 s.
+  3. a 1 GiB upload: runner peak RSS <= 40 MiB, wall <= 1.2 x raw requests; with md5 + sha512
+     expectations the file is read at most once more than the upload needs (rchar / size <= 2).
+  4. --jobs 4 >= 3.5 x faster than --jobs 1 (40 scenarios, 50 ms added latency per request).
+  5. 1,000 files (8,000 steps) in one run: peak RSS <= 120 MiB; 2,000 files <= 2.2 x the time.
+
+Each stub runs in its own process; the client measured is this process (target 1) or a child
+process started from here (the others). A child's peak RSS is VmHWM and its reads are rchar /
+read_bytes, from /proc/self written at exit by bench/probe.py. (os.wait4's ru_maxrss is not used:
+Linux carries the RSS of the forking parent into it at exec, so it reads at least this process's RSS.)
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import datetime
+import gc
+import io
+import json
+import os
+import platform
+import pstats
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+BENCH = Path(__file__).resolve().parent
+REPO = BENCH.parent
+PY = sys.executable
+TUTORIAL = BENCH / "tutorial.scenario.yaml"
+STEPS_PER_TUTORIAL = 8
+MIB = 1024 * 1024
+
+sys.path.insert(0, str(BENCH))
+import raw_tutorial  # noqa: E402
+
+
+class BenchError(Exception):
+    """A workload did not pass: its figures would mean nothing."""
+
+
+@dataclass
+class Row:
+    target: str
+    measure: str
+    runner: str
+    baseline: str = ""
+    ratio: str = ""
+    goal: str = ""
+    holds: str = ""  # "yes", "MISSED" or "" (for information only)
+
+
+@dataclass
+class Child:
+    wall: float
+    output: str
+
+
+# --- plumbing ------------------------------------------------------------------------------------
+
+
+class Stub:
+    """bench/stub.py in its own process; stops when closed (or when this process dies)."""
+
+    def __init__(self, latency_ms: float = 0.0):
+        cmd = [PY, str(BENCH / "stub.py"), "--latency-ms", str(latency_ms), "--max-seconds", "1800"]
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        assert self.proc.stdout is not None
+        self.url = self.proc.stdout.readline().strip()
+        if not self.url.startswith("http://"):
+            self.close()
+            raise BenchError(f"the stub did not start: {self.url!r}")
+
+    def requests(self) -> int:
+        with urllib.request.urlopen(f"{self.url}/_bench/stats", timeout=10) as resp:
+            return int(json.load(resp)["requests"])
+
+    def close(self) -> None:
+        if self.proc.stdin is not None:
+            self.proc.stdin.close()  # the stub stops on end of input
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+    def __enter__(self) -> Stub:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def child_env(stub: Stub) -> dict[str, str]:
+    return {**os.environ, "STUB_URL": stub.url}
+
+
+def run_child(cmd: Sequence[str], env: dict[str, str] | None = None) -> Child:
+    """Run a process to its end; wall time from spawn to reaped."""
+    with tempfile.TemporaryFile() as log:
+        started = time.perf_counter()
+        proc = subprocess.Popen(list(cmd), stdout=log, stderr=subprocess.STDOUT, env=env, cwd=REPO)
+        proc.wait()
+        wall = time.perf_counter() - started
+        log.seek(0)
+        output = log.read().decode(errors="replace")
+    if proc.returncode != 0:
+        raise BenchError(f"{' '.join(cmd)} exited {proc.returncode}:\n{output[-3000:]}")
+    return Child(wall, output)
+
+
+def median_wall(cmd: Sequence[str], runs: int, env: dict[str, str] | None = None) -> float:
+    run_child(cmd, env)  # warm the page cache
+    return statistics.median(run_child(cmd, env).wall for _ in range(runs))
+
+
+def copies(directory: Path, count: int, source: Path = TUTORIAL) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    text = source.read_text()
+    for index in range(count):
+        (directory / f"tutorial-{index:04d}.scenario.yaml").write_text(text)
+    return directory
+
+
+def scenario_runner_command() -> list[str]:
+    """The installed console script next to this interpreter (not a pyenv shim, which adds ~70 ms)."""
+    script = Path(PY).parent / "scenario-runner"
+    if script.exists():
+        return [str(script)]
+    found = shutil.which("scenario-runner")
+    if found is None:
+        raise BenchError("scenario-runner is not installed: pip install -e .")
+    return [found]
+
+
+def verdict(ok: bool) -> str:
+    return "yes" if ok else "MISSED"
+
+
+def ms(seconds: float) -> str:
+    return f"{seconds * 1000:.2f} ms"
+
+
+@contextmanager
+def tempdir(prefix: str) -> Iterator[Path]:
+    with tempfile.TemporaryDirectory(prefix=prefix) as name:
+        yield Path(name)
+
+
+# --- target 1: marginal cost per step ------------------------------------------------------------
+
+
+def runner_in_process(directory: Path, extra: Sequence[str] = ()) -> float:
+    from runner.cli import main
+
+    errors = io.StringIO()
+    with open(os.devnull, "w") as sink:
+        gc.collect()
+        started = time.perf_counter()
+        code = main(["run", str(directory), "--junit", "", *extra], stdout=sink, stderr=errors)
+        wall = time.perf_counter() - started
+    if code != 0:
+        raise BenchError(f"the runner exited {code} on {directory}: {errors.getvalue()[-2000:]}")
+    return wall
+
+
+def raw_in_process(base: str, count: int) -> float:
+    gc.collect()
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="bench-raw-") as tmp:
+        upload = raw_tutorial.UploadFile(tmp)
+        for _ in range(count):
+            raw_tutorial.run_tutorial(base, upload)
+    return time.perf_counter() - started
+
+
+def target1(quick: bool) -> list[Row]:
+    count, reps = 50, 3 if quick else 7
+    steps = count * STEPS_PER_TUTORIAL
+    with Stub() as stub, tempdir("bench-t1-") as tmp:
+        os.environ["STUB_URL"] = stub.url
+        directory = copies(tmp / "copies", count)
+        runner_in_process(directory)  # warm-up: imports, first connections
+        raw_in_process(stub.url, count)
+        runner_walls, raw_walls = [], []
+        for _ in range(reps):
+            before = stub.requests()
+            runner_walls.append(runner_in_process(directory))
+            middle = stub.requests()
+            raw_walls.append(raw_in_process(stub.url, count))
+            after = stub.requests()
+            if middle - before != steps or after - middle != steps:
+                raise BenchError(f"requests sent: runner {middle - before}, raw {after - middle}, expected {steps}")
+    runner, raw = statistics.median(runner_walls), statistics.median(raw_walls)
+    ratio = runner / raw
+    return [
+        Row("1", f"{count} tutorial copies in-process, total (median of {reps})", f"{runner:.3f} s", f"{raw:.3f} s"),
+        Row("1", f"per step ({steps} steps)", ms(runner / steps), ms(raw / steps), f"{ratio:.2f}", "<= 1.2",
+            verdict(ratio <= 1.2)),
+    ]  # fmt: skip
+
+
+# --- target 2: start-up --------------------------------------------------------------------------
+
+
+def target2(quick: bool) -> list[Row]:
+    startup_runs, tutorial_runs = (10, 5) if quick else (20, 10)
+    version = median_wall([*scenario_runner_command(), "--version"], startup_runs)
+    bare = median_wall([PY, "-c", "pass"], startup_runs)
+    with Stub() as stub:
+        env = child_env(stub)
+        tutorial = median_wall([PY, "-m", "runner", "run", str(TUTORIAL.relative_to(REPO)), "--junit", ""],
+                               tutorial_runs, env)  # fmt: skip
+        raw = median_wall([PY, str(BENCH / "raw_tutorial.py")], tutorial_runs, env)
+    return [
+        Row("2", f"`scenario-runner --version` vs `python -c pass` (median of {startup_runs})", ms(version), ms(bare),
+            f"{version / bare:.2f}", "<= 3", verdict(version / bare <= 3)),
+        Row("2", f"one tutorial run as a process vs raw_tutorial.py (median of {tutorial_runs})", f"{tutorial:.3f} s",
+            f"{raw:.3f} s", f"{tutorial / raw:.2f}", "<= 0.35 s", verdict(tutorial <= 0.35)),
+    ]  # fmt: skip
+
+
+# --- target 3: a large upload --------------------------------------------------------------------
+
+
+def make_file(path: Path, size: int) -> None:
+    block = bytearray(os.urandom(MIB))
+    with open(path, "wb") as fh:
+        for index in range(size // MIB):
+            block[:8] = index.to_bytes(8, "little")  # no two blocks alike
+            fh.write(block)
+        fh.write(os.urandom(size % MIB))
+
+
+def probed(cmd: Sequence[str], env: dict[str, str], out: Path) -> tuple[Child, dict[str, int]]:
+    child = run_child([PY, str(BENCH / "probe.py"), str(out), *cmd], env)
+    return child, json.loads(out.read_text())
+
+
+def target3(quick: bool) -> list[Row]:
+    size, reps = (256 * MIB, 1) if quick else (1024 * MIB, 3)
+    label = f"{size // MIB} MiB"
+    with tempdir("bench-t3-") as tmp, Stub() as stub:
+        env = child_env(stub)
+        data = tmp / "upload.bin"
+        make_file(data, size)
+
+        def runner(scenario: str) -> list[str]:
+            return ["-m", "runner", "run", f"bench/{scenario}", "--junit", "", "-q",
+                    "--var", f"image_file={data}", "--allow-path", str(tmp)]  # fmt: skip
+
+        variants: dict[str, list[str]] = {
+            "runner": runner("upload.scenario.yaml"),
+            "raw": [str(BENCH / "raw_upload.py"), str(data)],
+            "runner+digests": runner("upload-checked.scenario.yaml"),
+            "raw+digests": [str(BENCH / "raw_upload.py"), str(data), "--hash"],
+        }
+        results: dict[str, list[tuple[Child, dict[str, int]]]] = {name: [] for name in variants}
+        for _ in range(reps):
+            for name, cmd in variants.items():
+                results[name].append(probed(cmd, env, tmp / "probe.json"))
+    wall = {name: statistics.median(c.wall for c, _ in runs) for name, runs in results.items()}
+    rss = {name: max(p["VmHWM_kib"] for _, p in runs) / 1024 for name, runs in results.items()}
+    rchar = {name: max(p["rchar"] for _, p in runs) / size for name, runs in results.items()}
+    read_bytes = {name: max(p["read_bytes"] for _, p in runs) / size for name, runs in results.items()}
+    return [
+        Row("3", f"{label} upload: peak RSS, runner vs raw requests", f"{rss['runner']:.1f} MiB",
+            f"{rss['raw']:.1f} MiB", f"{rss['runner'] / rss['raw']:.2f}", "<= 40 MiB", verdict(rss["runner"] <= 40)),
+        Row("3", f"{label} upload with md5+sha512 checks: peak RSS", f"{rss['runner+digests']:.1f} MiB",
+            f"{rss['raw+digests']:.1f} MiB", f"{rss['runner+digests'] / rss['raw+digests']:.2f}", "<= 40 MiB",
+            verdict(rss["runner+digests"] <= 40)),
+        Row("3", f"{label} upload: wall, process start to exit (median of {reps})", f"{wall['runner']:.2f} s",
+            f"{wall['raw']:.2f} s", f"{wall['runner'] / wall['raw']:.2f}", "<= 1.2 x",
+            verdict(wall["runner"] <= 1.2 * wall["raw"])),
+        Row("3", f"{label} upload with md5+sha512 checks: wall (baseline hashes too)",
+            f"{wall['runner+digests']:.2f} s", f"{wall['raw+digests']:.2f} s",
+            f"{wall['runner+digests'] / wall['raw+digests']:.2f}", "(info)"),
+        Row("3", "with md5+sha512 checks: bytes read (rchar) / file size", f"{rchar['runner+digests']:.3f}",
+            f"{rchar['raw+digests']:.3f}", "", "<= 2 (1 + at most one more)", verdict(rchar["runner+digests"] <= 2.0)),
+        Row("3", "without checks: rchar / size; read_bytes (from disk) / size with checks",
+            f"{rchar['runner']:.3f}; {read_bytes['runner+digests']:.3f}",
+            f"{rchar['raw']:.3f}; {read_bytes['raw+digests']:.3f}", "", "(info)"),
+    ]  # fmt: skip
+
+
+# --- target 4: --jobs ----------------------------------------------------------------------------
+
+
+def target4(quick: bool) -> list[Row]:
+    count = 12 if quick else 40
+    with tempdir("bench-t4-") as tmp, Stub(latency_ms=50) as stub:
+        env = child_env(stub)
+        directory = copies(tmp / "copies", count)
+        # The 4 KiB file is made here, not by data_file(): concurrent first calls of data_file() for the
+        # same file race in runner/files.py DataFiles.make (shared '.part' name) and fail a scenario.
+        upload = raw_tutorial.UploadFile(str(tmp))
+        walls = {}
+        for jobs in (1, 4):
+            cmd = [PY, "-m", "runner", "run", str(directory), "--junit", "", "-q", "--jobs", str(jobs),
+                   "--var", f"image_file={upload.path}", "--allow-path", str(tmp)]  # fmt: skip
+            walls[jobs] = run_child(cmd, env).wall
+    speedup = walls[1] / walls[4]
+    return [
+        Row("4", f"{count} scenarios, 50 ms latency: --jobs 4 vs --jobs 1 (process wall)", f"{walls[4]:.2f} s",
+            f"{walls[1]:.2f} s", f"{speedup:.2f} x faster", ">= 3.5 x", verdict(speedup >= 3.5)),
+    ]  # fmt: skip
+
+
+# --- target 5: many files ------------------------------------------------------------------------
+
+
+def target5(quick: bool) -> list[Row]:
+    small, large = (100, 200) if quick else (1000, 2000)
+    with tempdir("bench-t5-") as tmp, Stub() as stub:
+        env = child_env(stub)
+        walls, rss = {}, {}
+        for count in (small, large):
+            directory = copies(tmp / f"files-{count}", count)
+            junit = tmp / f"junit-{count}.xml"
+            cmd = ["-m", "runner", "run", str(directory), "--junit", str(junit)]
+            child, figures = probed(cmd, env, tmp / "probe.json")
+            walls[count], rss[count] = child.wall, figures["VmHWM_kib"] / 1024
+            shutil.rmtree(directory)
+    scale = walls[large] / walls[small]
+    return [
+        Row("5", f"{small} files ({small * STEPS_PER_TUTORIAL} steps, JUnit written): peak RSS",
+            f"{rss[small]:.1f} MiB", "", "", "<= 120 MiB", verdict(rss[small] <= 120)),
+        Row("5", f"{large} files vs {small} files: wall", f"{walls[large]:.2f} s", f"{walls[small]:.2f} s",
+            f"{scale:.2f}", "<= 2.2", verdict(scale <= 2.2)),
+        Row("5", f"{large} files: peak RSS; wall per step", f"{rss[large]:.1f} MiB",
+            "", ms(walls[large] / (large * STEPS_PER_TUTORIAL)), "(info)"),
+    ]  # fmt: skip
+
+
+# --- profile -------------------------------------------------------------------------------------
+
+
+def profile(limit: int = 30) -> None:
+    with Stub() as stub, tempdir("bench-prof-") as tmp:
+        os.environ["STUB_URL"] = stub.url
+        directory = copies(tmp / "copies", 50)
+        runner_in_process(directory)
+        profiler = cProfile.Profile()
+        profiler.enable()
+        runner_in_process(directory)
+        profiler.disable()
+    for order in ("tottime", "cumulative"):
+        print(f"\n--- top {limit} by {order} (50 copies, 400 steps) ---")
+        pstats.Stats(profiler).sort_stats(order).print_stats(limit)
+
+
+# --- report --------------------------------------------------------------------------------------
+
+
+def machine() -> str:
+    cpu = "unknown CPU"
+    with open("/proc/cpuinfo") as fh:
+        for line in fh:
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    today = datetime.date.today().isoformat()
+    return f"{today}; nproc {os.cpu_count()}; {cpu}; Python {platform.python_version()} ({PY})"
+
+
+def table(rows: list[Row]) -> str:
+    header = ["#", "measure", "runner", "baseline", "ratio", "target", "holds"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for row in rows:
+        cells = [row.target, row.measure, row.runner, row.baseline, row.ratio, row.goal, row.holds]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+TARGETS: dict[str, Callable[[bool], list[Row]]] = {
+    "1": target1,
+    "2": target2,
+    "3": target3,
+    "4": target4,
+    "5": target5,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="smaller workloads and fewer repetitions")
+    parser.add_argument("--only", default=",".join(TARGETS), help="comma-separated targets (default: 1,2,3,4,5)")
+    parser.add_argument("--json", metavar="PATH", help="also write the rows as JSON")
+    parser.add_argument("--profile", action="store_true", help="profile the 50-copies in-process run instead")
+    args = parser.parse_args(argv)
+    os.chdir(REPO)  # the runner's file policy allows the directory a run starts in
+    if args.profile:
+        profile()
+        return 0
+    wanted = [t.strip() for t in args.only.split(",") if t.strip()]
+    unknown = [t for t in wanted if t not in TARGETS]
+    if unknown:
+        parser.error(f"unknown target(s) {', '.join(unknown)}; choose from {', '.join(TARGETS)}")
+    print(f"machine: {machine()}", flush=True)
+    started = time.perf_counter()
+    rows: list[Row] = []
+    for target in wanted:
+        t0 = time.perf_counter()
+        try:
+            rows.extend(TARGETS[target](args.quick))
+        except BenchError as exc:
+            rows.append(Row(target, "workload failed", str(exc).splitlines()[0], holds="ERROR"))
+            print(exc, file=sys.stderr)
+        print(f"target {target}: {time.perf_counter() - t0:.1f} s", file=sys.stderr, flush=True)
+    elapsed = time.perf_counter() - started
+    print()
+    print(table(rows))
+    print(f"\n{'quick' if args.quick else 'full'} run: {elapsed:.1f} s")
+    if args.json:
+        report: dict[str, Any] = {"machine": machine(), "quick": args.quick, "seconds": elapsed}
+        report["rows"] = [asdict(row) for row in rows]
+        Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
+    return 1 if any(row.holds == "ERROR" for row in rows) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
