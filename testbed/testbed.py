@@ -21,6 +21,7 @@ import shlex
 import shutil
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -150,6 +151,9 @@ def write_configs():
     write_ini(gl / "uwsgi.ini", {"uwsgi": {
         **common, "http-socket": f"{HOST}:{GLANCE_PORT}",
         "module": "glance.wsgi.api:application", "env": f"OS_GLANCE_CONFIG_DIR={gl}",
+        # One worker: two processes writing one SQLite file get "database is locked" (HTTP 500)
+        # under concurrent uploads (threads in one process do too). Requests are served one at a time.
+        "processes": "1",
         "enable-threads": "true", "lazy-apps": "true",
         "http-auto-chunked": "true", "http-raw-body": "true"}})
 
@@ -174,6 +178,10 @@ def setup():
     log("db_sync keystone and glance")
     run([*manage, "db_sync"])
     run([bin_ / "glance-manage", "--config-file", gl / "glance-api.conf", "db_sync"])
+    for db in (ks / "keystone.db", gl / "glance.db"):
+        # WAL lets Glance's import threads write while requests read (persistent in the file).
+        with sqlite3.connect(db) as conn:
+            conn.execute("PRAGMA journal_mode=WAL")
     for keys, command in (("fernet-keys", "fernet_setup"), ("credential-keys", "credential_setup")):
         if not any((ks / keys).glob("*")):
             run([*manage, command, *owner])

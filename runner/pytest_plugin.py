@@ -1,0 +1,141 @@
+"""pytest plugin: `pytest scenarios/` collects each `*.scenario.yaml` as tests, one item per scenario.
+
+Follows pytest's documented non-Python-test pattern (`pytest_collect_file` -> File -> Item with
+`repr_failure`/`reportinfo`), so `--junitxml`, `-k`, `-x` and pytest-xdist's `-n` work unchanged: xdist
+spreads scenarios over processes or hosts. The only module importing pytest; nothing imports it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from .engine import Engine, Interrupted, RunOptions
+from .errors import UserError, relative_display
+from .files import FilePolicy
+from .loader import SCENARIO_SUFFIX, Loader
+from .model import Scenario
+from .redact import Redactor
+from .results import Outcome, ScenarioResult
+
+_ENGINE = pytest.StashKey[Engine]()
+_LOADER = pytest.StashKey[Loader]()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("scenario-runner", "scenario-runner (*.scenario.yaml)")
+    group.addoption("--sr-var", action="append", default=[], metavar="NAME=VALUE", help="set a scenario variable")
+    group.addoption("--sr-timeout", type=float, default=None, metavar="S", help="default request timeout")
+    group.addoption("--sr-insecure", action="store_true", help="do not verify TLS certificates")
+    group.addoption("--sr-cacert", default=None, metavar="FILE", help="CA bundle for TLS verification")
+    group.addoption("--sr-allow-path", action="append", default=[], metavar="DIR", help="allow reading files here")
+    group.addoption("--sr-no-collect", action="store_true", help="do not collect *.scenario.yaml files")
+
+
+def _cli_vars(config: pytest.Config) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    for item in config.getoption("--sr-var"):
+        name, sep, value = item.partition("=")
+        if not sep:
+            raise pytest.UsageError(f"--sr-var {item!r}: expected NAME=VALUE")
+        values[name] = value
+    return values
+
+
+def _loader(config: pytest.Config) -> Loader:
+    if _LOADER not in config.stash:
+        policy = FilePolicy([config.rootpath, *config.getoption("--sr-allow-path")])
+        config.stash[_LOADER] = Loader(policy, _cli_vars(config))
+    return config.stash[_LOADER]
+
+
+def _engine(config: pytest.Config) -> Engine:
+    if _ENGINE not in config.stash:
+        from .context import RunServices
+
+        options = RunOptions(
+            cli_vars=_cli_vars(config),
+            timeout=config.getoption("--sr-timeout"),
+            insecure=config.getoption("--sr-insecure"),
+            cacert=config.getoption("--sr-cacert"),
+        )
+        config.stash[_ENGINE] = Engine(RunServices(_loader(config).policy), Redactor(), options)
+    return config.stash[_ENGINE]
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if _ENGINE in config.stash:
+        config.stash[_ENGINE].services.close()
+
+
+def pytest_collect_file(parent: pytest.Collector, file_path: Path) -> pytest.Collector | None:
+    if file_path.name.endswith(SCENARIO_SUFFIX) and not parent.config.getoption("--sr-no-collect"):
+        return ScenarioFile.from_parent(parent, path=file_path)
+    return None
+
+
+class ScenarioFileError(Exception):
+    """A scenario file that does not load: shown as a collection error with its located message."""
+
+
+class ScenarioFile(pytest.File):
+    def collect(self) -> Iterator[pytest.Item]:
+        try:
+            scenarios = _loader(self.config).load(self.path)
+        except UserError as exc:
+            raise self.CollectError(exc.render()) from None
+        for scenario in scenarios:
+            yield ScenarioItem.from_parent(self, name=scenario.name, scenario=scenario)
+
+
+class ScenarioFailed(Exception):
+    def __init__(self, result: ScenarioResult):
+        super().__init__(result.name)
+        self.result = result
+
+
+class ScenarioItem(pytest.Item):
+    def __init__(self, *, scenario: Scenario, **kwargs: Any):
+        super().__init__(**kwargs)
+        self.scenario = scenario
+        for tag in scenario.tags:  # `pytest -m glance` selects scenarios tagged glance
+            marker = tag.replace("-", "_")
+            self.config.addinivalue_line("markers", f"{marker}: scenario tag")
+            self.add_marker(marker)
+
+    def runtest(self) -> None:
+        result = ScenarioResult(self.scenario.name, relative_display(self.scenario.path))
+        try:
+            _engine(self.config).run(self.scenario, result)
+        except Interrupted:
+            raise KeyboardInterrupt from None
+        if not result.passed:
+            raise ScenarioFailed(result)
+
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
+        if not isinstance(excinfo.value, ScenarioFailed):
+            return str(super().repr_failure(excinfo))
+        lines = []
+        for step in excinfo.value.result.steps:
+            label = step.outcome.value.upper()
+            prefix = "finally: " if step.is_finally else ""
+            if step.outcome is Outcome.SKIPPED:
+                lines.append(f"{label:<7} {prefix}{step.name} ({step.skip_reason})")
+                continue
+            lines.append(f"{label:<7} {prefix}{step.name}  {step.method} {step.url} -> {step.status}")
+            if step.outcome in (Outcome.FAILED, Outcome.ERROR):
+                if step.error:
+                    lines.append(f"    {step.location}: {step.error}")
+                for failure in step.failures:
+                    lines.append(f"    {failure.location}: {failure.message}")
+                if step.exchange:
+                    lines.extend("      " + line for line in step.exchange.splitlines())
+                if step.curl:
+                    lines.append("    reproduce: " + step.curl)
+        return "\n".join(lines)
+
+    def reportinfo(self) -> tuple[Path, int, str]:
+        return self.path, max(self.scenario.loc.line - 1, 0), f"scenario: {self.name}"
