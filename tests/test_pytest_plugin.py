@@ -1,0 +1,93 @@
+"""The pytest plugin, driven with pytester against the local test server (real HTTP)."""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from collections.abc import Iterator
+
+import pytest
+
+from server import TOKEN, TestServer
+
+pytest_plugins = ["pytester"]
+
+
+def write(pytester: pytest.Pytester, **files: str) -> None:
+    """pytester.makefile() would turn 'a.scenario' + '.yaml' into 'a.yaml'."""
+    for name, text in files.items():
+        (pytester.path / name).write_text(text)
+
+PASSING = """
+name: Create and fetch
+vars: {base: "{{ env.SR_BASE }}"}
+defaults:
+  headers: {X-Auth-Token: "{{ env.SR_TOKEN }}"}
+tags: [smoke]
+steps:
+  - name: Create
+    request: {method: POST, url: "{{ base }}/images", json: {name: plugin}}
+    expect: {status: 201, json: {status: queued}}
+    capture: {image_id: "{{ response.json.id }}"}
+  - name: Fetch
+    request: {url: "{{ base }}/images/{{ image_id }}"}
+    expect: {json: {name: plugin}}
+"""
+
+FAILING = """
+name: Wrong expectation
+vars: {base: "{{ env.SR_BASE }}"}
+defaults:
+  headers: {X-Auth-Token: "{{ env.SR_TOKEN }}"}
+steps:
+  - name: Create
+    request: {method: POST, url: "{{ base }}/images", json: {name: plugin}}
+    expect:
+      status: 200
+  - name: Never
+    request: {url: "{{ base }}/images"}
+"""
+
+
+@pytest.fixture
+def served(monkeypatch: pytest.MonkeyPatch) -> Iterator[TestServer]:
+    server = TestServer().start()
+    monkeypatch.setenv("SR_BASE", server.url)
+    monkeypatch.setenv("SR_TOKEN", TOKEN)
+    yield server
+    server.stop()
+
+
+def test_collects_one_item_per_scenario_and_runs_them(pytester: pytest.Pytester, served: TestServer) -> None:
+    write(pytester, **{"a.scenario.yaml": PASSING, "b.scenario.yaml": FAILING, "fragment.yaml": "steps: []"})
+    result = pytester.runpytest("-v")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(["*a.scenario.yaml::Create and fetch PASSED*", "*b.scenario.yaml::Wrong expectation FAILED*"])
+    text = result.stdout.str()
+    assert "b.scenario.yaml:10:15: status: expected 200, got 201 Created" in text  # the YAML line of the expectation
+    assert "SKIPPED Never (skipped: step 'Create' failed)" in text
+    assert "X-Auth-Token: ***" in text and TOKEN not in text  # redacted exchange
+    assert "reproduce: curl" in text
+
+
+def test_junitxml_and_tag_markers(pytester: pytest.Pytester, served: TestServer) -> None:
+    write(pytester, **{"a.scenario.yaml": PASSING, "b.scenario.yaml": FAILING})
+    result = pytester.runpytest("-m", "smoke", "--junitxml=out.xml")
+    result.assert_outcomes(passed=1, deselected=1)
+    cases = list(ET.parse(pytester.path / "out.xml").getroot().iter("testcase"))
+    assert [c.get("name") for c in cases] == ["Create and fetch"]
+
+
+def test_bad_scenario_is_a_collection_error_with_its_location(pytester: pytest.Pytester, served: TestServer) -> None:
+    write(pytester, **{"bad.scenario.yaml": "name: x\nstpes: []\n"})
+    result = pytester.runpytest()
+    assert result.ret == pytest.ExitCode.INTERRUPTED  # collection errors stop the session
+    result.stdout.fnmatch_lines(["*bad.scenario.yaml:2:1: unknown key 'stpes'*"])
+    assert served.state.requests == []
+
+
+def test_xdist_spreads_scenarios_over_processes(pytester: pytest.Pytester, served: TestServer) -> None:
+    for index in range(4):
+        write(pytester, **{f"s{index}.scenario.yaml": PASSING.replace("Create and fetch", f"Scenario {index}")})
+    result = pytester.runpytest_subprocess("-n", "2", "-p", "no:benchmark")
+    result.assert_outcomes(passed=4)
+    assert len([r for r in served.state.requests if r["method"] == "POST"]) == 4
