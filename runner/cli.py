@@ -112,6 +112,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="print the scenario format's JSON Schema",
         description="Print the JSON Schema of *.scenario.yaml (for editors and CI).",
     )
+
+    curl = sub.add_parser(
+        "from-curl",
+        help="turn curl command lines into scenario steps",
+        description="Read curl commands (a tutorial, a shell history) and print a scenario with one step each.",
+    )
+    curl.add_argument("source", nargs="?", default="-", metavar="FILE", help="file with curl commands ('-': stdin)")
+    curl.add_argument("-o", "--output", metavar="FILE", help="write the scenario here instead of stdout")
+    curl.add_argument("--name", default="Converted from curl", help="the scenario's name")
     return parser
 
 
@@ -138,6 +147,8 @@ def main(argv: Sequence[str] | None = None, stdout: TextIO | None = None, stderr
             return ExitStatus.SUCCESS
         if args.command == "validate":
             return _validate(args, out, err)
+        if args.command == "from-curl":
+            return _from_curl(args, out, err)
         return _run(args, out, err)
     except UserError as exc:
         err.write(exc.render() + "\n")
@@ -145,6 +156,26 @@ def main(argv: Sequence[str] | None = None, stdout: TextIO | None = None, stderr
     except KeyboardInterrupt:
         err.write("interrupted\n")
         return ExitStatus.INTERRUPTED
+
+
+def _from_curl(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from .errors import UsageError
+    from .fromcurl import convert, to_yaml
+
+    try:
+        text = sys.stdin.read() if args.source == "-" else open(args.source, encoding="utf-8").read()
+    except OSError as exc:
+        raise UsageError(f"{args.source}: {exc.strerror}") from None
+    converted = convert(text)
+    for warning in converted.warnings:
+        err.write(f"warning: {warning}\n")
+    document = to_yaml(converted, args.name)
+    if args.output:
+        with open(args.output, "w", encoding="utf-8") as fh:
+            fh.write(document)
+    else:
+        out.write(document)
+    return ExitStatus.SUCCESS
 
 
 def _parse_vars(args: argparse.Namespace) -> dict[str, Any]:

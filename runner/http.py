@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import json as jsonlib
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import requests
+import urllib3
 from requests.structures import CaseInsensitiveDict
 
 from .files import HashingReader
@@ -130,11 +132,13 @@ def send(session: requests.Session, req: PreparedRequest, max_body: int) -> Resp
             if req.file is not None:
                 reader = HashingReader(req.file, req.hash_algorithms)
                 kwargs["data"] = reader
+            opened = _connections_opened(session)
             try:
                 resp = session.request(req.method, req.url, **kwargs)
                 break
             except requests.exceptions.ConnectionError as exc:
-                if attempt == 1 and _stale_connection(exc):
+                reused = _connections_opened(session) == opened
+                if attempt == 1 and reused and _stale_connection(exc):
                     if reader is not None:
                         reader.close()
                     continue
@@ -175,11 +179,44 @@ def _stale_connection(exc: requests.exceptions.ConnectionError) -> bool:
     return any(s in text for s in ("RemoteDisconnected", "BrokenPipeError", "ConnectionResetError"))
 
 
+def _connections_opened(session: requests.Session) -> int:
+    """How many connections the session's pools have opened so far (urllib3 counts them).
+
+    Unchanged across a failed request means it went over a kept-alive connection, which may have
+    been stale. A request that dies on a connection opened for it is not retried: the server may
+    have acted on it, and a POST sent twice creates two images.
+    """
+    total = 0
+    for adapter in session.adapters.values():
+        pools = getattr(getattr(adapter, "poolmanager", None), "pools", None)
+        if pools is None:
+            continue
+        for key in pools.keys():
+            pool = pools.get(key)
+            total += getattr(pool, "num_connections", 0)
+    return total
+
+
+def _chunks(resp: requests.Response) -> Iterator[bytes]:
+    """The body as it arrives: each chunk is what the socket has now, up to READ_CHUNK bytes.
+
+    `iter_content` waits until a whole chunk is there, so a server trickling a byte every 50 ms
+    holds one read for hours and the body deadline, checked between chunks, never comes.
+    urllib3 2's `read1` returns as soon as any bytes arrive.
+    """
+    read1 = getattr(resp.raw, "read1", None)
+    if read1 is None:  # urllib3 1.x
+        yield from resp.iter_content(READ_CHUNK)
+        return
+    while chunk := read1(READ_CHUNK, decode_content=True):
+        yield chunk
+
+
 def _read_body(resp: requests.Response, max_body: int, started: float, deadline: float) -> tuple[bytes, int]:
     kept = bytearray()
     size = 0
     try:
-        for chunk in resp.iter_content(READ_CHUNK):
+        for chunk in _chunks(resp):
             size += len(chunk)
             room = max_body - len(kept)
             if room > 0:
@@ -189,7 +226,7 @@ def _read_body(resp: requests.Response, max_body: int, started: float, deadline:
                     f"the response body was still arriving after {deadline:.0f}s "
                     f"({size} bytes so far); the server is sending too slowly"
                 )
-    except requests.exceptions.RequestException as exc:
+    except (requests.exceptions.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
         raise TransportError(f"the connection broke while reading the response body: {_reason(exc)}") from None
     return bytes(kept), size
 
@@ -198,6 +235,8 @@ def _reason(exc: BaseException) -> str:
     """The innermost meaningful message of a requests/urllib3 exception chain."""
     text = str(exc)
     inner = exc.args[0] if exc.args else None
+    if isinstance(inner, str):  # urllib3's ProtocolError("Connection broken: ...", error)
+        return inner
     while isinstance(inner, BaseException) and inner.args:
         text = str(inner)
         reason = getattr(inner, "reason", None)

@@ -49,7 +49,15 @@ class Redactor:
         text = str(value)
         if len(text) < MIN_SECRET_LENGTH:
             return
-        forms = {text, json.dumps(text)[1:-1], quote(text, safe=""), quote_plus(text)}
+        as_json = json.dumps(text)[1:-1]
+        forms = {
+            text,
+            as_json,
+            json.dumps(text, ensure_ascii=False)[1:-1],  # how reports show JSON bodies
+            json.dumps(as_json)[1:-1],  # a JSON document quoted inside another (echoed bodies)
+            quote(text, safe=""),
+            quote_plus(text),
+        }
         with self._lock:
             if forms <= self._values:
                 return

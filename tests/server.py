@@ -9,9 +9,11 @@ input sent nothing.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import socket
 import ssl
+import struct
 import threading
 import time
 import uuid
@@ -21,6 +23,7 @@ from urllib.parse import parse_qs, urlparse
 
 TOKEN = "tok-3f9a7c1e5b2d4a6f8e0c"
 PASSWORD = "S3cret-Passw0rd!"
+COOKIE = "c00kie-S3ssion-5521"  # the session cookie /cookie sets
 
 
 class State:
@@ -89,6 +92,7 @@ class Handler(BaseHTTPRequestHandler):
                 "method": self.command,
                 "path": url.path,
                 "query": url.query,
+                "client_port": self.client_address[1],  # same port: the connection was reused
                 "headers": dict(self.headers),
                 "length": self._body_len,
                 "md5": self._body_md5,
@@ -106,6 +110,16 @@ class Handler(BaseHTTPRequestHandler):
             pass
 
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = _dispatch  # noqa: N815
+
+    def _reset(self) -> None:
+        """Close the connection with a TCP RST. The socket's file objects hold the descriptor open,
+        so they are closed too; without that, close() sends nothing and the client just waits."""
+        self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        self.close_connection = True
+        self.rfile.close()
+        self.wfile.close()
+        self.connection.close()
+        self.rfile, self.wfile = io.BytesIO(), io.BytesIO()  # for the handler's own flush and close
 
     def _authorised(self) -> bool:
         if self.headers.get("X-Auth-Token") != TOKEN:
@@ -136,9 +150,13 @@ class Handler(BaseHTTPRequestHandler):
         self._send(status, body, headers)
 
     def route_cookie(self, parts: list[str], body: bytes) -> None:
-        """Sets a session cookie (?value=), as a login form would."""
-        value = self.query.get("value", ["c00kie-v4lue-0123"])[0]
-        self._send(200, {"ok": True}, {"Set-Cookie": f"session={value}; Path=/; HttpOnly"})
+        """Sets a session cookie (?value=), as a login form would; with ?next=PATH, redirects there."""
+        value = self.query.get("value", [COOKIE])[0]
+        headers = {"Set-Cookie": f"session={value}; Path=/; HttpOnly"}
+        if "next" in self.query:
+            self._send(302, "", {**headers, "Location": self.query["next"][0]})
+        else:
+            self._send(200, {"ok": True}, headers)
 
     def route_tokens(self, parts: list[str], body: bytes) -> None:
         data = json.loads(body or b"{}")
@@ -198,8 +216,7 @@ class Handler(BaseHTTPRequestHandler):
         elif kind == "reset":
             self.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\nContent-Type: application/json\r\n\r\n{\"a\":")
             self.wfile.flush()
-            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
-            self.connection.close()
+            self._reset()
         elif kind == "hang":
             time.sleep(float(self.query.get("seconds", ["5"])[0]))
             self._send(200, {"late": True})
@@ -232,6 +249,8 @@ class Handler(BaseHTTPRequestHandler):
         elif kind == "binary":
             self._send(500, bytes(range(256)) + b"\x00\x01\x1b[31m" + "é".encode("latin-1"),
                        {"Content-Type": "text/plain"})
+        elif kind == "drop":
+            self._reset()  # no response at all, like a proxy or a crashed worker
         elif kind == "ctrl":
             text = b"line one\x1b[31m red\x00 nul \x07bell caf\xe9 \x0c\x7f end\n"
             self._send(500, text, {"Content-Type": "text/plain"})
@@ -247,6 +266,7 @@ class Handler(BaseHTTPRequestHandler):
 
 
 class TestServer(ThreadingHTTPServer):
+    __test__ = False  # not a pytest test class
     daemon_threads = True
     allow_reuse_address = True
 

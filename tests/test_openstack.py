@@ -106,7 +106,9 @@ def test_tutorial_suite_passes_and_leaves_nothing(workspace: Path, admin_token: 
 def test_changed_expectation_fails_that_step_skips_the_rest_and_cleans_up(workspace: Path, admin_token: str) -> None:
     path = workspace / "scenarios/glance/image-lifecycle.scenario.yaml"
     text = path.read_text()
-    text = text.replace("    expect:\n      status: 201\n      headers:", "    expect:\n      status: 200\n      headers:", 1)
+    text = text.replace(
+        "    expect:\n      status: 201\n      headers:", "    expect:\n      status: 200\n      headers:", 1
+    )
     path.write_text(text)
     run_id = "t" + uuid.uuid4().hex[:8]
     code, out, err = run("run", str(path), "--var", f"run_id={run_id}", "--junit", "junit.xml")
@@ -124,8 +126,9 @@ def test_changed_expectation_fails_that_step_skips_the_rest_and_cleans_up(worksp
 
 def test_a_failure_after_creation_still_deletes_the_image(workspace: Path, admin_token: str) -> None:
     path = workspace / "scenarios/glance/image-lifecycle.scenario.yaml"
-    text = path.read_text().replace("expect: {status: 200, json: {status: deactivated}}",
-                                    "expect: {status: 200, json: {status: gone-fishing}}")
+    text = path.read_text().replace(
+        "expect: {status: 200, json: {status: deactivated}}", "expect: {status: 200, json: {status: gone-fishing}}"
+    )
     path.write_text(text)
     run_id = "t" + uuid.uuid4().hex[:8]
     code, out, err = run("run", str(path), "--var", f"run_id={run_id}", "--junit", "junit.xml")
@@ -154,8 +157,12 @@ def test_checksum_mismatch_shows_expected_and_actual(workspace: Path, admin_toke
 def test_password_and_tokens_appear_nowhere(workspace: Path, admin_token: str) -> None:
     path = workspace / "scenarios/glance/image-lifecycle.scenario.yaml"
     # A failing step late in the run: its exchange (with the token header) is printed and kept.
-    path.write_text(path.read_text().replace("expect: {status: 204}\n\n  - name: Status is deactivated",
-                                             "expect: {status: 299}\n\n  - name: Status is deactivated"))
+    path.write_text(
+        path.read_text().replace(
+            "expect: {status: 204}\n\n  - name: Status is deactivated",
+            "expect: {status: 299}\n\n  - name: Status is deactivated",
+        )
+    )
     run_id = "t" + uuid.uuid4().hex[:8]
     code, out, err = run("run", "scenarios/glance/", "-v", "--var", f"run_id={run_id}", "--junit", "junit.xml")
     assert code == 1

@@ -6,7 +6,6 @@ import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 
 import pytest
-
 from server import TOKEN, TestServer
 
 pytest_plugins = ["pytester"]
@@ -16,6 +15,7 @@ def write(pytester: pytest.Pytester, **files: str) -> None:
     """pytester.makefile() would turn 'a.scenario' + '.yaml' into 'a.yaml'."""
     for name, text in files.items():
         (pytester.path / name).write_text(text)
+
 
 PASSING = """
 name: Create and fetch
@@ -61,7 +61,9 @@ def test_collects_one_item_per_scenario_and_runs_them(pytester: pytest.Pytester,
     write(pytester, **{"a.scenario.yaml": PASSING, "b.scenario.yaml": FAILING, "fragment.yaml": "steps: []"})
     result = pytester.runpytest("-v")
     result.assert_outcomes(passed=1, failed=1)
-    result.stdout.fnmatch_lines(["*a.scenario.yaml::Create and fetch PASSED*", "*b.scenario.yaml::Wrong expectation FAILED*"])
+    result.stdout.fnmatch_lines(
+        ["*a.scenario.yaml::Create and fetch PASSED*", "*b.scenario.yaml::Wrong expectation FAILED*"]
+    )
     text = result.stdout.str()
     assert "b.scenario.yaml:10:15: status: expected 200, got 201 Created" in text  # the YAML line of the expectation
     assert "SKIPPED Never (skipped: step 'Create' failed)" in text

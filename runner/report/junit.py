@@ -25,7 +25,9 @@ def _case(scenario: ScenarioResult, step: StepResult) -> TestCase:
     case = TestCase(
         printable(name),
         classname=printable(scenario.name),
-        elapsed_sec=round(step.duration, 6),
+        # Milliseconds: junit_xml writes suite times with str(), and a sum under 1e-4 s would come
+        # out as "9.6e-05", which JUnit schemas (xs:decimal, Surefire's pattern) reject.
+        elapsed_sec=round(step.duration, 3),
         file=printable(file_) or None,
         line=line,
     )
