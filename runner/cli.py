@@ -91,6 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
         default="reports/junit.xml",
         help="JUnit XML report path (default: reports/junit.xml); '' to skip",
     )
+    run.add_argument("--html", metavar="PATH", help="also write a self-contained HTML report")
     run.add_argument("--fail-fast", action="store_true", help="stop starting scenarios after the first failure")
     run.add_argument("--timeout", type=float, metavar="S", help="default request timeout in seconds (default 30)")
     run.add_argument("--insecure", action="store_true", help="do not verify TLS certificates")
@@ -309,6 +310,11 @@ def _run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
         junit.write(run, args.junit)
         reports.append(args.junit)
+    if args.html:
+        from .report import html
+
+        html.write(run, args.html)
+        reports.append(args.html)
     console.summary(run, reports)
     if run.interrupted:
         return ExitStatus.INTERRUPTED

@@ -92,6 +92,7 @@ class _ScenarioRun:
         self.session = requests.Session()
         self.context: dict[str, Any] = {}
         self.deadline: float | None = None
+        self._current: StepResult | None = None  # the step running now, not yet recorded
 
     # --- the scenario ---------------------------------------------------------------------------
 
@@ -114,8 +115,7 @@ class _ScenarioRun:
                 outcome = self._record(self._run_step(step))
             except KeyboardInterrupt:
                 interrupted = True
-                self.result.interrupted = True
-                self._record(self._error_result(step.name, str(step.loc), "interrupted (Ctrl-C or SIGTERM)"))
+                self._record(self._interrupted(step, "interrupted (Ctrl-C or SIGTERM)"))
                 continue
             if outcome.outcome in (Outcome.FAILED, Outcome.ERROR):
                 failed = step.name
@@ -125,9 +125,14 @@ class _ScenarioRun:
             try:
                 self._record(self._run_step(step, is_finally=True))
             except KeyboardInterrupt:
-                self.result.interrupted = True
-                self._record(self._error_result(step.name, str(step.loc), "interrupted again: cleanup abandoned"))
-                raise Interrupted() from None
+                if interrupted:
+                    self._record(self._interrupted(step, "interrupted again: cleanup abandoned", is_finally=True))
+                    raise Interrupted() from None
+                # A first Ctrl-C during cleanup stops this step only: the rest of the cleanup still
+                # runs (bounded), and only a second one abandons it.
+                interrupted = True
+                self.deadline = time.perf_counter() + self.options.cleanup_timeout
+                self._record(self._interrupted(step, "interrupted (Ctrl-C or SIGTERM)", is_finally=True))
         if interrupted:
             raise Interrupted()
 
@@ -156,6 +161,7 @@ class _ScenarioRun:
             self.redactor.add(value)
 
     def _record(self, step_result: StepResult) -> StepResult:
+        self._current = None
         self.result.steps.append(step_result)
         if self.on_step is not None:
             self.on_step(self.result, step_result)
@@ -168,11 +174,20 @@ class _ScenarioRun:
     def _error_result(self, name: str, location: str, message: str) -> StepResult:
         return StepResult(name, location, Outcome.ERROR, error=self.redactor.mask(message))
 
+    def _interrupted(self, step: Step, message: str, is_finally: bool = False) -> StepResult:
+        """The step Ctrl-C stopped, as far as it got: its request and how long it had waited,
+        which is what someone reading the report of a cancelled CI job wants to know."""
+        self.result.interrupted = True
+        result = self._current or StepResult(step.name, str(step.loc), Outcome.ERROR)
+        result.outcome, result.error, result.is_finally = Outcome.ERROR, message, is_finally
+        return result
+
     # --- one step -------------------------------------------------------------------------------
 
     def _run_step(self, step: Step, is_finally: bool = False) -> StepResult:
         started = time.perf_counter()
         result = StepResult(step.name, str(step.loc), Outcome.PASSED, is_finally=is_finally)
+        self._current = result  # until recorded: what an interruption reports
         local = {**self.context, **self.engine.services.helpers(step.base_dir, self.scenario.digest_algorithms)}
         request: PreparedRequest | None = None
         response: Response | None = None
@@ -214,6 +229,10 @@ class _ScenarioRun:
         if response is not None:
             result.status = response.status
             self.redactor.add_from_headers(response.headers)
+        # The session sends its cookies with every request and servers echo them; a cookie set by a
+        # redirect never shows in the final response's headers, so learn them from the jar.
+        for cookie in self.session.cookies:
+            self.redactor.add(cookie.value)
         if request is not None and (result.outcome is not Outcome.PASSED or self.options.keep_exchanges):
             result.exchange = format_exchange(request, response, self.redactor)
             result.curl = curl_command(request, self.redactor)

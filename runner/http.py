@@ -191,7 +191,7 @@ def _connections_opened(session: requests.Session) -> int:
         pools = getattr(getattr(adapter, "poolmanager", None), "pools", None)
         if pools is None:
             continue
-        for key in pools.keys():
+        for key in pools.keys():  # noqa: SIM118 - urllib3's container refuses plain iteration
             pool = pools.get(key)
             total += getattr(pool, "num_connections", 0)
     return total

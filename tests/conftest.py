@@ -10,9 +10,11 @@ from __future__ import annotations
 import io
 import json
 import os
+import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +34,31 @@ def server(monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setenv("BASE", srv.url)
     yield srv
     srv.stop()
+
+
+class Hung(BaseException):
+    """A BaseException, so that the runner's own error handling cannot swallow it."""
+
+
+@pytest.fixture
+def watchdog():
+    """Fail a test that runs longer than 30 s instead of hanging the suite (use it per module:
+    `pytestmark = pytest.mark.usefixtures("watchdog")`)."""
+    limit = 30.0
+    if not hasattr(signal, "setitimer") or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def expire(signum: int, frame: object) -> None:
+        raise Hung(f"test still running after {limit:g}s")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, limit)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
 
 
 @dataclass

@@ -8,6 +8,7 @@ input sent nothing.
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import io
 import json
@@ -109,7 +110,7 @@ class Handler(BaseHTTPRequestHandler):
         except (BrokenPipeError, ConnectionResetError):
             pass
 
-    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = _dispatch  # noqa: N815
+    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = _dispatch
 
     def _reset(self) -> None:
         """Close the connection with a TCP RST. The socket's file objects hold the descriptor open,
@@ -131,14 +132,17 @@ class Handler(BaseHTTPRequestHandler):
 
     def route_echo(self, parts: list[str], body: bytes) -> None:
         status = int(self.query.get("status", ["200"])[0])
-        self._send(status, {
-            "method": self.command,
-            "headers": dict(self.headers),
-            "query": {k: v[0] for k, v in self.query.items()},
-            "body": body.decode("utf-8", "replace"),
-            "length": self._body_len,
-            "md5": self._body_md5,
-        })
+        self._send(
+            status,
+            {
+                "method": self.command,
+                "headers": dict(self.headers),
+                "query": {k: v[0] for k, v in self.query.items()},
+                "body": body.decode("utf-8", "replace"),
+                "length": self._body_len,
+                "md5": self._body_md5,
+            },
+        )
 
     def route_mirror(self, parts: list[str], body: bytes) -> None:
         """The request body back, with ?status=, ?type= (Content-Type) and ?header=Name:Value (repeatable)."""
@@ -165,10 +169,22 @@ class Handler(BaseHTTPRequestHandler):
             self._send(401, {"error": {"code": 401, "message": "The request you have made requires authentication."}})
             return
         base = f"http://127.0.0.1:{self.server.server_port}"
-        self._send(201, {"token": {"expires_at": "2099-01-01T00:00:00Z", "catalog": [
-            {"type": "image", "name": "glance", "endpoints": [
-                {"interface": "public", "region": "RegionOne", "url": base}]}]}},
-            {"X-Subject-Token": TOKEN})
+        self._send(
+            201,
+            {
+                "token": {
+                    "expires_at": "2099-01-01T00:00:00Z",
+                    "catalog": [
+                        {
+                            "type": "image",
+                            "name": "glance",
+                            "endpoints": [{"interface": "public", "region": "RegionOne", "url": base}],
+                        }
+                    ],
+                }
+            },
+            {"X-Subject-Token": TOKEN},
+        )
 
     def route_images(self, parts: list[str], body: bytes) -> None:
         if not self._authorised():
@@ -177,8 +193,15 @@ class Handler(BaseHTTPRequestHandler):
         if not parts:
             if self.command == "POST":
                 data = json.loads(body)
-                image = {"id": str(uuid.uuid4()), "status": "queued", "name": data.get("name"),
-                         "size": None, "checksum": None, "protected": False, "polls": 0}
+                image = {
+                    "id": str(uuid.uuid4()),
+                    "status": "queued",
+                    "name": data.get("name"),
+                    "size": None,
+                    "checksum": None,
+                    "protected": False,
+                    "polls": 0,
+                }
                 images[image["id"]] = image
                 self._send(201, image, {"Location": f"/images/{image['id']}"})
             else:
@@ -214,7 +237,7 @@ class Handler(BaseHTTPRequestHandler):
         if kind == "status":
             self._send(int(parts[1]), "<html><body>Service Unavailable</body></html>", {"Content-Type": "text/html"})
         elif kind == "reset":
-            self.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\nContent-Type: application/json\r\n\r\n{\"a\":")
+            self.wfile.write(b'HTTP/1.1 200 OK\r\nContent-Length: 1000\r\nContent-Type: application/json\r\n\r\n{"a":')
             self.wfile.flush()
             self._reset()
         elif kind == "hang":
@@ -247,10 +270,29 @@ class Handler(BaseHTTPRequestHandler):
         elif kind == "loop":
             self._send(302, "", {"Location": "/fault/loop"})
         elif kind == "binary":
-            self._send(500, bytes(range(256)) + b"\x00\x01\x1b[31m" + "é".encode("latin-1"),
-                       {"Content-Type": "text/plain"})
+            self._send(
+                500, bytes(range(256)) + b"\x00\x01\x1b[31m" + "é".encode("latin-1"), {"Content-Type": "text/plain"}
+            )
         elif kind == "drop":
             self._reset()  # no response at all, like a proxy or a crashed worker
+        elif kind == "encoded":  # ?gzip=1: Content-Encoding gzip; ?chunked=1: no Content-Length
+            data = json.dumps({"status": "active", "pad": "z" * 5000}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            if self.query.get("gzip"):
+                data = gzip.compress(data)
+                self.send_header("Content-Encoding", "gzip")
+            if self.query.get("chunked"):
+                self.send_header("Transfer-Encoding", "chunked")
+                self.end_headers()
+                for start in range(0, len(data), 1000):
+                    piece = data[start : start + 1000]
+                    self.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece))
+                self.wfile.write(b"0\r\n\r\n")
+            else:
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
         elif kind == "ctrl":
             text = b"line one\x1b[31m red\x00 nul \x07bell caf\xe9 \x0c\x7f end\n"
             self._send(500, text, {"Content-Type": "text/plain"})

@@ -15,6 +15,8 @@ from conftest import run_measuring_memory
 
 # --- captures and templating --------------------------------------------------------------------
 
+pytestmark = pytest.mark.usefixtures("watchdog")
+
 
 def test_captures_header_case_insensitive_json_text_status_elapsed(sr, server):
     sr.write(
@@ -317,7 +319,10 @@ def test_json_subset_checks_that_pass(sr, server):
 @pytest.mark.parametrize(
     ("expect", "message"),
     [
-        ("{json: {owner: {roles: [{name: reader}, {scope: {project: p2}}]}}}", "json.owner.roles[1].scope.project: expected 'p2', got 'p1'"),
+        (
+            "{json: {owner: {roles: [{name: reader}, {scope: {project: p2}}]}}}",
+            "json.owner.roles[1].scope.project: expected 'p2', got 'p1'",
+        ),
         ("{json: {tags: [a]}}", "json.tags: expected 1 items, got 2 items"),
         ("{json: {tags: [a, c]}}", "json.tags[1]: expected 'c', got 'b'"),
         ("{json: {owner: {email: x@y}}}", "json.owner.email: expected 'x@y', got missing"),
@@ -771,7 +776,10 @@ def test_matrix_runs_each_row_with_unique_names(sr, server):
           - {size: 3, format: raw}
         steps:
           - name: Send
-            request: {method: POST, url: "{{ env.BASE }}/echo", json: {size: "{{ size }}", format: "{{ format }}", run: "{{ run_id }}"}}
+            request:
+              method: POST
+              url: "{{ env.BASE }}/echo"
+              json: {size: "{{ size }}", format: "{{ format }}", run: "{{ run_id }}"}
         """,
     )
     run = sr.run("matrix.scenario.yaml")
@@ -852,7 +860,7 @@ def test_parallel_run_reports_in_the_same_order(sr, server):
     for name in ("c", "d", "e"):
         _scenario(sr, f"{name}.scenario.yaml", f"Quick {name}")
     serial = sr.run(".")
-    parallel = sr.run(".", "--jobs", "3")
+    parallel = sr.run(".", "--jobs", "2")
     assert serial.code == parallel.code == 1
     assert [s.get("name") for s in parallel.suites()] == [
         "Slow failing",

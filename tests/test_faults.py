@@ -15,6 +15,8 @@ import pytest
 from conftest import run_measuring_memory
 from server import TestServer
 
+pytestmark = pytest.mark.usefixtures("watchdog")
+
 HEALTHY = """
 name: Healthy
 steps:
@@ -253,9 +255,7 @@ def certificate(tmp_path_factory) -> tuple[Path, Path]:
     cert_path, key_path = directory / "cert.pem", directory / "key.pem"
     cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
     )
     return cert_path, key_path
 
@@ -316,3 +316,84 @@ def test_cacert_that_does_not_exist_is_a_usage_error(sr, server):
     run = sr.run(".", "--cacert", "nope.pem")
     assert run.code == 2
     assert "--cacert nope.pem: no such file" in run.err
+
+
+# --- connections --------------------------------------------------------------------------------
+
+
+def test_steps_of_a_scenario_share_a_kept_alive_connection(sr, server):
+    sr.write(
+        "keep.scenario.yaml",
+        """
+        name: Keep-alive
+        steps:
+          - {name: One, request: {url: "{{ env.BASE }}/echo"}}
+          - {name: Two, request: {method: POST, url: "{{ env.BASE }}/echo", json: {a: 1}}}
+          - {name: Three, request: {url: "{{ env.BASE }}/fault/big?size=300000"}}
+          - {name: Four, request: {url: "{{ env.BASE }}/echo"}}
+        """,
+    )
+    run = sr.run("keep.scenario.yaml")
+    assert run.code == 0, run.output
+    assert len({r["client_port"] for r in server.state.requests}) == 1
+
+
+def test_a_request_dying_on_a_fresh_connection_is_not_sent_twice(sr, server):
+    """The server may have acted on it: a POST sent twice creates two images."""
+    sr.write(
+        "drop.scenario.yaml",
+        """
+        name: Drop
+        steps:
+          - name: Create
+            request: {method: POST, url: "{{ env.BASE }}/fault/drop", json: {name: once}}
+        """,
+    )
+    run = sr.run("drop.scenario.yaml")
+    assert run.code == 1
+    assert run.outcome("Create") == "error"
+    assert "the server closed the connection without a complete response: POST" in run.message("Create")
+    assert [r["path"] for r in server.state.requests] == ["/fault/drop"]
+
+
+def test_a_request_dying_on_a_kept_alive_connection_is_retried_once_on_a_new_one(sr, server):
+    """Servers close idle keep-alive connections; the request never reached them."""
+    sr.write(
+        "stale.scenario.yaml",
+        """
+        name: Stale
+        steps:
+          - name: First
+            request: {url: "{{ env.BASE }}/echo"}
+          - name: Create
+            request: {method: POST, url: "{{ env.BASE }}/fault/drop", json: {name: again}}
+        """,
+    )
+    run = sr.run("stale.scenario.yaml")
+    assert run.code == 1
+    assert run.outcome("Create") == "error"
+    drops = [r for r in server.state.requests if r["path"] == "/fault/drop"]
+    assert len(drops) == 2
+    assert drops[0]["client_port"] == server.state.requests[0]["client_port"]  # the kept-alive one
+    assert drops[1]["client_port"] != drops[0]["client_port"]  # a fresh one
+
+
+@pytest.mark.parametrize("query", ["gzip=1", "chunked=1", "gzip=1&chunked=1"])
+def test_compressed_and_chunked_bodies_are_read_whole(sr, server, query):
+    sr.write(
+        "encoded.scenario.yaml",
+        f"""
+        name: Encoded
+        steps:
+          - name: Get
+            request: {{url: "{{{{ env.BASE }}}}/fault/encoded?{query}"}}
+            expect:
+              json: {{status: active}}
+              assert: ["{{{{ response.json.pad | length == 5000 }}}}"]
+          - name: Again on the same connection
+            request: {{url: "{{{{ env.BASE }}}}/echo"}}
+        """,
+    )
+    run = sr.run("encoded.scenario.yaml")
+    assert run.code == 0, run.output
+    assert len({r["client_port"] for r in server.state.requests}) == 1

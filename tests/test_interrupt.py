@@ -13,7 +13,10 @@ import xml.etree.ElementTree as ET
 import pytest
 from conftest import child_env
 
-pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+pytestmark = [
+    pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals"),
+    pytest.mark.usefixtures("watchdog"),
+]
 
 SCENARIO = """
 name: Interrupted

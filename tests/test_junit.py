@@ -12,6 +12,8 @@ import server as srv
 
 xmlschema = pytest.importorskip("xmlschema")
 
+pytestmark = pytest.mark.usefixtures("watchdog")
+
 XSD = Path(__file__).parent / "data" / "junit.xsd"
 
 
@@ -152,7 +154,7 @@ def test_failed_step_has_the_redacted_exchange_and_a_curl_line(mixed_run):
     assert '< {"message": "image not found"}' in out
     curl = [line for line in out.splitlines() if line.startswith("curl ")]
     assert len(curl) == 1
-    assert curl[0].startswith("curl -sS -i -X GET -H \"X-Auth-Token: $X_AUTH_TOKEN\"")
+    assert curl[0].startswith('curl -sS -i -X GET -H "X-Auth-Token: $X_AUTH_TOKEN"')
     assert curl[0].endswith("/images/nope")
     text = mixed_run.junit_path.read_text()
     assert srv.TOKEN not in text

@@ -11,6 +11,8 @@ from urllib.parse import quote, quote_plus
 import pytest
 import server as srv
 
+pytestmark = pytest.mark.usefixtures("watchdog")
+
 # Characters that JSON and URLs escape differently, so each encoded form is a different string.
 LISTED_SECRET = 'Zq"9 \\x/é&k=1 ~tail'
 ENV_PASSWORD = "env-Pa55word-7731"
@@ -117,7 +119,9 @@ def test_no_secret_in_any_output(sr, server, monkeypatch, verbose):
 
     junit = run.junit_path.read_text(encoding="utf-8")
     # The XML escapes & and " in the file; what a CI server shows is the parsed text.
-    parsed = "\n".join([*(e.text or "" for e in run.xml.iter()), *(v for e in run.xml.iter() for v in e.attrib.values())])
+    parsed = "\n".join(
+        [*(e.text or "" for e in run.xml.iter()), *(v for e in run.xml.iter() for v in e.attrib.values())]
+    )
     written = {"stdout": run.out, "stderr": run.err, "junit": junit, "junit (parsed)": parsed}
     leaks = [
         f"{what} ({form}) in {where}"

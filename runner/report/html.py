@@ -1,0 +1,121 @@
+"""A self-contained HTML report (`--html PATH`): one file, no network, readable offline.
+
+Failures come first, each scenario and step with its timing; failed steps are open and show their
+failures, the redacted exchange and a curl line. Everything is escaped here; the texts themselves were
+masked by the engine. A few lines of inline script add filtering by outcome; without script the page
+still shows everything.
+"""
+
+from __future__ import annotations
+
+import datetime
+import html
+import os
+import tempfile
+from pathlib import Path
+
+from ..results import Outcome, RunResult, ScenarioResult, StepResult
+
+_CSS = """
+body{font:14px/1.45 system-ui,sans-serif;margin:0;color:#1d1d1f;background:#fafafa}
+header{padding:16px 24px;background:#fff;border-bottom:1px solid #ddd;position:sticky;top:0}
+h1{font-size:18px;margin:0 0 6px} .meta{color:#666}
+main{padding:16px 24px} section{background:#fff;border:1px solid #ddd;border-radius:6px;margin:0 0 14px}
+section>h2{font-size:15px;margin:0;padding:10px 14px;border-bottom:1px solid #eee}
+.path{color:#666;font-weight:normal;font-size:13px}
+details{border-top:1px solid #f0f0f0} details:first-of-type{border-top:0}
+summary{padding:6px 14px;cursor:pointer;display:flex;gap:10px;align-items:baseline}
+.badge{display:inline-block;min-width:52px;text-align:center;border-radius:4px;font-size:12px;
+  font-weight:600;padding:1px 6px;color:#fff}
+.passed .badge{background:#2e7d32}.failed .badge{background:#c62828}.error .badge{background:#6a1b9a}
+.skipped .badge{background:#9e9e9e}
+.time{margin-left:auto;color:#666;font-variant-numeric:tabular-nums}
+.body{padding:4px 14px 12px 76px} .failure{color:#b71c1c;margin:2px 0}
+pre{background:#f5f5f5;padding:8px;border-radius:4px;overflow:auto;font-size:12px;white-space:pre-wrap}
+.filters button{margin-right:6px} .hidden{display:none}
+"""
+
+_SCRIPT = """
+document.documentElement.dataset.rendered = "1";
+function show(kind) {
+  document.querySelectorAll("details.step").forEach(function (d) {
+    d.classList.toggle("hidden", kind !== "all" && !d.classList.contains(kind));
+  });
+}
+"""
+
+
+def _e(text: object) -> str:
+    return html.escape(str(text), quote=True)
+
+
+def _step(step: StepResult) -> str:
+    outcome = step.outcome.value
+    open_ = " open" if step.outcome in (Outcome.FAILED, Outcome.ERROR) else ""
+    name = ("finally: " if step.is_finally else "") + step.name
+    target = f"{step.method} {step.url}" + (f" → {step.status}" if step.status is not None else "")
+    parts = [
+        f'<details class="step {outcome}"{open_}><summary><span class="badge">{_e(outcome.upper())}</span>'
+        f'<span>{_e(name)}</span><span class="path">{_e(target)}</span>'
+        f'<span class="time">{step.duration:.3f}s</span></summary><div class="body">'
+    ]
+    if step.skip_reason:
+        parts.append(f"<div>{_e(step.skip_reason)}</div>")
+    if step.error:
+        parts.append(f'<div class="failure">{_e(step.error)}</div>')
+    for failure in step.failures:
+        where = f"{failure.location}: " if failure.location else ""
+        parts.append(f'<div class="failure">{_e(where + failure.message)}</div>')
+    if step.attempts:
+        rows = ", ".join(f"#{a.number}: {a.status} ({a.elapsed:.2f}s)" for a in step.attempts)
+        parts.append(f"<div>poll attempts: {_e(rows)}</div>")
+    if step.exchange:
+        parts.append(f"<pre>{_e(step.exchange)}</pre>")
+    if step.curl:
+        parts.append(f"<div>reproduce:</div><pre>{_e(step.curl)}</pre>")
+    parts.append(f'<div class="path">{_e(step.location)}</div></div></details>')
+    return "".join(parts)
+
+
+def _scenario(scenario: ScenarioResult) -> str:
+    outcome = scenario.outcome.value
+    steps = "".join(_step(s) for s in scenario.steps)
+    return (
+        f'<section class="{outcome}"><h2><span class="badge">{_e(outcome.upper())}</span> {_e(scenario.name)} '
+        f'<span class="path">{_e(scenario.path)} · {scenario.duration:.2f}s</span></h2>{steps}</section>'
+    )
+
+
+def render(run: RunResult) -> str:
+    rank = {Outcome.ERROR: 0, Outcome.FAILED: 1, Outcome.PASSED: 2, Outcome.SKIPPED: 3}
+    ordered = sorted(run.scenarios, key=lambda s: rank[s.outcome])  # failures first; stable otherwise
+    counts = run.counts()
+    failed = sum(1 for s in run.scenarios if not s.passed)
+    summary = (
+        f"{len(run.scenarios)} scenarios, {failed} failed · steps: "
+        + ", ".join(f"{counts[o]} {o.value}" for o in Outcome)
+        + f" · {run.duration:.2f}s"
+        + (" · INTERRUPTED" if run.interrupted else "")
+    )
+    when = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+    buttons = "".join(
+        f'<button type="button" onclick="show(\'{k}\')">{k}</button>'
+        for k in ("all", "failed", "error", "skipped", "passed")
+    )
+    return (
+        '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>scenario-runner report</title><style>{_CSS}</style></head><body>"
+        f'<header><h1>scenario-runner report</h1><div class="meta" id="summary">{_e(summary)} · {when}</div>'
+        f'<div class="filters">{buttons}</div></header>'
+        f"<main>{''.join(_scenario(s) for s in ordered)}</main><script>{_SCRIPT}</script></body></html>"
+    )
+
+
+def write(run: RunResult, path: str | Path) -> None:
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".html-", dir=target.parent)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(render(run))
+    os.replace(tmp, target)
