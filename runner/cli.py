@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import enum
+import os
 import re
 import sys
 from collections.abc import Sequence
@@ -92,6 +93,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="JUnit XML report path (default: reports/junit.xml); '' to skip",
     )
     run.add_argument("--html", metavar="PATH", help="also write a self-contained HTML report")
+    run.add_argument(
+        "--os-cloud",
+        metavar="NAME",
+        default=os.environ.get("OS_CLOUD"),
+        help="take OS_* variables (env.OS_AUTH_URL, ...) from this clouds.yaml entry (default: $OS_CLOUD)",
+    )
     run.add_argument("--fail-fast", action="store_true", help="stop starting scenarios after the first failure")
     run.add_argument("--timeout", type=float, metavar="S", help="default request timeout in seconds (default 30)")
     run.add_argument("--insecure", action="store_true", help="do not verify TLS certificates")
@@ -279,8 +286,6 @@ def _run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     if args.shard:
         scenarios = _shard(scenarios, args.shard)
     if args.cacert:
-        import os
-
         if not os.path.isfile(args.cacert):
             raise UsageError(f"--cacert {args.cacert}: no such file")
 
@@ -298,6 +303,10 @@ def _run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         keep_exchanges=args.verbose > 0,
     )
     services = RunServices(policy)
+    if args.os_cloud:
+        from .clouds import cloud_environment
+
+        services.environ.update(cloud_environment(args.os_cloud))
     engine = Engine(services, Redactor(), options)
     console = ConsoleReport(out, verbosity=-1 if args.quiet else args.verbose)
     try:
