@@ -13,6 +13,7 @@ import os
 import re
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from . import __version__
@@ -171,7 +172,7 @@ def _from_curl(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from .fromcurl import convert, to_yaml
 
     try:
-        text = sys.stdin.read() if args.source == "-" else open(args.source, encoding="utf-8").read()
+        text = sys.stdin.read() if args.source == "-" else Path(args.source).read_text(encoding="utf-8")
     except OSError as exc:
         raise UsageError(f"{args.source}: {exc.strerror}") from None
     converted = convert(text)
@@ -285,9 +286,8 @@ def _run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         return ExitStatus.USAGE
     if args.shard:
         scenarios = _shard(scenarios, args.shard)
-    if args.cacert:
-        if not os.path.isfile(args.cacert):
-            raise UsageError(f"--cacert {args.cacert}: no such file")
+    if args.cacert and not os.path.isfile(args.cacert):
+        raise UsageError(f"--cacert {args.cacert}: no such file")
 
     from .context import RunServices
     from .engine import Engine, RunOptions
