@@ -15,6 +15,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+import time
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
@@ -67,6 +68,7 @@ class Run:
     out: str
     err: str
     junit_path: Path | None
+    seconds: float = 0.0  # how long main() took
 
     @property
     def output(self) -> str:
@@ -135,8 +137,9 @@ class ScenarioRunner:
         junit_path = self.dir / junit if junit else None
         if junit_path is not None and junit_path.exists():
             junit_path.unlink()
+        started = time.perf_counter()
         code = main(list(argv), stdout=out, stderr=err)
-        return Run(int(code), out.getvalue(), err.getvalue(), junit_path)
+        return Run(int(code), out.getvalue(), err.getvalue(), junit_path, time.perf_counter() - started)
 
 
 @pytest.fixture

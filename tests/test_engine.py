@@ -520,7 +520,7 @@ def test_poll_timeout_fails_with_the_attempt_count(sr, server):
     run = sr.run("poll.scenario.yaml")
     assert run.code == 1
     sent = _poll_requests(server)
-    assert 3 <= sent <= 7
+    assert 2 <= sent <= 7
     message = run.message("Wait")
     assert "poll: {{ response.json.status == 'active' }} still not true after" in message
     assert f"({sent} attempts, last status 200)" in message
@@ -790,6 +790,27 @@ def test_matrix_runs_each_row_with_unique_names(sr, server):
     bodies = [json.loads(r["body"]) for r in server.state.requests]
     assert [(b["size"], b["format"]) for b in bodies] == [(1, "qcow2"), (2, "raw"), (3, "raw")]
     assert len({b["run"] for b in bodies}) == 3  # each row has its own run_id
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="loader.py: rows that print alike ({a: 1} twice, or 1 and '1') give two scenarios the same name "
+    "(owner: loader)",
+)
+def test_matrix_names_are_unique_even_for_rows_that_look_alike(sr, server):
+    sr.write(
+        "matrix.scenario.yaml",
+        """
+        name: Alike
+        matrix: [{a: 1}, {a: "1"}]
+        steps:
+          - {name: Send, request: {url: "{{ env.BASE }}/echo"}}
+        """,
+    )
+    run = sr.run("matrix.scenario.yaml")
+    assert run.code == 0, run.output
+    names = [s.get("name") for s in run.suites()]
+    assert len(names) == 2 and len(set(names)) == 2, names
 
 
 # --- selection ----------------------------------------------------------------------------------

@@ -8,7 +8,6 @@ import datetime
 import ipaddress
 import socket
 import ssl
-import time
 from pathlib import Path
 
 import pytest
@@ -44,9 +43,7 @@ def _fault_run(sr, url: str, expect: str = "{}", *args: str):
         """,
     )
     sr.write("b_healthy.scenario.yaml", HEALTHY)
-    started = time.perf_counter()
     run = sr.run(".", *args)
-    run.seconds = time.perf_counter() - started  # type: ignore[attr-defined]
     assert run.code == 1, run.output
     # The rest of the run went on, and the report has everything.
     assert [s.get("name") for s in run.suites()] == ["Fault", "Healthy"]
