@@ -229,10 +229,21 @@ def _load(args: argparse.Namespace, err: TextIO) -> tuple[list[Scenario], int, A
 
 
 def _select(scenarios: list[Scenario], args: argparse.Namespace) -> list[Scenario]:
+    from .errors import UsageError
+
+    loaded = scenarios
     if args.tag:
         scenarios = [s for s in scenarios if set(s.tags) & set(args.tag)]
     if args.keyword:
         scenarios = [s for s in scenarios if _keyword_match(args.keyword, f"{s.name} {s.path}")]
+    if loaded and not scenarios:
+        # A typo in a CI job's --tag must not turn the job green by running nothing.
+        tags = sorted({t for s in loaded for t in s.tags})
+        asked = " ".join([*(f"--tag {t}" for t in args.tag), *([f"-k {args.keyword!r}"] if args.keyword else [])])
+        raise UsageError(
+            f"no scenario matches {asked} ({len(loaded)} loaded)",
+            hint=f"tags in these files: {', '.join(tags)}" if tags else "none of these files has tags",
+        )
     return scenarios
 
 

@@ -35,6 +35,13 @@ class RunOptions:
     cleanup_timeout: float = 30.0  # bound on `finally` steps after an interruption
 
 
+def _quiet_insecure_warning() -> None:
+    """The user turned verification off on purpose; urllib3's warning per request is only noise."""
+    import urllib3
+
+    urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
+
+
 class Interrupted(Exception):
     """Raised out of the engine when the user insists (a second Ctrl-C during cleanup)."""
 
@@ -259,6 +266,8 @@ class _ScenarioRun:
         if self.deadline is not None:
             timeout = max(0.5, min(timeout, self.deadline - time.perf_counter()))
         verify: bool | str = defaults.verify and not self.options.insecure
+        if not verify:
+            _quiet_insecure_warning()
         if verify and self.options.cacert:
             verify = self.options.cacert
         req = PreparedRequest(

@@ -123,8 +123,7 @@ class Loader:
         if not rows:
             return [scenario]
         out = []
-        for index, row in enumerate(rows):
-            label = ", ".join(f"{k}={v}" for k, v in row.items())
+        for index, (row, label) in enumerate(zip(rows, _row_labels(rows), strict=True)):
             copy = Scenario(**{**scenario.__dict__})
             copy.name = f"{scenario.name} [{label}]"
             copy.matrix_row = {k: compile_value(v, row.value_loc(k)) for k, v in row.items()}
@@ -373,6 +372,15 @@ class Loader:
                     if close
                     else "define it under `vars:`, capture it in a step, or pass --var NAME=VALUE",
                 )
+
+
+def _row_labels(rows: list[LocDict]) -> list[str]:
+    """Readable, unique names for matrix rows: JUnit and -k need to tell rows apart."""
+    plain = [", ".join(f"{k}={v}" for k, v in row.items()) for row in rows]
+    if len(set(plain)) == len(plain):
+        return plain
+    typed = [", ".join(f"{k}={json.dumps(v, default=str)}" for k, v in row.items()) for row in rows]
+    return [label if typed.count(label) == 1 else f"{label} #{i + 1}" for i, label in enumerate(typed)]
 
 
 class _BuildState:

@@ -39,8 +39,16 @@ def _concat(values: Iterable[Any]) -> Any:
     return "".join(str(v) for v in rest)
 
 
+class _NativeCodeGenerator(NativeCodeGenerator):
+    """Jinja folds constant expressions at compile time (`{{ 64 * 1024 }}`) and Jinja's native
+    generator then emits them as text; keep them native like any other single expression."""
+
+    def _output_const_repr(self, group: Iterable[Any]) -> str:
+        return repr(_concat(list(group)))
+
+
 class _Environment(ImmutableSandboxedEnvironment):
-    code_generator_class = NativeCodeGenerator
+    code_generator_class = _NativeCodeGenerator
     concat = staticmethod(_concat)  # type: ignore[assignment]
 
 

@@ -104,11 +104,6 @@ def test_native_types_stay_native_in_json_bodies(sr, server):
     }
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="templating.py: Jinja folds constant expressions into text ('{{ 3 + 4 }}' -> '7'); "
-    "NativeCodeGenerator._output_const_repr must keep native values (owner: templating)",
-)
 def test_constant_expressions_stay_native(sr, server):
     sr.write(
         "const.scenario.yaml",
@@ -792,11 +787,6 @@ def test_matrix_runs_each_row_with_unique_names(sr, server):
     assert len({b["run"] for b in bodies}) == 3  # each row has its own run_id
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="loader.py: rows that print alike ({a: 1} twice, or 1 and '1') give two scenarios the same name "
-    "(owner: loader)",
-)
 def test_matrix_names_are_unique_even_for_rows_that_look_alike(sr, server):
     sr.write(
         "matrix.scenario.yaml",

@@ -10,6 +10,7 @@ import os
 import sys
 from typing import TextIO
 
+from ..exchange import printable
 from ..results import Outcome, RunResult, ScenarioResult, StepResult
 
 _LABELS = {
@@ -41,14 +42,14 @@ class ConsoleReport:
 
     def scenario_started(self, result: ScenarioResult) -> None:
         if self.verbosity >= 0:
-            self._write(self._paint(result.name, "1") + f"  ({result.path})")
+            self._write(self._paint(printable(result.name), "1") + f"  ({result.path})")
 
     def step_done(self, step: StepResult) -> None:
         if self.verbosity < 0:
             return
         label, code = _LABELS[step.outcome]
         prefix = "finally: " if step.is_finally else ""
-        line = f"  {self._paint(f'{label:<5}', code)} {prefix}{step.name}"
+        line = f"  {self._paint(f'{label:<5}', code)} {prefix}{printable(step.name)}"
         if step.outcome is Outcome.SKIPPED:
             self._write(f"{line}  ({step.skip_reason})")
             return
