@@ -336,6 +336,12 @@ def _run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         html.write(run, args.html)
         reports.append(args.html)
     console.summary(run, reports)
+    if run.abandoned:
+        # Reports are written; threads still waiting on the network would hold the exit until their
+        # timeouts. A second Ctrl-C means "now".
+        out.flush()
+        err.flush()
+        os._exit(ExitStatus.INTERRUPTED)
     if run.interrupted:
         return ExitStatus.INTERRUPTED
     return ExitStatus.SUCCESS if run.passed else ExitStatus.FAILED

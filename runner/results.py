@@ -88,6 +88,7 @@ class RunResult:
     scenarios: list[ScenarioResult] = field(default_factory=list)
     duration: float = 0.0
     interrupted: bool = False
+    abandoned: bool = False  # a second interruption: worker threads were left behind
 
     def counts(self) -> dict[Outcome, int]:
         counts = dict.fromkeys(Outcome, 0)

@@ -11,14 +11,14 @@ import signal
 import threading
 import time
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from contextlib import contextmanager
 
 from .engine import Engine, Interrupted
 from .errors import relative_display
 from .model import Scenario
 from .report.console import ConsoleReport
-from .results import RunResult, ScenarioResult
+from .results import Outcome, RunResult, ScenarioResult, StepResult
 
 
 @contextmanager
@@ -82,9 +82,12 @@ def _parallel(
     results = [_new_result(s) for s in scenarios]
     run.scenarios.extend(results)
 
+    started: set[int] = set()
+
     def work(index: int) -> None:
         if cancel.is_set() or stop_new.is_set():
             return
+        started.add(index)
         try:
             engine.run(scenarios[index], results[index], cancel=cancel)
         except Interrupted:
@@ -94,17 +97,38 @@ def _parallel(
 
     pool = ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="scenario")
     futures = [pool.submit(work, i) for i in range(len(scenarios))]
+    printed = 0
     try:
         for index, future in enumerate(futures):
             future.result()
             console.scenario_block(results[index])
+            printed = index + 1
     except KeyboardInterrupt:
         cancel.set()  # running scenarios stop after their current step and run their cleanup
-        pool.shutdown(wait=True, cancel_futures=True)
+        for future in futures:
+            future.cancel()
+        try:
+            wait(futures)
+        except KeyboardInterrupt:
+            run.abandoned = True  # a second Ctrl-C: do not wait for requests in flight
+            for index in sorted(started):
+                if not futures[index].done():
+                    results[index].interrupted = True
+                    results[index].steps.append(
+                        StepResult(
+                            "(abandoned)",
+                            relative_display(scenarios[index].path),
+                            Outcome.ERROR,
+                            error="interrupted twice: abandoned during a request; its cleanup did not run",
+                        )
+                    )
+        for result in results[printed:]:
+            if result.steps or result.error:
+                console.scenario_block(result)
         run.scenarios[:] = [r for r in results if r.steps or r.error]
         raise
     finally:
-        pool.shutdown(wait=True)
+        pool.shutdown(wait=not run.abandoned, cancel_futures=True)
     run.scenarios[:] = [r for r in results if r.steps or r.error]
     if any(r.interrupted for r in results):
         run.interrupted = True
