@@ -164,3 +164,39 @@ def test_first_interrupt_during_cleanup_lets_the_rest_of_the_cleanup_run(sr, ser
     assert "interrupted" in cases["finally: Slow cleanup"].find("error").get("message")
     delete = cases["finally: Delete"]
     assert delete.find("error") is None and delete.find("failure") is None
+
+
+def test_parallel_run_second_interrupt_exits_at_once_with_a_report(sr, server):
+    for index in (1, 2, 3):
+        sr.write(
+            f"s{index}.scenario.yaml",
+            f"""
+            name: Hang {index}
+            steps:
+              - name: Hang
+                request: {{url: "{{{{ env.BASE }}}}/fault/hang?seconds=30"}}
+            """,
+        )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "runner", "run", ".", "--jobs", "2", "--junit", "junit.xml"],
+        cwd=sr.dir,
+        env=child_env(BASE=server.url),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 15
+    while len([r for r in server.state.requests if r["path"] == "/fault/hang"]) < 2:
+        assert time.monotonic() < deadline, "the two workers never sent their requests"
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGINT)  # first: workers stop after their current request...
+    time.sleep(0.3)
+    proc.send_signal(signal.SIGINT)  # ...second: do not wait for it
+    out, err, took = _finish(proc, timeout=10)
+
+    assert proc.returncode == 130, out + err
+    assert took < 3
+    cases = _cases(sr)
+    assert set(cases) == {"(abandoned)"}
+    assert len(list(ET.parse(sr.dir / "junit.xml").getroot().iter("testsuite"))) == 2  # the third never started
+    assert "Traceback" not in out + err
