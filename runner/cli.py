@@ -320,6 +320,8 @@ def _run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         services.environ.update(cloud_environment(args.os_cloud))
     engine = Engine(services, Redactor(), options)
     console = ConsoleReport(out, verbosity=-1 if args.quiet else args.verbose)
+    if console.wants_live and args.jobs == 1:
+        options.progress = console.live
     try:
         run = run_all(engine, scenarios, console, jobs=args.jobs, fail_fast=args.fail_fast)
     finally:

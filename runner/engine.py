@@ -33,6 +33,7 @@ class RunOptions:
     cacert: str | None = None
     keep_exchanges: bool = False  # -v: keep the exchange of passing steps too
     cleanup_timeout: float = 30.0  # bound on `finally` steps after an interruption
+    progress: Callable[[str], None] | None = None  # live status of long uploads and polls (a TTY)
 
 
 def _quiet_insecure_warning() -> None:
@@ -40,6 +41,14 @@ def _quiet_insecure_warning() -> None:
     import urllib3
 
     urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
+
+
+def _upload_progress(name: str, report: Callable[[str], None]) -> Callable[[int, int], None]:
+    def on_progress(sent: int, total: int) -> None:
+        percent = 100 * sent // total if total else 100
+        report(f"{name}: uploading {percent}% of {total / 1048576:.1f} MiB")
+
+    return on_progress
 
 
 class Interrupted(Exception):
@@ -292,6 +301,8 @@ class _ScenarioRun:
             elif spec.body_kind == "file":
                 req.file = self.engine.services.policy.resolve(str(value), step.base_dir, spec.body_loc)
                 req.hash_algorithms = tuple(sorted(self.scenario.digest_algorithms))
+                if self.options.progress is not None:
+                    req.on_progress = _upload_progress(step.name, self.options.progress)
         return req
 
     def _send_and_poll(
@@ -310,6 +321,9 @@ class _ScenarioRun:
                 return response
             attempt = Attempt(number, response.status, response.elapsed)
             result.attempts.append(attempt)
+            if self.options.progress is not None:
+                waited = time.perf_counter() - started
+                self.options.progress(f"{step.name}: attempt {number}, status {response.status}, {waited:.1f}s")
             if poll.fail_if is not None and self._poll_condition(poll.fail_if, local, attempt):
                 result.outcome = Outcome.FAILED
                 result.failures.append(

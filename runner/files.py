@@ -15,7 +15,7 @@ import os
 import struct
 import tempfile
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from .errors import Location, UserError
@@ -106,8 +106,11 @@ class HashingReader:
     sending over loopback, and an upload should cost what raw requests costs.
     """
 
-    def __init__(self, path: Path, algorithms: Iterable[str] = ()):
+    def __init__(
+        self, path: Path, algorithms: Iterable[str] = (), on_progress: Callable[[int, int], None] | None = None
+    ):
         self.path = path
+        self._on_progress = on_progress
         self._fh = open(path, "rb")  # noqa: SIM115 - closed by close(), after the request
         self._size = os.fstat(self._fh.fileno()).st_size
         self._hashers = {name: hashlib.new(name) for name in algorithms}
@@ -123,6 +126,8 @@ class HashingReader:
             self._read += len(chunk)
             for h in self._hashers.values():
                 h.update(chunk)
+            if self._on_progress is not None:
+                self._on_progress(self._read, self._size)
         return chunk
 
     def complete_digests(self) -> dict[str, str] | None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json as jsonlib
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,6 +42,7 @@ class PreparedRequest:
     form: dict[str, Any] | None = None
     file: Path | None = None
     hash_algorithms: tuple[str, ...] = ()  # digests of `file` to compute while streaming it
+    on_progress: Callable[[int, int], None] | None = None  # (bytes sent, total) of an upload
     timeout: float = 30.0
     allow_redirects: bool = True
     verify: bool | str = True
@@ -130,7 +131,7 @@ def send(session: requests.Session, req: PreparedRequest, max_body: int) -> Resp
     try:
         for attempt in (1, 2):
             if req.file is not None:
-                reader = HashingReader(req.file, req.hash_algorithms)
+                reader = HashingReader(req.file, req.hash_algorithms, req.on_progress)
                 kwargs["data"] = reader
             opened = _connections_opened(session)
             try:

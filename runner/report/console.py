@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from typing import TextIO
 
 from ..exchange import printable
@@ -32,13 +33,33 @@ class ConsoleReport:
         self.stream = stream or sys.stdout
         self.verbosity = verbosity
         self.colour = use_colour(self.stream) if colour is None else colour
+        self.colour_capable = bool(getattr(self.stream, "isatty", lambda: False)())
+        self._live_shown = False
+        self._live_at = 0.0
 
     def _paint(self, text: str, code: str) -> str:
         return f"\x1b[{code}m{text}\x1b[0m" if self.colour else text
 
     def _write(self, text: str) -> None:
+        if self._live_shown:
+            self.stream.write("\r\x1b[2K")  # replace the live status line
+            self._live_shown = False
         self.stream.write(text + "\n")
         self.stream.flush()
+
+    def live(self, text: str) -> None:
+        """A status line rewritten in place (long uploads, polls); only on a terminal, throttled."""
+        now = time.monotonic()
+        if now - self._live_at < 0.1:
+            return
+        self._live_at = now
+        self.stream.write("\r\x1b[2K  ... " + printable(text)[:150])
+        self.stream.flush()
+        self._live_shown = True
+
+    @property
+    def wants_live(self) -> bool:
+        return self.colour_capable and self.verbosity >= 0
 
     def scenario_started(self, result: ScenarioResult) -> None:
         if self.verbosity >= 0:
