@@ -124,7 +124,10 @@ def run_child(cmd: Sequence[str], env: dict[str, str] | None = None) -> Child:
         log.seek(0)
         output = log.read().decode(errors="replace")
     if proc.returncode != 0:
-        raise BenchError(f"{' '.join(cmd)} exited {proc.returncode}:\n{output[-3000:]}")
+        lines = output.splitlines()
+        first = next((i for i, line in enumerate(lines) if line.lstrip().startswith(("FAIL", "ERROR"))), None)
+        detail = "\n".join(lines[first : first + 8]) + "\n...\n" if first is not None else ""
+        raise BenchError(f"{' '.join(cmd)} exited {proc.returncode}:\n{detail}{output[-1500:]}")
     return Child(wall, output)
 
 

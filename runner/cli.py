@@ -101,7 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="take OS_* variables (env.OS_AUTH_URL, ...) from this clouds.yaml entry (default: $OS_CLOUD)",
     )
     run.add_argument("--fail-fast", action="store_true", help="stop starting scenarios after the first failure")
-    run.add_argument("--timeout", type=float, metavar="S", help="default request timeout in seconds (default 30)")
+    run.add_argument("--timeout", type=_positive, metavar="S", help="default request timeout in seconds (default 30)")
     run.add_argument("--insecure", action="store_true", help="do not verify TLS certificates")
     run.add_argument("--cacert", metavar="FILE", help="verify TLS with this CA bundle")
     run.add_argument("--jobs", type=int, default=1, metavar="N", help="run N scenarios at once (default 1)")
@@ -131,6 +131,16 @@ def build_parser() -> argparse.ArgumentParser:
     curl.add_argument("-o", "--output", metavar="FILE", help="write the scenario here instead of stdout")
     curl.add_argument("--name", default="Converted from curl", help="the scenario's name")
     return parser
+
+
+def _positive(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: must be more than 0 seconds")
+    return value
 
 
 def main(argv: Sequence[str] | None = None, stdout: TextIO | None = None, stderr: TextIO | None = None) -> int:
@@ -180,8 +190,10 @@ def _from_curl(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         err.write(f"warning: {warning}\n")
     document = to_yaml(converted, args.name)
     if args.output:
-        with open(args.output, "w", encoding="utf-8") as fh:
-            fh.write(document)
+        try:
+            Path(args.output).write_text(document, encoding="utf-8")
+        except OSError as exc:
+            raise UsageError(f"-o {args.output}: {exc.strerror}", hint="give a writable path") from None
     else:
         out.write(document)
     return ExitStatus.SUCCESS
@@ -240,10 +252,12 @@ def _select(scenarios: list[Scenario], args: argparse.Namespace) -> list[Scenari
         # A typo in a CI job's --tag must not turn the job green by running nothing.
         tags = sorted({t for s in loaded for t in s.tags})
         asked = " ".join([*(f"--tag {t}" for t in args.tag), *([f"-k {args.keyword!r}"] if args.keyword else [])])
-        raise UsageError(
-            f"no scenario matches {asked} ({len(loaded)} loaded)",
-            hint=f"tags in these files: {', '.join(tags)}" if tags else "none of these files has tags",
-        )
+        if args.tag:
+            hint = f"tags in these files: {', '.join(tags)}" if tags else "none of these files has tags"
+        else:
+            names = ", ".join(repr(s.name) for s in loaded[:5]) + (", ..." if len(loaded) > 5 else "")
+            hint = f"-k matches words in scenario names and paths; names here: {names}"
+        raise UsageError(f"no scenario matches {asked} ({len(loaded)} loaded)", hint=hint)
     return scenarios
 
 

@@ -7,6 +7,7 @@ captured value; every poll attempt is recorded; nothing leaves this module unmas
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Callable
@@ -18,7 +19,7 @@ import requests
 from .checks import run_checks
 from .context import RunServices
 from .errors import UserError
-from .exchange import curl_command, format_exchange
+from .exchange import curl_command, format_exchange, full_url
 from .http import PreparedRequest, Response, TransportError, send
 from .model import DEFAULT_TIMEOUT, Scenario, Step
 from .redact import Redactor, is_secret_name
@@ -41,6 +42,18 @@ def _quiet_insecure_warning() -> None:
     import urllib3
 
     urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
+
+
+def _check_json_body(value: Any, loc: Any) -> None:
+    """A template can yield what JSON cannot carry (a function, bytes): say so where it was written."""
+    try:
+        json.dumps(value)
+    except (TypeError, ValueError) as exc:
+        raise UserError(
+            f"the json body cannot be sent as JSON: {exc}",
+            loc,
+            "a template here must give strings, numbers, booleans, null, lists or mappings",
+        ) from None
 
 
 def _upload_progress(name: str, report: Callable[[str], None]) -> Callable[[int, int], None]:
@@ -117,7 +130,11 @@ class _ScenarioRun:
         try:
             self._setup_context()
         except UserError as exc:
-            self._record(self._error_result("(scenario variables)", str(exc.location or ""), exc.message))
+            hint = f" (hint: {exc.hint})" if exc.hint else ""
+            where = f"{exc.location}: " if exc.location else ""
+            self._record(
+                self._error_result("(scenario variables)", str(exc.location or ""), f"{where}{exc.message}{hint}")
+            )
             failed = "(scenario variables)"
         interrupted = False
         for step in self.scenario.steps:
@@ -208,14 +225,13 @@ class _ScenarioRun:
         request: PreparedRequest | None = None
         response: Response | None = None
         try:
-            for name, compiled in step.scope:
-                local[name] = compiled.render(local)
+            self._render_scope(step, local)
             if step.when is not None and not step.when.render(local):
                 result.outcome = Outcome.SKIPPED
                 result.skip_reason = f"skipped: {step.when.value.source} is false"
                 return result
             request = self._prepare(step, local)
-            result.method, result.url = request.method, self.redactor.mask(request.url)
+            result.method, result.url = request.method, self.redactor.mask(full_url(request))
             response = self._send_and_poll(step, request, local, result)
             if result.outcome is Outcome.PASSED:
                 failures = run_checks(step.expect, response, local)
@@ -239,6 +255,14 @@ class _ScenarioRun:
             result.duration = time.perf_counter() - started
         self._finish(result, request, response)
         return result
+
+    def _render_scope(self, step: Step, local: dict[str, Any]) -> None:
+        for var in step.scope:
+            if var.name in self.options.cli_vars or (var.default and var.name in self.context):
+                continue
+            local[var.name] = value = var.value.render(local)
+            if var.name in self.scenario.secrets or is_secret_name(var.name):
+                self.redactor.add(value)
 
     def _finish(self, result: StepResult, request: PreparedRequest | None, response: Response | None) -> None:
         """Mask everything the result carries; keep the exchange only where someone will read it."""
@@ -291,6 +315,7 @@ class _ScenarioRun:
         if spec.body is not None:
             value = spec.body.render(ctx)
             if spec.body_kind == "json":
+                _check_json_body(value, spec.body_loc)
                 req.json = value
                 self.redactor.add_from_json(value)
             elif spec.body_kind == "body":

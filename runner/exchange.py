@@ -47,8 +47,15 @@ def _request_body(req: PreparedRequest) -> str | None:
     return None
 
 
+def full_url(req: PreparedRequest) -> str:
+    """The URL as sent, query parameters included (what a person would paste in a browser)."""
+    if not req.params:
+        return req.url
+    return req.url + ("&" if "?" in req.url else "?") + urlencode(req.params, doseq=True)
+
+
 def format_exchange(req: PreparedRequest, response: Response | None, redactor: Redactor) -> str:
-    lines = [f"> {req.method} {redactor.mask(req.url)}"]
+    lines = [f"> {req.method} {redactor.mask(full_url(req))}"]
     for name, value in redactor.mask_headers(req.headers.items()):
         lines.append(f"> {name}: {value}")
     body = _request_body(req)
@@ -65,6 +72,13 @@ def format_exchange(req: PreparedRequest, response: Response | None, redactor: R
     return "\n".join(lines)
 
 
+def _no_default_content_type(req: PreparedRequest) -> list[str]:
+    """curl --data-binary adds a form Content-Type the runner never sent; `-H 'Content-Type:'` drops it."""
+    if any(k.lower() == "content-type" for k in req.headers):
+        return []
+    return ["-H", "Content-Type:"]
+
+
 def curl_command(req: PreparedRequest, redactor: Redactor) -> str:
     """A copy-pasteable curl line; secret headers become $VARIABLES the user sets themselves."""
     parts = ["curl", "-sS", "-i", "-X", req.method]
@@ -79,16 +93,13 @@ def curl_command(req: PreparedRequest, redactor: Redactor) -> str:
             parts += ["-H", "Content-Type: application/json"]
         parts += ["--data-binary", redactor.mask(json.dumps(req.json, ensure_ascii=False))]
     elif req.text is not None:
-        parts += ["--data-binary", redactor.mask(req.text)]
+        parts += [*_no_default_content_type(req), "--data-binary", redactor.mask(req.text)]
     elif req.form is not None:
         for key, value in req.form.items():
             parts += ["--data-urlencode", redactor.mask(f"{key}={value}")]
     elif req.file is not None:
-        parts += ["-H", "Expect:", "--data-binary", f"@{req.file}"]
-    url = req.url
-    if req.params:
-        url += ("&" if "?" in url else "?") + urlencode(req.params, doseq=True)
-    parts.append(redactor.mask(url))
+        parts += ["-H", "Expect:", *_no_default_content_type(req), "--data-binary", f"@{req.file}"]
+    parts.append(redactor.mask(full_url(req)))
     command = " ".join(shlex.quote(p) for p in parts)
     # shlex quotes "$X_AUTH_TOKEN" in single quotes, which would stop the shell expanding it.
     return re.sub(r"'([\w-]+: )\$(\w+)'", r'"\1$\2"', command)

@@ -57,7 +57,7 @@ class FilePolicy:
             raise FileAccessError(
                 f"file '{path}' {what} (resolved to {real})",
                 loc,
-                "paths are relative to the scenario file that names them",
+                "paths are relative to the file that names them",
             )
         return real
 

@@ -26,6 +26,7 @@ from .model import (
     RequestSpec,
     Scenario,
     SchemaRef,
+    ScopeVar,
     Step,
 )
 from .schemafiles import build_validator
@@ -40,7 +41,6 @@ STATUS_CLASS = re.compile(r"^[1-5]xx$")
 BUILTIN_NAMES = frozenset(
     {
         "response",
-        "request",
         "env",
         "run_id",
         "scenario",
@@ -118,16 +118,18 @@ class Loader:
         matrix = data.get("matrix")
         rows: list[LocDict] = list(matrix) if matrix else []
         row_names = {k for row in rows for k in row}
-        self._check_names(scenario, state.captures | row_names)
-        used = {name for t in _all_templates(scenario) for name in t.names}
+        compiled_rows = [{k: compile_value(v, row.value_loc(k)) for k, v in row.items()} for row in rows]
+        templates = _all_templates(scenario) + [t for r in compiled_rows for c in r.values() for t in c.templates()]
+        self._check_names(scenario, templates, state.captures | row_names)
+        used = {name for t in templates for name in t.names}
         scenario.digest_algorithms = frozenset(used & set(ALGORITHMS))
         if not rows:
             return [scenario]
         out = []
-        for index, (row, label) in enumerate(zip(rows, _row_labels(rows), strict=True)):
+        for index, (compiled_row, label) in enumerate(zip(compiled_rows, _row_labels(rows), strict=True)):
             copy = Scenario(**{**scenario.__dict__})
             copy.name = f"{scenario.name} [{label}]"
-            copy.matrix_row = {k: compile_value(v, row.value_loc(k)) for k, v in row.items()}
+            copy.matrix_row = compiled_row
             copy.matrix_index = index
             out.append(copy)
         return out
@@ -173,9 +175,7 @@ class Loader:
 
     # --- steps and includes --------------------------------------------------------------------
 
-    def _steps(
-        self, items: LocList, base: Path, scope: tuple[tuple[str, Compiled], ...], state: _BuildState
-    ) -> list[Step]:
+    def _steps(self, items: LocList, base: Path, scope: tuple[ScopeVar, ...], state: _BuildState) -> list[Step]:
         steps: list[Step] = []
         for index, item in enumerate(items):
             if "include" in item:
@@ -184,9 +184,7 @@ class Loader:
                 steps.append(self._step(item, base, scope, state, items.item_loc(index)))
         return steps
 
-    def _include(
-        self, item: LocDict, base: Path, scope: tuple[tuple[str, Compiled], ...], state: _BuildState
-    ) -> list[Step]:
+    def _include(self, item: LocDict, base: Path, scope: tuple[ScopeVar, ...], state: _BuildState) -> list[Step]:
         loc = item.value_loc("include")
         target = self.policy.resolve(item["include"], base, loc)
         if target in state.stack:
@@ -207,10 +205,11 @@ class Loader:
         state.secrets.update(data.get("secrets", []))
         given = self._vars(item.get("vars"))
         given_names = {name for name, _ in given}
-        defaults = [(n, v) for n, v in self._vars(data.get("vars")) if n not in given_names]
+        defaults = [ScopeVar(n, v, True) for n, v in self._vars(data.get("vars")) if n not in given_names]
+        layer = (*scope, *(ScopeVar(n, v, False) for n, v in given), *defaults)
         state.stack.append(target)
         try:
-            return self._steps(data["steps"], target.parent, (*scope, *given, *defaults), state)
+            return self._steps(data["steps"], target.parent, layer, state)
         finally:
             state.stack.pop()
 
@@ -218,7 +217,7 @@ class Loader:
         self,
         data: LocDict,
         base: Path,
-        scope: tuple[tuple[str, Compiled], ...],
+        scope: tuple[ScopeVar, ...],
         state: _BuildState,
         loc: Location,
     ) -> Step:
@@ -248,7 +247,7 @@ class Loader:
             loc=loc,
             base_dir=base,
             request=self._request(data["request"], base, data.value_loc("request")),
-            expect=self._expect(data.get("expect"), base),
+            expect=self._expect(data.get("expect"), base, loc),
             captures=captures,
             poll=poll,
             when=self._expression(data, "when") if "when" in data else None,
@@ -291,11 +290,13 @@ class Loader:
             allow_redirects=data.get("allow_redirects"),
         )
 
-    def _expect(self, data: LocDict | None, base: Path) -> ExpectSpec:
+    def _expect(self, data: LocDict | None, base: Path, step_loc: Location) -> ExpectSpec:
         spec = ExpectSpec()
         if not data or "status" not in data:
-            # A step that says nothing about the status still must not pass on a 500.
+            # A step that says nothing about the status still must not pass on a 500; the failure
+            # points at the step, since no line says "2xx".
             spec.status = Compiled("2xx", constant=True)
+            spec.status_loc = step_loc
         if not data:
             return spec
         if "status" in data:
@@ -357,12 +358,12 @@ class Loader:
 
     # --- names ---------------------------------------------------------------------------------
 
-    def _check_names(self, scenario: Scenario, defined: set[str]) -> None:
+    def _check_names(self, scenario: Scenario, templates: list[Template], defined: set[str]) -> None:
         """Reject templates naming something nothing defines: a typo should fail before any request."""
         known = set(BUILTIN_NAMES) | self.extra_vars | defined | {n for n, _ in scenario.vars}
         for step in (*scenario.steps, *scenario.finally_steps):
-            known.update(n for n, _ in step.scope)
-        for template in _all_templates(scenario):
+            known.update(v.name for v in step.scope)
+        for template in templates:
             for name in sorted(template.names - known):
                 close = difflib.get_close_matches(name, sorted(known), n=1)
                 found = re.search(rf"\b{name}\b", template.source)
@@ -399,7 +400,7 @@ def _all_templates(scenario: Scenario) -> list[Template]:
         r, e = step.request, step.expect
         compiled += [r.url, r.params, r.body, *step.captures.values()]
         compiled += [h for h in r.headers.values() if h is not None]
-        compiled += [v for _, v in step.scope]
+        compiled += [v.value for v in step.scope]
         compiled += [e.status, e.json, *e.body.values(), *e.asserts]
         compiled += [h.equals for h in e.headers]
         if step.poll:

@@ -80,6 +80,19 @@ class PollSpec:
     interval: float = DEFAULT_POLL_INTERVAL
 
 
+@dataclass(frozen=True)
+class ScopeVar:
+    """A variable an include sets for its fragment's steps.
+
+    `default` marks a fragment's own `vars:`: they apply only where the scenario, a capture or
+    --var has not defined the name. An include's `vars:` are explicit and win, except over --var.
+    """
+
+    name: str
+    value: Compiled
+    default: bool
+
+
 @dataclass
 class Step:
     name: str
@@ -91,7 +104,7 @@ class Step:
     poll: PollSpec | None = None
     when: Compiled | None = None  # run only when true (e.g. cleanup of something maybe created)
     # Variables of the include(s) this step came from, outermost first, rendered before the step.
-    scope: tuple[tuple[str, Compiled], ...] = ()
+    scope: tuple[ScopeVar, ...] = ()
 
 
 @dataclass

@@ -91,16 +91,54 @@ def _schema_location(path: Path, shown: str, keys: list[Any]) -> Location:
         return Location(shown, 1, 1)
 
 
+def _load_schema_file(path: Path) -> Any:
+    """JSON or YAML (JSON is YAML); load_yaml keeps the size limit and located errors."""
+    return load_yaml(str(path))
+
+
+def _check_refs(schema: Any, path: Path, policy: FilePolicy, seen: set[Path]) -> None:
+    """Every `$ref` to another file must exist inside the allowed directories: found at load time."""
+    seen.add(path)
+    stack = [schema]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            ref = node.get("$ref")
+            if isinstance(ref, str) and not ref.startswith("#"):
+                target_text = ref.split("#", 1)[0]
+                loc = location_of(node, "$ref", Location(relative_display(path), 1, 1))
+                if "://" in target_text:
+                    raise ScenarioFormatError(
+                        f"$ref {ref!r} points at the network",
+                        loc,
+                        "save that schema next to this one and refer to it by a relative path",
+                    )
+                target = policy.resolve(target_text, path.parent, loc)
+                if target not in seen:
+                    _check_refs(_load_schema_file(target), target, policy, seen)
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+
+
 def _with_local_refs(cls: Any, schema: dict[str, Any], path: Path, policy: FilePolicy) -> Any:
-    """Let `$ref: other.json` resolve next to the schema file (never over the network)."""
+    """Let `$ref: other.json` resolve next to the schema file (never over the network).
+
+    A referenced file without its own `$schema` is read with the draft of the schema naming it.
+    """
     from referencing import Registry, Resource
     from referencing.exceptions import NoSuchResource
+    from referencing.jsonschema import DRAFT202012, specification_with
+
+    _check_refs(load_yaml(str(path)), path, policy, set())
+    dialect = cls.META_SCHEMA.get("$schema") or cls.META_SCHEMA.get("id") or ""
+    draft = specification_with(dialect, default=DRAFT202012)
 
     def retrieve(uri: str) -> Resource:
         if not uri.startswith("file://"):
             raise NoSuchResource(ref=uri)  # type: ignore[call-arg]
         target = policy.resolve(uri[len("file://") :], path.parent, None)
-        return Resource.from_contents(json.loads(target.read_text("utf-8")))
+        return Resource.from_contents(_load_schema_file(target), default_specification=draft)
 
     id_key = "id" if cls.__name__ in ("Draft3Validator", "Draft4Validator") else "$id"
     if id_key not in schema:

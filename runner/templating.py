@@ -120,6 +120,8 @@ class Template:
             ) from None
         except TemplateRenderError:
             raise
+        except UserError as exc:  # a helper refused (a file outside the allowed directories...)
+            raise TemplateRenderError(f"{exc.message} (in {self.source!r})", self.loc, exc.hint) from None
         except Exception as exc:  # a filter or helper failed on this input
             raise TemplateRenderError(
                 f"template error in {self.source!r}: {type(exc).__name__}: {exc}", self.loc

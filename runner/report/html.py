@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import datetime
 import html
-import os
-import tempfile
 from pathlib import Path
 
 from ..results import Outcome, RunResult, ScenarioResult, StepResult
+from . import write_atomically
 
 _CSS = """
 body{font:14px/1.45 system-ui,sans-serif;margin:0;color:#1d1d1f;background:#fafafa}
@@ -113,9 +112,4 @@ def render(run: RunResult) -> str:
 
 
 def write(run: RunResult, path: str | Path) -> None:
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".html-", dir=target.parent)
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        fh.write(render(run))
-    os.replace(tmp, target)
+    write_atomically(path, render(run))

@@ -8,14 +8,13 @@ XML 1.0 forbids are escaped here as a last line of defence.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 from junit_xml import TestCase, TestSuite, to_xml_report_string
 
 from ..exchange import printable
 from ..results import Outcome, RunResult, ScenarioResult, StepResult
+from . import write_atomically
 
 
 def _case(scenario: ScenarioResult, step: StepResult) -> TestCase:
@@ -51,7 +50,8 @@ def _case(scenario: ScenarioResult, step: StepResult) -> TestCase:
             failure_type="AssertionError",
         )
     elif step.outcome is Outcome.ERROR:
-        text = step.error or "; ".join(f.message for f in step.failures) or "error"
+        located = [f"{f.location}: {f.message}" if f.location else f.message for f in step.failures]
+        text = step.error or "\n".join(located) or "error"
         case.add_error_info(message=printable(text), output=printable(text), error_type="Error")
     elif step.outcome is Outcome.SKIPPED:
         case.add_skipped_info(message=printable(step.skip_reason or "skipped"))
@@ -75,15 +75,4 @@ def render(run: RunResult) -> str:
 
 
 def write(run: RunResult, path: str | Path) -> None:
-    """Write atomically: a CI job that dies mid-write must not leave half a file for the parser."""
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    text = render(run)
-    fd, tmp = tempfile.mkstemp(prefix=".junit-", dir=target.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomically(path, render(run))
