@@ -227,3 +227,40 @@ finally:
     assert cases["Slow upload"].find("error") is not None
     assert cases["finally: Delete"].find("error") is None
     assert images_named(admin_token, run_id) == []
+
+
+def test_zz_no_image_of_ours_is_left_on_the_testbed(admin_token: str) -> None:
+    """Runs last in this module: whatever the tests above did, nothing they created remains."""
+    names = [image.get("name") or "" for image in images_named(admin_token, "")]
+    leftovers = [name for name in names if name.startswith(("scenario-runner-", "interrupt-"))]
+    assert leftovers == []
+
+
+def test_zz_testbed_stop_leaves_nothing_and_start_twice_is_harmless(admin_token: str) -> None:
+    """`stop` ends every process it started; a second `start` says "already running"."""
+    testbed = [sys.executable, str(ROOT / "testbed" / "testbed.py")]
+    pid_dir = ROOT / ".testbed" / "run"
+    pids = [int(p.read_text().strip()) for p in pid_dir.glob("*.pid")] if pid_dir.exists() else []
+    if not pids:
+        pytest.skip("the testbed was not started from this checkout (no PID files)")
+    stop = subprocess.run([*testbed, "stop"], capture_output=True, text=True, timeout=60)
+    assert stop.returncode == 0, stop.stdout + stop.stderr
+    status = subprocess.run([*testbed, "status"], capture_output=True, text=True, timeout=30)
+    assert status.returncode == 3 and "not running" in status.stdout
+    alive = [pid for pid in pids if Path(f"/proc/{pid}").exists() and "Z" not in _proc_state(pid)]
+    assert alive == []
+    for attempt in (1, 2):
+        start = subprocess.run([*testbed, "start"], capture_output=True, text=True, timeout=300)
+        assert start.returncode == 0, start.stdout + start.stderr
+    assert "already running" in start.stdout + start.stderr
+    assert _admin_token() is not None
+
+
+def _proc_state(pid: int) -> str:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("State:"):
+                return line
+    except OSError:
+        return "gone"
+    return ""

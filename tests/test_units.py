@@ -1,0 +1,209 @@
+"""Unit tests of the small pure pieces: templating, subset matching, redaction, files, qcow2, YAML."""
+
+from __future__ import annotations
+
+import hashlib
+import struct
+from pathlib import Path
+
+import pytest
+
+from runner.checks import subset_differences
+from runner.errors import Location, ScenarioFormatError
+from runner.files import DataFiles, Digests, FileAccessError, FilePolicy, HashingReader
+from runner.redact import Redactor, is_secret_name
+from runner.templating import Template, TemplateRenderError, compile_value
+from runner.yamlsource import LocDict, load_yaml
+
+HERE = Location("t.yaml", 3, 7)
+
+
+# --- templating ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("source", "context", "expected"),
+    [
+        ("{{ n }}", {"n": 5}, 5),
+        ("{{ s }}", {"s": "123"}, "123"),  # never re-parsed into a number
+        ("id-{{ n }}", {"n": 5}, "id-5"),
+        ("{{ items | length }}", {"items": [1, 2]}, 2),
+        ("{{ d | jmespath('a[1]') }}", {"d": {"a": [7, 8]}}, 8),
+        ("{{ none_value is none }}", {"none_value": None}, True),
+        ("{{ 2 ** 10 }}", {}, 1024),
+    ],
+)
+def test_native_rendering(source, context, expected):
+    assert Template(source, HERE).render(context) == expected
+    assert type(Template(source, HERE).render(context)) is type(expected)
+
+
+def test_compiled_trees_render_only_templates_and_keep_constants():
+    compiled = compile_value({"a": "{{ x }}", "b": [1, "plain", "{{ x + 1 }}"]}, HERE)
+    assert compiled.render({"x": 1}) == {"a": 1, "b": [1, "plain", 2]}
+    assert compiled.names() == {"x"}
+    constant = compile_value({"a": [1, 2]}, HERE)
+    assert constant.constant and constant.render({}) is constant.value
+
+
+@pytest.mark.parametrize(
+    ("source", "message"),
+    [
+        ("{{ missing }}", "'missing' is undefined"),
+        ("{{ d.nokey }}", "has no attribute 'nokey'"),
+        ("{{ d | required('no endpoint') }}", "no endpoint"),
+    ],
+)
+def test_render_errors_name_the_problem_and_the_place(source, message):
+    with pytest.raises(TemplateRenderError) as info:
+        Template(source, HERE).render({"d": {}} if "missing" not in source else {})
+    assert message in info.value.message
+    assert info.value.location == HERE
+
+
+def test_sandbox_refuses_python_internals():
+    with pytest.raises((TemplateRenderError, ScenarioFormatError)):
+        Template("{{ x.__class__.__mro__ }}", HERE).render({"x": ""})
+    with pytest.raises(TemplateRenderError):
+        Template("{{ x|attr('__cla' ~ 'ss__') }}", HERE).render({"x": ""})
+
+
+def test_syntax_errors_are_located():
+    with pytest.raises(ScenarioFormatError) as info:
+        Template("{{ x ", HERE)
+    assert info.value.location is not None and info.value.location.line == 3
+
+
+# --- subset matching ----------------------------------------------------------------------------
+
+
+def test_subset_matching():
+    actual = {"a": 1, "b": {"c": [1, {"d": True}]}, "extra": "ignored"}
+    assert subset_differences({"a": 1, "b": {"c": [1, {"d": True}]}}, actual) == []
+    assert subset_differences({"a": 2}, actual) == [("json.a", "2", "1")]
+    assert subset_differences({"zz": 1}, actual) == [("json.zz", "1", "missing")]
+    assert subset_differences({"b": {"c": [1]}}, actual)[0][0] == "json.b.c"  # lengths differ
+    assert subset_differences({"b": {"c": [1, {"d": 1}]}}, actual) == [("json.b.c[1].d", "1", "true")]  # 1 != true
+    assert subset_differences({"x-y": 1}, {"x-y": 2})[0][0] == "json['x-y']"
+
+
+# --- redaction ----------------------------------------------------------------------------------
+
+
+def test_redactor_masks_every_form_of_a_secret():
+    redactor = Redactor()
+    redactor.add('pa ss"wörd')
+    for form in ('pa ss"wörd', 'pa ss\\"w\\u00f6rd', "pa%20ss%22w%C3%B6rd", "pa+ss%22w%C3%B6rd"):
+        assert redactor.mask(f"before {form} after") == "before *** after"
+    redactor.add("ab")  # too short to mask without garbling everything
+    assert redactor.mask("abc") == "abc"
+
+
+def test_redactor_learns_from_json_headers_and_env():
+    redactor = Redactor()
+    redactor.add_from_json({"auth": {"password": "hunter22", "name": "admin"}, "list": [{"api_key": "k-123"}]})
+    redactor.add_from_headers({"Authorization": "Bearer abc.def.ghi", "Accept": "text/plain"})
+    redactor.add_from_env({"OS_PASSWORD": "env-pass", "HOME": "/root"})
+    text = redactor.mask("hunter22 admin k-123 abc.def.ghi env-pass /root text/plain")
+    assert text == "*** admin *** *** *** /root text/plain"
+
+
+@pytest.mark.parametrize("name", ["password", "OS_PASSWORD", "demo_password", "token", "api_key", "client_secret"])
+def test_secret_names(name):
+    assert is_secret_name(name)
+
+
+@pytest.mark.parametrize("name", ["username", "image_id", "endpoint", "region"])
+def test_not_secret_names(name):
+    assert not is_secret_name(name)
+
+
+# --- files --------------------------------------------------------------------------------------
+
+
+def test_file_policy(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "in.bin").write_bytes(b"x")
+    policy = FilePolicy()
+    assert policy.resolve("in.bin", tmp_path, HERE) == tmp_path / "in.bin"
+    with pytest.raises(FileAccessError, match="outside the directories"):
+        policy.resolve("/etc/hostname", tmp_path, HERE)
+    with pytest.raises(FileAccessError, match="does not exist"):
+        policy.resolve("nope.bin", tmp_path, HERE)
+    (tmp_path / "link").symlink_to("/etc/hostname")
+    with pytest.raises(FileAccessError, match="outside"):  # a symlink does not get out either
+        policy.resolve("link", tmp_path, HERE)
+    policy.allow("/etc")
+    assert policy.resolve("/etc/hostname", tmp_path, HERE) == Path("/etc/hostname")
+
+
+def test_digests_are_read_once_and_seeded_by_uploads(tmp_path):
+    data = tmp_path / "d.bin"
+    data.write_bytes(b"0123456789" * 1000)
+    digests = Digests()
+    assert digests.digest(data, "md5", {"sha512"}) == hashlib.md5(data.read_bytes()).hexdigest()
+    assert digests.digest(data, "sha512") == hashlib.sha512(data.read_bytes()).hexdigest()
+    assert digests.reads == 1  # both from one pass
+    other = tmp_path / "e.bin"
+    other.write_bytes(b"abc" * 5000)
+    reader = HashingReader(other, ("sha256",))
+    while reader.read(1000):
+        pass
+    reader.close()
+    digests.seed(other, reader.complete_digests() or {})
+    assert digests.digest(other, "sha256") == hashlib.sha256(other.read_bytes()).hexdigest()
+    assert digests.reads == 1  # the upload's digest was reused
+
+
+def test_data_files_are_deterministic_and_cleaned_up():
+    files = DataFiles()
+    first = Path(files.make("random", 100_000, seed=3))
+    assert first.stat().st_size == 100_000
+    again = DataFiles()
+    assert Path(again.make("random", 100_000, seed=3)).read_bytes() == first.read_bytes()
+    assert Path(files.make("zeros", 4096)).read_bytes() == b"\0" * 4096
+    directory = files.directory
+    files.cleanup()
+    again.cleanup()
+    assert not directory.exists()
+    with pytest.raises(ValueError, match="unknown data_file kind"):
+        DataFiles().make("iso", 10)
+
+
+def test_qcow2_header_is_a_genuine_image():
+    files = DataFiles()
+    image = Path(files.make("qcow2", 10 * 1024 * 1024)).read_bytes()
+    magic, version, _, _, cluster_bits, size, crypt, l1_size, l1_offset, rc_offset, rc_clusters = struct.unpack_from(
+        ">4sIQIIQIIQQI", image
+    )
+    assert (magic, version, cluster_bits, crypt) == (b"QFI\xfb", 2, 16, 0)
+    assert size == 10 * 1024 * 1024 and l1_size == 1  # one L1 entry covers 512 MiB with 64 KiB clusters
+    assert l1_offset % 65536 == 0 and rc_offset % 65536 == 0 and rc_clusters == 1
+    assert len(image) == 4 * 65536
+    refcount_block = struct.unpack_from(">Q", image, rc_offset)[0]
+    assert [struct.unpack_from(">H", image, refcount_block + 2 * i)[0] for i in range(5)] == [1, 1, 1, 1, 0]
+    files.cleanup()
+
+
+# --- YAML ---------------------------------------------------------------------------------------
+
+
+def test_yaml_keeps_locations(tmp_path):
+    path = tmp_path / "x.yaml"
+    path.write_text("name: x\nsteps:\n  - name: a\n    request: {url: u}\n")
+    data = load_yaml(str(path))
+    assert isinstance(data, LocDict)
+    assert data.value_loc("name").line == 1
+    step = data["steps"][0]
+    assert data["steps"].item_loc(0).line == 3
+    assert step["request"].value_loc("url").line == 4 and step["request"].value_loc("url").col == 20
+
+
+def test_yaml_refuses_duplicates_and_python_tags(tmp_path):
+    path = tmp_path / "d.yaml"
+    path.write_text("a: 1\nb: 2\na: 3\n")
+    with pytest.raises(ScenarioFormatError, match="duplicate key 'a'"):
+        load_yaml(str(path))
+    path.write_text("a: !!python/object/apply:os.system ['true']\n")
+    with pytest.raises(ScenarioFormatError, match="python"):
+        load_yaml(str(path))
