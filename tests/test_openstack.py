@@ -249,7 +249,7 @@ def test_zz_testbed_stop_leaves_nothing_and_start_twice_is_harmless(admin_token:
     assert status.returncode == 3 and "not running" in status.stdout
     alive = [pid for pid in pids if Path(f"/proc/{pid}").exists() and "Z" not in _proc_state(pid)]
     assert alive == []
-    for attempt in (1, 2):
+    for _attempt in (1, 2):
         start = subprocess.run([*testbed, "start"], capture_output=True, text=True, timeout=300)
         assert start.returncode == 0, start.stdout + start.stderr
     assert "already running" in start.stdout + start.stderr
