@@ -24,6 +24,7 @@ from .http import PreparedRequest, Response, TransportError, send
 from .model import DEFAULT_TIMEOUT, Scenario, Step
 from .redact import Redactor, is_secret_name
 from .results import Attempt, Failure, Outcome, ScenarioResult, StepResult
+from .templating import Scope
 
 
 @dataclass
@@ -119,7 +120,7 @@ class _ScenarioRun:
         self.redactor = engine.redactor
         self.options = engine.options
         self.session = requests.Session()
-        self.context: dict[str, Any] = {}
+        self.context: dict[str, Any] = Scope.with_globals()
         self.deadline: float | None = None
         self._current: StepResult | None = None  # the step running now, not yet recorded
 
@@ -182,11 +183,11 @@ class _ScenarioRun:
         fixed = set(self.options.cli_vars)
         for name, compiled in (self.scenario.matrix_row or {}).items():
             if name not in fixed:
-                self._assign(name, compiled.render({**ctx, **helpers}))
+                self._assign(name, compiled.render(Scope({**ctx, **helpers})))
         fixed |= set(self.scenario.matrix_row or {})
         for name, compiled in self.scenario.vars:
             if name not in fixed:
-                self._assign(name, compiled.render({**ctx, **helpers}))
+                self._assign(name, compiled.render(Scope({**ctx, **helpers})))
 
     def _assign(self, name: str, value: Any) -> None:
         self.context[name] = value
@@ -221,7 +222,8 @@ class _ScenarioRun:
         started = time.perf_counter()
         result = StepResult(step.name, str(step.loc), Outcome.PASSED, is_finally=is_finally)
         self._current = result  # until recorded: what an interruption reports
-        local = {**self.context, **self.engine.services.helpers(step.base_dir, self.scenario.digest_algorithms)}
+        local = Scope(self.context)
+        local.update(self.engine.services.helpers(step.base_dir, self.scenario.digest_algorithms))
         request: PreparedRequest | None = None
         response: Response | None = None
         try:

@@ -46,7 +46,7 @@ class FilePolicy:
         if not candidate.is_absolute():
             candidate = base_dir / candidate
         real = candidate.resolve()
-        if not any(real == root or root in real.parents for root in self.roots):
+        if not any(real.is_relative_to(root) for root in self.roots):
             raise FileAccessError(
                 f"path '{path}' resolves to {real}, outside the directories this run may read",
                 loc,
@@ -151,6 +151,7 @@ class DataFiles:
     def __init__(self) -> None:
         self._dir: tempfile.TemporaryDirectory[str] | None = None
         self._lock = threading.Lock()
+        self._make_lock = threading.Lock()
 
     @property
     def directory(self) -> Path:
@@ -165,11 +166,12 @@ class DataFiles:
         if not isinstance(size, int) or size < 0:
             raise ValueError(f"data_file size must be a non-negative integer, got {size!r}")
         path = self.directory / f"{kind}-{size}-{seed}.{'qcow2' if kind == 'qcow2' else 'bin'}"
-        if not path.exists():
-            tmp = path.with_suffix(".part")
-            with open(tmp, "wb") as fh:
-                _write_data(fh, kind, size, seed)
-            tmp.replace(path)
+        with self._make_lock:  # scenarios on other threads (--jobs) may ask for the same file
+            if not path.exists():
+                tmp = path.with_suffix(".part")
+                with open(tmp, "wb") as fh:
+                    _write_data(fh, kind, size, seed)
+                tmp.replace(path)
         return str(path)
 
     def cleanup(self) -> None:

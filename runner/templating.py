@@ -79,18 +79,40 @@ def is_template(text: str) -> bool:
     return "{{" in text or "{%" in text or "{#" in text
 
 
+_COMPILED: dict[str, tuple[frozenset[str], Any]] = {}
+
+
+class Scope(dict[str, Any]):
+    """The names a step's templates see, with Jinja's globals (range, dict...) already merged in.
+
+    Rendering from a Scope shares it with Jinja instead of copying it for every template: a step
+    renders many templates, and the copies were the largest part of the runner's per-step cost.
+    """
+
+    @classmethod
+    def with_globals(cls) -> Scope:
+        return cls(ENV.globals)
+
+
 class Template:
     """One compiled template string with the location of the YAML value it came from."""
 
     __slots__ = ("_render", "_tmpl", "loc", "names", "source")
 
+    names: frozenset[str]
+
     def __init__(self, source: str, loc: Location):
         self.source = source
         self.loc = loc
+        cached = _COMPILED.get(source)
+        if cached is not None:  # the same text in many steps and files is compiled once per process
+            self.names, self._tmpl = cached
+            self._render = self._tmpl.root_render_func
+            return
         try:
             ast = ENV.parse(source)
             _reject_internals(ast, source, loc)
-            self.names: frozenset[str] = frozenset(meta.find_undeclared_variables(ast))
+            self.names = frozenset(meta.find_undeclared_variables(ast))
             code = ENV.compile(ast)
             tmpl = ENV.template_class.from_code(ENV, code, ENV.make_globals(None))
         except jinja2.TemplateSyntaxError as exc:
@@ -104,10 +126,15 @@ class Template:
             ) from None
         self._render = tmpl.root_render_func
         self._tmpl = tmpl
+        _COMPILED[source] = (self.names, tmpl)  # only successes: an error must keep its own location
 
     def render(self, context: Mapping[str, Any]) -> Any:
         try:
-            result = _concat(self._render(self._tmpl.new_context(dict(context))))
+            if isinstance(context, Scope):  # globals already in: no copy per render
+                jinja_context = self._tmpl.new_context(context, shared=True)
+            else:
+                jinja_context = self._tmpl.new_context(dict(context))
+            result = _concat(self._render(jinja_context))
             _reject_undefined(result)
             return result
         except jinja2.UndefinedError as exc:
