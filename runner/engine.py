@@ -14,13 +14,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import requests
-
 from .checks import run_checks
 from .context import RunServices
 from .errors import UserError
 from .exchange import curl_command, format_exchange, full_url
-from .http import PreparedRequest, Response, TransportError, send
+from .http import PreparedRequest, Response, Session, TransportError, send
 from .model import DEFAULT_TIMEOUT, Scenario, Step
 from .redact import Redactor, is_secret_name
 from .results import Attempt, Failure, Outcome, ScenarioResult, StepResult
@@ -119,7 +117,7 @@ class _ScenarioRun:
         self.on_step = on_step
         self.redactor = engine.redactor
         self.options = engine.options
-        self.session = requests.Session()
+        self.session = Session()
         self.context: dict[str, Any] = Scope.with_globals()
         self.deadline: float | None = None
         self._current: StepResult | None = None  # the step running now, not yet recorded

@@ -198,3 +198,18 @@ def test_token_is_masked_in_a_verbose_run(sr, server):
     finally:
         del os.environ["SR_TOKEN"]
     assert run.code == 0 and TOKEN not in run.output
+
+
+def test_proxies_come_from_the_environment(sr, server, monkeypatch):
+    """The session reads HTTP_PROXY / NO_PROXY once per host, with requests' rules."""
+    sr.write("p.scenario.yaml", "name: P\nsteps:\n  - {name: Via proxy, request: {url: 'http://localhost:1/echo'}}\n")
+    monkeypatch.setenv("HTTP_PROXY", server.url)
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    run = sr.run("p.scenario.yaml")
+    assert run.code == 0, run.output
+    assert server.state.requests[-1]["headers"]["Host"] == "localhost:1"  # it went through the proxy
+    monkeypatch.setenv("NO_PROXY", "localhost")
+    before = len(server.state.requests)
+    run = sr.run("p.scenario.yaml")
+    assert run.code == 1 and len(server.state.requests) == before  # bypassed: straight to a closed port
