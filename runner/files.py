@@ -21,7 +21,8 @@ from pathlib import Path
 from .errors import Location, UserError
 
 ALGORITHMS = ("md5", "sha256", "sha512")
-CHUNK = 1024 * 1024
+CHUNK = 1024 * 1024  # hashing a file on its own
+UPLOAD_CHUNK = 256 * 1024  # streaming an upload: few syscalls, little memory in flight
 
 
 class FileAccessError(UserError):
@@ -121,7 +122,7 @@ class HashingReader:
 
     def read(self, size: int = -1) -> bytes:
         # Larger reads than the transport asks for: fewer syscalls and hash calls, same bytes.
-        chunk = self._fh.read(max(size, CHUNK) if size and size > 0 else CHUNK)
+        chunk = self._fh.read(max(size, UPLOAD_CHUNK) if size and size > 0 else UPLOAD_CHUNK)
         if chunk:
             self._read += len(chunk)
             for h in self._hashers.values():
