@@ -239,6 +239,5 @@ def to_yaml(converted: Converted, name: str) -> str:
     if converted.vars:
         document["vars"] = converted.vars
     document["steps"] = converted.steps
-    header = "# yaml-language-server: $schema=https://scenario-runner.dev/schema/scenario.schema.json\n"
-    header += "# Converted by `scenario-runner from-curl`: add `expect:` and `capture:` to each step.\n"
+    header = "# Converted by `scenario-runner from-curl`: add `expect:` and `capture:` to each step.\n"
     return header + yaml.safe_dump(document, sort_keys=False, allow_unicode=True, width=110)

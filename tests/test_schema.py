@@ -1,0 +1,49 @@
+"""The published JSON Schema: what `scenario-runner schema` prints is what editors check files with."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import yaml
+from jsonschema import Draft202012Validator
+
+from runner.cli import main
+
+ROOT = Path(__file__).resolve().parent.parent
+SHIPPED = ROOT / "runner" / "schema" / "scenario.schema.json"
+
+
+def printed_schema() -> dict:
+    out = io.StringIO()
+    assert main(["schema"], stdout=out, stderr=io.StringIO()) == 0
+    return json.loads(out.getvalue())
+
+
+def test_schema_command_prints_the_shipped_valid_schema():
+    schema = printed_schema()
+    assert schema == json.loads(SHIPPED.read_text())
+    Draft202012Validator.check_schema(schema)
+
+
+def test_every_file_of_the_suite_passes_as_an_editor_would_check_it():
+    schema = printed_schema()
+    scenario = Draft202012Validator(schema)
+    fragment = Draft202012Validator({"$defs": schema["$defs"], "$ref": "#/$defs/fragment"})
+    files = sorted((ROOT / "scenarios").rglob("*.yaml"))
+    assert len(files) >= 4
+    for path in files:
+        validator = scenario if path.name.endswith(".scenario.yaml") else fragment
+        errors = [e.message for e in validator.iter_errors(yaml.safe_load(path.read_text()))]
+        assert errors == [], f"{path}: {errors}"
+        assert path.read_text().startswith("# yaml-language-server: $schema=")  # the editor modeline
+
+
+def test_the_schema_flags_what_an_author_gets_wrong_while_typing():
+    validator = Draft202012Validator(printed_schema())
+    draft = {"name": "x", "steps": [{"name": "a", "request": {"url": "u", "methd": "GET"}, "expect": {"status": 700}}]}
+    messages = " | ".join(e.message for e in validator.iter_errors(draft))
+    assert "'methd' was unexpected" in messages
+    assert "700 is not valid under any of the given schemas" in messages
+    assert not list(validator.iter_errors({"name": "x", "steps": [{"include": "f.yaml", "vars": {"a": 1}}]}))
