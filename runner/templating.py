@@ -305,9 +305,7 @@ class Compiled:
         return _render_tree(self.value, context)
 
     def names(self) -> set[str]:
-        found: set[str] = set()
-        _collect_names(self.value, found)
-        return found
+        return {name for template in self.templates() for name in template.names}
 
     def templates(self) -> list[Template]:
         found: list[Template] = []
@@ -323,17 +321,6 @@ def _render_tree(value: Any, context: Mapping[str, Any]) -> Any:
     if isinstance(value, list):
         return [_render_tree(v, context) for v in value]
     return value
-
-
-def _collect_names(value: Any, found: set[str]) -> None:
-    if isinstance(value, Template):
-        found.update(value.names)
-    elif isinstance(value, dict):
-        for v in value.values():
-            _collect_names(v, found)
-    elif isinstance(value, list):
-        for v in value:
-            _collect_names(v, found)
 
 
 def _collect_templates(value: Any, found: list[Template]) -> None:
