@@ -91,7 +91,7 @@ def curl_command(req: PreparedRequest, redactor: Redactor) -> str:
     if req.json is not _MISSING:
         if not any(k.lower() == "content-type" for k in req.headers):
             parts += ["-H", "Content-Type: application/json"]
-        parts += ["--data-binary", redactor.mask(json.dumps(req.json, ensure_ascii=False))]
+        parts += ["--data-binary", redactor.mask(json.dumps(req.json))]  # the very bytes sent
     elif req.text is not None:
         parts += [*_no_default_content_type(req), "--data-binary", redactor.mask(req.text)]
     elif req.form is not None:
