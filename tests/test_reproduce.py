@@ -7,7 +7,6 @@ import shutil
 import subprocess
 
 import pytest
-
 from server import TOKEN
 
 pytestmark = pytest.mark.skipif(shutil.which("curl") is None, reason="needs the curl command")
@@ -49,8 +48,9 @@ def test_printed_curl_commands_send_the_same_requests(sr, server, monkeypatch):
     assert run.code == 1
     lines = [line.split("reproduce: ", 1)[1] for line in run.out.splitlines() if "reproduce: curl" in line]
     assert len(lines) == 2 and TOKEN not in run.output
-    upload, body = lines
+    upload, json_line = lines
     assert "-H Expect:" in upload and "--data-binary @" in upload and '"X-Auth-Token: $X_AUTH_TOKEN"' in upload
+    assert "-H Content-Type: application/json" in json_line.replace("'", "")
 
     sent = list(server.state.requests)
     server.state.requests.clear()
