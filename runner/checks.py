@@ -187,8 +187,14 @@ def check_body(spec: ExpectSpec, response: Response, context: Context) -> list[F
                 failures.append(Failure(f"body: does not contain {item!r}", where, item, short(text)))
             elif kind == "not_contains" and item in text:
                 failures.append(Failure(f"body: contains {item!r}, which it must not", where))
-            elif kind == "regex" and not re.search(item, text):
-                failures.append(Failure(f"body: does not match /{item}/", where, f"/{item}/", short(text)))
+            elif kind == "regex":
+                try:
+                    found = re.search(item, text)
+                except re.error as exc:  # a templated pattern is only known now (literal ones at load time)
+                    failures.append(Failure(f"body: invalid regular expression /{item}/: {exc}", where, error=True))
+                    continue
+                if not found:
+                    failures.append(Failure(f"body: does not match /{item}/", where, f"/{item}/", short(text)))
             elif kind == "equals" and item != text:
                 failures.append(Failure("body: not equal to the expected text", where, short(item), short(text)))
     return failures

@@ -185,6 +185,11 @@ def _from_curl(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         text = sys.stdin.read() if args.source == "-" else Path(args.source).read_text(encoding="utf-8")
     except OSError as exc:
         raise UsageError(f"{args.source}: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise UsageError(
+            f"{args.source}: invalid UTF-8 byte 0x{exc.object[exc.start]:02x} at byte {exc.start}",
+            hint="save the commands as UTF-8",
+        ) from None
     converted = convert(text)
     for warning in converted.warnings:
         err.write(f"warning: {warning}\n")
@@ -313,6 +318,9 @@ def _run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         scenarios = _shard(scenarios, args.shard)
     if args.cacert and not os.path.isfile(args.cacert):
         raise UsageError(f"--cacert {args.cacert}: no such file")
+    for option, report_path in (("--junit", args.junit), ("--html", args.html)):
+        if report_path:
+            _check_report_path(option, report_path)
 
     from .context import RunServices
     from .engine import Engine, RunOptions
@@ -340,17 +348,19 @@ def _run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         run = run_all(engine, scenarios, console, jobs=args.jobs, fail_fast=args.fail_fast)
     finally:
         services.close()
+    from .report import html, junit
+
     reports = []
-    if args.junit:
-        from .report import junit
-
-        junit.write(run, args.junit)
-        reports.append(args.junit)
-    if args.html:
-        from .report import html
-
-        html.write(run, args.html)
-        reports.append(args.html)
+    unwritten = False
+    for option, report_path, writer in (("--junit", args.junit, junit.write), ("--html", args.html, html.write)):
+        if not report_path:
+            continue
+        try:
+            writer(run, report_path)
+            reports.append(report_path)
+        except OSError as exc:  # checked before the run; the disk may still fill up or vanish
+            err.write(f"{option} {report_path}: cannot write the report: {exc.strerror or exc}\n")
+            unwritten = True
     console.summary(run, reports)
     if run.abandoned:
         # Reports are written; threads still waiting on the network would hold the exit until their
@@ -360,7 +370,24 @@ def _run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         os._exit(ExitStatus.INTERRUPTED)
     if run.interrupted:
         return ExitStatus.INTERRUPTED
-    return ExitStatus.SUCCESS if run.passed else ExitStatus.FAILED
+    return ExitStatus.SUCCESS if run.passed and not unwritten else ExitStatus.FAILED
+
+
+def _check_report_path(option: str, path: str) -> None:
+    """A report that cannot be written must stop the run before a request, not end it in a traceback."""
+    from .errors import UsageError
+
+    target = Path(path)
+    if target.is_dir():
+        raise UsageError(f"{option} {path}: is a directory", hint="give the path of a file, e.g. reports/junit.xml")
+    existing = target.absolute().parent
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        raise UsageError(
+            f"{option} {path}: cannot create the report there ({existing} is not a writable directory)",
+            hint="give a path in a writable directory",
+        )
 
 
 def entry() -> None:

@@ -67,6 +67,17 @@ def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
+def _check_mapping(cloud: Any, name: str, path: Path) -> dict[str, Any]:
+    """An entry that is not a mapping (`devstack: yes`) is the user's file, not our bug: exit 2."""
+    if not isinstance(cloud, dict):
+        raise UsageError(
+            f"--os-cloud {name}: the entry of this cloud in {path} must be a mapping, not {type(cloud).__name__}",
+            Location(str(path)),
+            "write its keys (auth:, region_name:, ...) indented under the cloud's name",
+        )
+    return cloud
+
+
 def cloud_environment(name: str) -> dict[str, str]:
     """The OS_* variables of cloud `name`, secure.yaml merged in (it holds the passwords)."""
     clouds_file = _first("clouds.yaml")
@@ -77,10 +88,12 @@ def cloud_environment(name: str) -> dict[str, str]:
     if name not in clouds:
         available = ", ".join(sorted(clouds)) or "none"
         raise UsageError(f"--os-cloud {name}: no such cloud in {clouds_file}", hint=f"clouds there: {available}")
-    cloud = clouds[name] or {}
+    cloud = _check_mapping(clouds[name] or {}, name, clouds_file)
     secure_file = _first("secure.yaml")
     if secure_file is not None:
-        cloud = _merge(cloud, _load(secure_file).get(name) or {})
+        cloud = _merge(cloud, _check_mapping(_load(secure_file).get(name) or {}, name, secure_file))
+    if not isinstance(cloud.get("auth") or {}, dict):
+        raise UsageError(f"--os-cloud {name}: `auth:` in {clouds_file} must be a mapping", Location(str(clouds_file)))
     env: dict[str, str] = {"OS_CLOUD": name}
     for key, var in _AUTH_KEYS.items():
         value = (cloud.get("auth") or {}).get(key)

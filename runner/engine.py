@@ -176,7 +176,8 @@ class _ScenarioRun:
         ctx = self.context
         ctx.update(env=services.environ, run_id=run_id)
         ctx["scenario"] = {"name": self.scenario.name, "file": str(self.scenario.path)}
-        ctx.update(self.options.cli_vars)
+        for name, value in self.options.cli_vars.items():
+            self._assign(name, value)  # a --var may set a name the scenario lists in `secrets:`
         helpers = services.helpers(self.scenario.path.resolve().parent, self.scenario.digest_algorithms)
         fixed = set(self.options.cli_vars)
         for name, compiled in (self.scenario.matrix_row or {}).items():
@@ -279,6 +280,8 @@ class _ScenarioRun:
         mask = self.redactor.mask
         if result.error:
             result.error = mask(result.error)
+        for attempt in result.attempts:  # why a poll condition could not be evaluated yet
+            attempt.note = mask(attempt.note)
         for failure in result.failures:
             failure.message = mask(failure.message)
             failure.expected = mask(failure.expected) if failure.expected else failure.expected

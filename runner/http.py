@@ -79,7 +79,10 @@ class Response:
 
     @property
     def text(self) -> str:
-        return self.content.decode(self._encoding or "utf-8", "replace")
+        try:
+            return self.content.decode(self._encoding or "utf-8", "replace")
+        except LookupError:  # a charset Python does not know (`charset=foo`): the body is still text
+            return self.content.decode("utf-8", "replace")
 
     @property
     def json(self) -> Any:

@@ -29,6 +29,7 @@ from .model import (
     ScopeVar,
     Step,
 )
+from .redact import MASK, is_secret_name
 from .schemafiles import build_validator
 from .templating import Compiled, Template, compile_value, is_template
 from .yamlsource import LocDict, LocList, load_yaml
@@ -126,7 +127,7 @@ class Loader:
         if not rows:
             return [scenario]
         out = []
-        for index, (compiled_row, label) in enumerate(zip(compiled_rows, _row_labels(rows), strict=True)):
+        for index, (compiled_row, label) in enumerate(zip(compiled_rows, _row_labels(rows, secrets), strict=True)):
             copy = Scenario(**{**scenario.__dict__})
             copy.name = f"{scenario.name} [{label}]"
             copy.matrix_row = compiled_row
@@ -376,12 +377,22 @@ class Loader:
                 )
 
 
-def _row_labels(rows: list[LocDict]) -> list[str]:
-    """Readable, unique names for matrix rows: JUnit and -k need to tell rows apart."""
-    plain = [", ".join(f"{k}={v}" for k, v in row.items()) for row in rows]
+def _row_labels(rows: list[LocDict], secrets: set[str]) -> list[str]:
+    """Readable, unique names for matrix rows: JUnit and -k need to tell rows apart.
+
+    Scenario names are printed as they are, never through the redactor, so a secret value of a row
+    (`password: ...`) is masked here; rows that differ only by it are told apart by their number.
+    """
+
+    def hidden(key: str) -> bool:
+        return key in secrets or is_secret_name(key)
+
+    plain = [", ".join(f"{k}={MASK if hidden(k) else v}" for k, v in row.items()) for row in rows]
     if len(set(plain)) == len(plain):
         return plain
-    typed = [", ".join(f"{k}={json.dumps(v, default=str)}" for k, v in row.items()) for row in rows]
+    typed = [
+        ", ".join(f"{k}={MASK if hidden(k) else json.dumps(v, default=str)}" for k, v in row.items()) for row in rows
+    ]
     return [label if typed.count(label) == 1 else f"{label} #{i + 1}" for i, label in enumerate(typed)]
 
 

@@ -13,12 +13,22 @@ import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor, wait
 from contextlib import contextmanager
+from typing import Protocol
 
 from .engine import Engine, Interrupted
 from .errors import relative_display
 from .model import Scenario
-from .report.console import ConsoleReport
 from .results import Outcome, RunResult, ScenarioResult, StepResult
+
+
+class Listener(Protocol):
+    """What the scheduler tells the live report (runner/report/console.py's ConsoleReport). Declared
+    here because the runner never imports the reports: they depend on results, not on the runner."""
+
+    def scenario_started(self, result: ScenarioResult) -> None: ...
+    def step_done(self, step: StepResult) -> None: ...
+    def scenario_done(self, result: ScenarioResult) -> None: ...
+    def scenario_block(self, result: ScenarioResult) -> None: ...
 
 
 @contextmanager
@@ -43,7 +53,7 @@ def _new_result(scenario: Scenario) -> ScenarioResult:
 
 
 def run_all(
-    engine: Engine, scenarios: list[Scenario], console: ConsoleReport, jobs: int = 1, fail_fast: bool = False
+    engine: Engine, scenarios: list[Scenario], console: Listener, jobs: int = 1, fail_fast: bool = False
 ) -> RunResult:
     run = RunResult()
     started = time.perf_counter()
@@ -59,9 +69,7 @@ def run_all(
     return run
 
 
-def _sequential(
-    engine: Engine, scenarios: list[Scenario], console: ConsoleReport, run: RunResult, fail_fast: bool
-) -> None:
+def _sequential(engine: Engine, scenarios: list[Scenario], console: Listener, run: RunResult, fail_fast: bool) -> None:
     for scenario in scenarios:
         result = _new_result(scenario)
         run.scenarios.append(result)
@@ -75,7 +83,7 @@ def _sequential(
 
 
 def _parallel(
-    engine: Engine, scenarios: list[Scenario], console: ConsoleReport, run: RunResult, jobs: int, fail_fast: bool
+    engine: Engine, scenarios: list[Scenario], console: Listener, run: RunResult, jobs: int, fail_fast: bool
 ) -> None:
     cancel = threading.Event()  # Ctrl-C: running scenarios stop after their current step
     stop_new = threading.Event()  # --fail-fast: running scenarios finish, no new ones start

@@ -63,3 +63,11 @@ def test_unknown_cloud_is_a_usage_error(lab: TestServer) -> None:
     assert main(["run", "t.scenario.yaml", "--os-cloud", "nope"], stdout=io.StringIO(), stderr=err) == 2
     assert "no such cloud" in err.getvalue() and "clouds there: lab, other" in err.getvalue()
     assert lab.state.requests == []
+
+
+def test_a_cloud_entry_that_is_not_a_mapping_is_a_usage_error(lab: TestServer, tmp_path: Path) -> None:
+    (tmp_path / "clouds.yaml").write_text("clouds:\n  lab: yes\n")
+    err = io.StringIO()
+    assert main(["run", "t.scenario.yaml", "--os-cloud", "lab"], stdout=io.StringIO(), stderr=err) == 2
+    assert "--os-cloud lab: the entry of this cloud" in err.getvalue() and "must be a mapping" in err.getvalue()
+    assert lab.state.requests == []

@@ -213,3 +213,51 @@ def test_proxies_come_from_the_environment(sr, server, monkeypatch):
     before = len(server.state.requests)
     run = sr.run("p.scenario.yaml")
     assert run.code == 1 and len(server.state.requests) == before  # bypassed: straight to a closed port
+
+
+def test_a_report_path_that_cannot_be_written_stops_the_run_before_a_request(sr, server):
+    sr.write("s.scenario.yaml", "name: S\nsteps:\n  - {name: Echo, request: {url: '{{ env.BASE }}/echo'}}\n")
+    (sr.dir / "reports").mkdir()
+    (sr.dir / "afile").write_text("")
+    for option, path, message in (
+        ("--junit", "reports", "--junit reports: is a directory"),
+        ("--html", "afile/r.html", "--html afile/r.html: cannot create the report there"),
+    ):
+        run = sr.run("s.scenario.yaml", option, path, junit=None)
+        assert run.code == 2, run.output
+        assert message in run.err and "Traceback" not in run.output
+    assert server.state.requests == []
+
+
+def test_an_unknown_charset_is_read_as_utf8(sr, server):
+    sr.write(
+        "c.scenario.yaml",
+        """
+        name: Charset
+        steps:
+          - name: Mirror
+            request: {method: POST, url: "{{ env.BASE }}/mirror?type=text/plain;charset=nope", body: "café"}
+            expect: {body: {equals: "café"}}
+        """,
+    )
+    run = sr.run("c.scenario.yaml")
+    assert run.code == 0, run.output
+
+
+def test_a_templated_body_regex_that_is_invalid_is_a_located_error(sr, server):
+    sr.write(
+        "r.scenario.yaml",
+        """
+        name: Regex
+        vars: {pattern: "(unclosed"}
+        steps:
+          - name: Echo
+            request: {url: "{{ env.BASE }}/echo"}
+            expect: {body: {regex: "{{ pattern }}"}}
+        """,
+    )
+    run = sr.run("r.scenario.yaml")
+    assert run.code == 1, run.output
+    assert run.outcome("Echo") == "error"
+    assert "r.scenario.yaml:6:20: body: invalid regular expression /(unclosed/" in run.out
+    assert "internal error" not in run.output

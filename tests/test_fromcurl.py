@@ -107,3 +107,11 @@ def test_converted_commands_run_against_a_server(tmp_path: Path, monkeypatch: py
         assert put[0]["length"] == 10240  # every byte, CR and LF included
     finally:
         server.stop()
+
+
+def test_a_file_that_is_not_utf8_is_a_usage_error(tmp_path: Path) -> None:
+    source = tmp_path / "latin1.txt"
+    source.write_bytes(b"curl http://example/caf\xe9\n")
+    out, err = io.StringIO(), io.StringIO()
+    assert main(["from-curl", str(source)], stdout=out, stderr=err) == 2
+    assert "invalid UTF-8 byte 0xe9" in err.getvalue() and "hint: save the commands as UTF-8" in err.getvalue()

@@ -204,3 +204,28 @@ def test_report_goes_where_asked_and_can_be_turned_off(sr, server):
     assert "report:" not in run.out
     assert not (sr.dir / "reports").exists()
     assert sorted(p.name for p in sr.dir.rglob("*.xml")) == ["report.xml"]
+
+
+def test_an_error_from_several_checks_has_a_one_line_message(sr, server):
+    """docs/errors.md: the `<error>` message joins the step's failures with '; ', the body lists them."""
+    sr.write(
+        "e.scenario.yaml",
+        """
+        name: Checks
+        steps:
+          - name: Echo
+            request: {url: "{{ env.BASE }}/echo"}
+            expect:
+              assert:
+                - "{{ response.json.query | length > 0 }}"
+                - "{{ response.json.nothing.here }}"
+        """,
+    )
+    run = sr.run("e.scenario.yaml")
+    error = run.case("Echo").find("error")
+    assert error.get("message") == (
+        "e.scenario.yaml:7:11: assert: {{ response.json.query | length > 0 }} is false; "
+        "e.scenario.yaml:8:11: could not evaluate the expectation: "
+        "undefined value: 'dict object' has no attribute 'nothing'"
+    )
+    assert error.text.count("\n") == 1

@@ -6,7 +6,7 @@ print their exchanges and curl lines, and again with -v (every exchange printed)
 from __future__ import annotations
 
 import json
-from urllib.parse import quote, quote_plus
+from urllib.parse import parse_qs, quote, quote_plus
 
 import pytest
 import server as srv
@@ -131,3 +131,72 @@ def test_no_secret_in_any_output(sr, server, monkeypatch, verbose):
         if text in output
     ]
     assert not leaks, "\n".join(leaks)
+
+
+def test_a_var_given_on_the_command_line_for_a_listed_secret_is_masked(sr, server):
+    """`secrets: [api_thing]` with `--var api_thing=...`: the value comes from the command line, not vars."""
+    sr.write(
+        "s.scenario.yaml",
+        """
+        name: Listed secret from --var
+        secrets: [api_thing]
+        steps:
+          - name: Echo
+            request: {url: "{{ env.BASE }}/echo", params: {k: "{{ api_thing }}"}}
+            expect: {status: 201}
+        """,
+    )
+    run = sr.run("s.scenario.yaml", "--var", f"api_thing={LISTED_SECRET}")
+    assert run.code == 1, run.output
+    assert parse_qs(server.state.requests[0]["query"]) == {"k": [LISTED_SECRET]}  # it was sent
+    written = run.output + run.junit_path.read_text(encoding="utf-8")
+    leaks = [form for form, text in _forms(LISTED_SECRET).items() if text in written]
+    assert not leaks, leaks
+
+
+def test_a_secret_value_of_a_matrix_row_is_not_in_the_scenario_name(sr, server):
+    sr.write(
+        "m.scenario.yaml",
+        """
+        name: Rows
+        secrets: [api_thing]
+        matrix:
+          - {user: alice, password: "@PW@", api_thing: listed-value-1}
+          - {user: alice, password: other-pw-2, api_thing: listed-value-1}
+        steps:
+          - name: Echo
+            request: {url: "{{ env.BASE }}/echo"}
+        """.replace("@PW@", srv.PASSWORD),
+    )
+    run = sr.run("m.scenario.yaml")
+    assert run.code == 0, run.output
+    written = run.output + run.junit_path.read_text(encoding="utf-8")
+    for secret in (srv.PASSWORD, "other-pw-2", "listed-value-1"):
+        assert secret not in written
+    names = sorted(s.get("name") for s in run.suites())
+    assert names == [
+        'Rows [user="alice", password=***, api_thing=*** #1]',
+        'Rows [user="alice", password=***, api_thing=*** #2]',
+    ]
+
+
+def test_why_a_poll_condition_could_not_be_evaluated_is_masked(sr, server):
+    """The note of each attempt (JUnit `poll attempts:`) is an error message like any other."""
+    sr.write(
+        "p.scenario.yaml",
+        """
+        name: Poll note
+        vars: {password: "@PW@"}
+        steps:
+          - name: Poll
+            request: {url: "{{ env.BASE }}/echo"}
+            poll:
+              until: "{{ response.json.missing | required('not there for ' ~ password) }}"
+              timeout: 0.2
+              interval: 0.1
+        """.replace("@PW@", srv.PASSWORD),
+    )
+    run = sr.run("p.scenario.yaml")
+    assert run.code == 1, run.output
+    assert "poll attempts:" in run.system_out("Poll") and "not there for ***" in run.system_out("Poll")
+    assert srv.PASSWORD not in run.output + run.junit_path.read_text(encoding="utf-8")

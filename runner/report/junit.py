@@ -53,7 +53,8 @@ def _case(scenario: ScenarioResult, step: StepResult) -> TestCase:
     elif step.outcome is Outcome.ERROR:
         located = [f"{f.location}: {f.message}" if f.location else f.message for f in step.failures]
         text = step.error or "\n".join(located) or "error"
-        case.add_error_info(message=printable(text), output=printable(text), error_type="Error")
+        message = step.error or "; ".join(located) or "error"  # one line: CI servers show it as a title
+        case.add_error_info(message=printable(message), output=printable(text), error_type="Error")
     elif step.outcome is Outcome.SKIPPED:
         case.add_skipped_info(message=printable(step.skip_reason or "skipped"))
     if details and step.outcome is not Outcome.SKIPPED:
