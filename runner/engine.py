@@ -126,6 +126,7 @@ class _ScenarioRun:
 
     def execute(self) -> None:
         failed: str | None = None
+        interrupted = False
         try:
             self._setup_context()
         except UserError as exc:
@@ -135,7 +136,10 @@ class _ScenarioRun:
                 self._error_result("(scenario variables)", str(exc.location or ""), f"{where}{exc.message}{hint}")
             )
             failed = "(scenario variables)"
-        interrupted = False
+        except KeyboardInterrupt:  # while vars render (a large data_file()): cleanup still runs below
+            interrupted = True
+            self.result.interrupted = True
+            self._record(self._error_result("(scenario variables)", "", "interrupted (Ctrl-C or SIGTERM)"))
         for step in self.scenario.steps:
             if failed is not None or interrupted:
                 reason = "interrupted" if interrupted else f"step '{failed}' failed"

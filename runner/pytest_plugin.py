@@ -127,8 +127,9 @@ class ScenarioItem(pytest.Item):
                 continue
             lines.append(f"{label:<7} {prefix}{step.name}  {step.method} {step.url} -> {step.status}")
             if step.outcome in (Outcome.FAILED, Outcome.ERROR):
-                if step.error:
-                    lines.append(f"    {step.location}: {step.error}")
+                if step.error:  # template errors already start with their own location
+                    located = step.error.startswith(step.location.split(":")[0])
+                    lines.append(f"    {step.error}" if located else f"    {step.location}: {step.error}")
                 for failure in step.failures:
                     lines.append(f"    {failure.location}: {failure.message}")
                 if step.exchange:

@@ -91,11 +91,6 @@ def _schema_location(path: Path, shown: str, keys: list[Any]) -> Location:
         return Location(shown, 1, 1)
 
 
-def _load_schema_file(path: Path) -> Any:
-    """JSON or YAML (JSON is YAML); load_yaml keeps the size limit and located errors."""
-    return load_yaml(str(path))
-
-
 def _check_refs(schema: Any, path: Path, policy: FilePolicy, seen: set[Path]) -> None:
     """Every `$ref` to another file must exist inside the allowed directories: found at load time."""
     seen.add(path)
@@ -115,7 +110,7 @@ def _check_refs(schema: Any, path: Path, policy: FilePolicy, seen: set[Path]) ->
                     )
                 target = policy.resolve(target_text, path.parent, loc)
                 if target not in seen:
-                    _check_refs(_load_schema_file(target), target, policy, seen)
+                    _check_refs(load_yaml(str(target)), target, policy, seen)
             stack.extend(node.values())
         elif isinstance(node, list):
             stack.extend(node)
@@ -138,7 +133,7 @@ def _with_local_refs(cls: Any, schema: dict[str, Any], path: Path, policy: FileP
         if not uri.startswith("file://"):
             raise NoSuchResource(ref=uri)  # type: ignore[call-arg]
         target = policy.resolve(uri[len("file://") :], path.parent, None)
-        return Resource.from_contents(_load_schema_file(target), default_specification=draft)
+        return Resource.from_contents(load_yaml(str(target)), default_specification=draft)
 
     id_key = "id" if cls.__name__ in ("Draft3Validator", "Draft4Validator") else "$id"
     if id_key not in schema:
