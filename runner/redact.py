@@ -44,7 +44,16 @@ class Redactor:
         self._lock = threading.Lock()
 
     def add(self, value: Any) -> None:
-        if value is None or isinstance(value, (bool, dict, list)):
+        """A secret that is a mapping or a list (credentials from a vars file) is secret throughout."""
+        if isinstance(value, dict):
+            for item in value.values():
+                self.add(item)
+            return
+        if isinstance(value, (list, tuple)):
+            for item in value:
+                self.add(item)
+            return
+        if value is None or isinstance(value, bool):
             return
         text = str(value)
         if len(text) < MIN_SECRET_LENGTH:

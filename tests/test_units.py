@@ -207,3 +207,9 @@ def test_yaml_refuses_duplicates_and_python_tags(tmp_path):
     path.write_text("a: !!python/object/apply:os.system ['true']\n")
     with pytest.raises(ScenarioFormatError, match="python"):
         load_yaml(str(path))
+
+
+def test_a_secret_mapping_is_secret_throughout():
+    redactor = Redactor()
+    redactor.add({"user": "svc-account", "keys": ["k-abcdef", 123456], "enabled": True})
+    assert redactor.mask("svc-account k-abcdef 123456 True") == "*** *** *** True"
