@@ -47,3 +47,24 @@ def test_the_schema_flags_what_an_author_gets_wrong_while_typing():
     assert "'methd' was unexpected" in messages
     assert "700 is not valid under any of the given schemas" in messages
     assert not list(validator.iter_errors({"name": "x", "steps": [{"include": "f.yaml", "vars": {"a": 1}}]}))
+
+
+def test_validate_needs_no_network():
+    """`validate scenarios/` in a network namespace with no interfaces up: nothing to reach, still valid."""
+    import shutil
+    import subprocess
+    import sys
+
+    import pytest
+
+    if shutil.which("unshare") is None or subprocess.run(["unshare", "-n", "true"]).returncode != 0:
+        pytest.skip("needs `unshare -n` (util-linux, root) to take the network away")
+    done = subprocess.run(
+        ["unshare", "-n", sys.executable, "-m", "runner", "validate", "scenarios/"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "3 scenario(s)" in done.stdout and "valid" in done.stdout
