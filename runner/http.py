@@ -19,7 +19,7 @@ import requests
 import urllib3
 from requests.structures import CaseInsensitiveDict
 
-from .files import HashingReader
+from .files import FileAccessError, HashingReader
 
 READ_CHUNK = 256 * 1024
 BODY_DEADLINE_FACTOR = 4  # the whole body must arrive within this many step timeouts
@@ -163,7 +163,10 @@ def send(session: Session, req: PreparedRequest, max_body: int) -> Response:
     try:
         for attempt in (1, 2):
             if req.file is not None:
-                reader = HashingReader(req.file, req.hash_algorithms, req.on_progress)
+                try:
+                    reader = HashingReader(req.file, req.hash_algorithms, req.on_progress)
+                except OSError as exc:  # checked at render time; gone or locked since
+                    raise FileAccessError(f"cannot read the upload file {req.file}: {exc.strerror}") from None
                 kwargs["data"] = reader
             opened = _connections_opened(session)
             try:
