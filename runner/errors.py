@@ -7,13 +7,16 @@ the CLI, the pytest plugin and the reports each render it their own way.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 
-@dataclass(frozen=True)
-class Location:
-    """A 1-based position in a source file; `line == 0` means "the file as a whole"."""
+class Location(NamedTuple):
+    """A 1-based position in a source file; `line == 0` means "the file as a whole".
+
+    A NamedTuple, not a dataclass: the YAML loader makes one for every key and value of every file,
+    and a tuple is made three times faster.
+    """
 
     path: str
     line: int = 0
