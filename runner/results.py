@@ -62,13 +62,10 @@ class ScenarioResult:
     path: str
     steps: list[StepResult] = field(default_factory=list)
     duration: float = 0.0
-    error: str | None = None  # the scenario could not start (e.g. a var failed to render)
     interrupted: bool = False
 
     @property
     def outcome(self) -> Outcome:
-        if self.error:
-            return Outcome.ERROR
         outcomes = {s.outcome for s in self.steps}
         if Outcome.ERROR in outcomes:
             return Outcome.ERROR

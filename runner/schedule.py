@@ -131,12 +131,12 @@ def _parallel(
                         )
                     )
         for result in results[printed:]:
-            if result.steps or result.error:
+            if result.steps:
                 console.scenario_block(result)
-        run.scenarios[:] = [r for r in results if r.steps or r.error]
+        run.scenarios[:] = [r for r in results if r.steps]
         raise
     finally:
         pool.shutdown(wait=not run.abandoned, cancel_futures=True)
-    run.scenarios[:] = [r for r in results if r.steps or r.error]
+    run.scenarios[:] = [r for r in results if r.steps]
     if any(r.interrupted for r in results):
         run.interrupted = True
