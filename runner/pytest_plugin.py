@@ -121,11 +121,10 @@ class ScenarioItem(pytest.Item):
         lines = []
         for step in excinfo.value.result.steps:
             label = step.outcome.value.upper()
-            prefix = "finally: " if step.is_finally else ""
             if step.outcome is Outcome.SKIPPED:
-                lines.append(f"{label:<7} {prefix}{step.name} ({step.skip_reason})")
+                lines.append(f"{label:<7} {step.title} ({step.skip_reason})")
                 continue
-            lines.append(f"{label:<7} {prefix}{step.name}  {step.method} {step.url} -> {step.status}")
+            lines.append(f"{label:<7} {step.title}  {step.method} {step.url} -> {step.status}")
             if step.outcome in (Outcome.FAILED, Outcome.ERROR):
                 if step.error:  # template errors already start with their own location
                     located = step.error.startswith(step.location.split(":")[0])

@@ -55,6 +55,11 @@ class StepResult:
     attempts: list[Attempt] = field(default_factory=list)
     is_finally: bool = False
 
+    @property
+    def title(self) -> str:
+        """The name every report shows: cleanup steps say so, since they may share a name with a step."""
+        return f"finally: {self.name}" if self.is_finally else self.name
+
 
 @dataclass
 class ScenarioResult:

@@ -24,6 +24,17 @@ from urllib.parse import parse_qs, urlparse
 
 TOKEN = "tok-3f9a7c1e5b2d4a6f8e0c"
 PASSWORD = "S3cret-Passw0rd!"
+
+# The step that logs in to this server, for scenarios whose vars define `base` and `password`:
+# it captures `token` from X-Subject-Token, as Keystone hands it out. Insert it under `steps:`.
+TOKEN_STEP = """
+  - name: Token
+    request:
+      method: POST
+      url: "{{ base }}/tokens"
+      json: {auth: {identity: {methods: [password], password: {user: {name: admin, password: "{{ password }}"}}}}}
+    expect: {status: 201}
+    capture: {token: "{{ response.headers['X-Subject-Token'] }}"}"""
 COOKIE = "c00kie-S3ssion-5521"  # the session cookie /cookie sets
 
 

@@ -284,26 +284,45 @@ DOCUMENT = {
 }
 
 
-def _mirror_step(expect: str, name: str = "Call", document: object = DOCUMENT) -> str:
+def _call_step(request: str, expect: str, name: str = "Call") -> str:
     return f"""
           - name: {name}
-            request: {{method: POST, url: "{{{{ env.BASE }}}}/mirror", json: {json.dumps(document)}}}
+            request: {request}
             expect: {expect}
     """
 
 
+def _numbered_steps(request: str, expects: list[str]) -> str:
+    """One step per expectation, all sending the same request: each check kind passes on its own."""
+    return "".join(_call_step(request, expect, f"Step {i}") for i, expect in enumerate(expects))
+
+
+def _assert_one_failure(sr, scenario: str, message: str) -> None:
+    sr.write("check.scenario.yaml", scenario)
+    run = sr.run("check.scenario.yaml")
+    assert run.code == 1
+    assert run.outcome("Call") == "failure"
+    assert message in run.message("Call"), run.message("Call")
+
+
+def _mirror_request(document: object = DOCUMENT) -> str:
+    return f'{{method: POST, url: "{{{{ env.BASE }}}}/mirror", json: {json.dumps(document)}}}'
+
+
+def _mirror_step(expect: str, document: object = DOCUMENT) -> str:
+    return _call_step(_mirror_request(document), expect)
+
+
 def test_json_subset_checks_that_pass(sr, server):
-    steps = "".join(
-        _mirror_step(expect, f"Step {i}")
-        for i, expect in enumerate(
-            [
-                "{json: {id: 7}}",
-                "{json: {owner: {name: admin}}}",
-                "{json: {owner: {roles: [{name: reader}, {scope: {project: p1}}]}}}",
-                "{json: {tags: [a, b], protected: true, count: 1}}",
-                "{json: {id: '{{ seven }}', name: 'cir{{ suffix }}', count: '{{ seven - 6 }}'}}",
-            ]
-        )
+    steps = _numbered_steps(
+        _mirror_request(),
+        [
+            "{json: {id: 7}}",
+            "{json: {owner: {name: admin}}}",
+            "{json: {owner: {roles: [{name: reader}, {scope: {project: p1}}]}}}",
+            "{json: {tags: [a, b], protected: true, count: 1}}",
+            "{json: {id: '{{ seven }}', name: 'cir{{ suffix }}', count: '{{ seven - 6 }}'}}",
+        ],
     )
     sr.write("json.scenario.yaml", "name: JSON ok\nvars: {seven: 7, suffix: ros}\nsteps:" + steps)
     run = sr.run("json.scenario.yaml")
@@ -328,11 +347,7 @@ def test_json_subset_checks_that_pass(sr, server):
     ],
 )
 def test_json_subset_checks_that_fail(sr, server, expect, message):
-    sr.write("json.scenario.yaml", "name: JSON bad\nsteps:" + _mirror_step(expect))
-    run = sr.run("json.scenario.yaml")
-    assert run.code == 1
-    assert run.outcome("Call") == "failure"
-    assert message in run.message("Call"), run.message("Call")
+    _assert_one_failure(sr, "name: JSON bad\nsteps:" + _mirror_step(expect), message)
 
 
 SCHEMA = {
@@ -373,27 +388,20 @@ def test_schema_check_reports_the_failing_instance_path(sr, server):
 # --- checks: body and assert --------------------------------------------------------------------
 
 
-def _text_step(expect: str, name: str = "Call") -> str:
-    return f"""
-          - name: {name}
-            request: {{method: POST, url: "{{{{ env.BASE }}}}/mirror?type=text/plain", body: "hello wide world"}}
-            expect: {expect}
-    """
+TEXT_REQUEST = '{method: POST, url: "{{ env.BASE }}/mirror?type=text/plain", body: "hello wide world"}'
 
 
 def test_body_and_assert_checks_that_pass(sr, server):
-    steps = "".join(
-        _text_step(expect, f"Step {i}")
-        for i, expect in enumerate(
-            [
-                "{body: {contains: wide}}",
-                "{body: {contains: [hello, world]}}",
-                "{body: {not_contains: planet}}",
-                "{body: {regex: '^hel+o w'}}",
-                "{body: {equals: hello wide world}}",
-                "{assert: ['{{ response.text | length == 16 }}', '{{ response.status == 200 }}']}",
-            ]
-        )
+    steps = _numbered_steps(
+        TEXT_REQUEST,
+        [
+            "{body: {contains: wide}}",
+            "{body: {contains: [hello, world]}}",
+            "{body: {not_contains: planet}}",
+            "{body: {regex: '^hel+o w'}}",
+            "{body: {equals: hello wide world}}",
+            "{assert: ['{{ response.text | length == 16 }}', '{{ response.status == 200 }}']}",
+        ],
     )
     sr.write("body.scenario.yaml", "name: Body ok\nsteps:" + steps)
     run = sr.run("body.scenario.yaml")
@@ -412,11 +420,7 @@ def test_body_and_assert_checks_that_pass(sr, server):
     ],
 )
 def test_body_and_assert_checks_that_fail(sr, server, expect, message):
-    sr.write("body.scenario.yaml", "name: Body bad\nsteps:" + _text_step(expect))
-    run = sr.run("body.scenario.yaml")
-    assert run.code == 1
-    assert run.outcome("Call") == "failure"
-    assert message in run.message("Call")
+    _assert_one_failure(sr, "name: Body bad\nsteps:" + _call_step(TEXT_REQUEST, expect), message)
 
 
 def test_all_failures_of_a_step_are_reported_together(sr, server):
@@ -543,19 +547,15 @@ def test_poll_on_a_non_json_error_page_counts_as_not_yet_and_says_why(sr, server
 
 # --- failure, skipping and cleanup --------------------------------------------------------------
 
-LIFECYCLE = """
+LIFECYCLE = (
+    """
 name: Lifecycle
 vars: {base: "{{ env.BASE }}", password: "S3cret-Passw0rd!"}
 defaults:
   headers: {X-Auth-Token: "{{ token | default('none') }}"}
-steps:
-  - name: Token
-    request:
-      method: POST
-      url: "{{ base }}/tokens"
-      json: {auth: {identity: {password: {user: {name: admin, password: "{{ password }}"}}}}}
-    expect: {status: 201}
-    capture: {token: "{{ response.headers['X-Subject-Token'] }}"}
+steps:"""
+    + srv.TOKEN_STEP
+    + """
   - name: Create
     request: {method: POST, url: "{{ base }}/images", json: {name: lifecycle}}
     expect: {status: 201}
@@ -570,6 +570,7 @@ finally:
     request: {method: DELETE, url: "{{ base }}/images/{{ image_id }}"}
     expect: {status: [204, 404]}
 """
+)
 
 
 IMAGE_URL = "{{ base }}/images/{{ image_id }}"

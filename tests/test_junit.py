@@ -27,19 +27,15 @@ def assert_valid(schema, path: Path) -> None:
     assert not errors, "\n".join(str(e) for e in errors[:3])
 
 
-MIXED = """
+MIXED = (
+    """
 name: Mixed
 vars: {base: "{{ env.BASE }}", password: "S3cret-Passw0rd!"}
 defaults:
   headers: {X-Auth-Token: "{{ token | default('none') }}"}
-steps:
-  - name: Token
-    request:
-      method: POST
-      url: "{{ base }}/tokens"
-      json: {auth: {identity: {password: {user: {name: admin, password: "{{ password }}"}}}}}
-    expect: {status: 201}
-    capture: {token: "{{ response.headers['X-Subject-Token'] }}"}
+steps:"""
+    + srv.TOKEN_STEP
+    + """
   - name: Missing image
     request: {url: "{{ base }}/images/nope"}
     expect: {status: 200}
@@ -50,6 +46,7 @@ finally:
     request: {method: DELETE, url: "{{ base }}/images/nope"}
     expect: {status: [204, 404]}
 """
+)
 
 ERRORS = """
 name: Errors & <odd> "names" ünïcode

@@ -103,49 +103,60 @@ def test_tutorial_suite_passes_and_leaves_nothing(workspace: Path, admin_token: 
     assert images_named(admin_token, run_id) == []
 
 
-def test_changed_expectation_fails_that_step_skips_the_rest_and_cleans_up(workspace: Path, admin_token: str) -> None:
-    path = workspace / "scenarios/glance/image-lifecycle.scenario.yaml"
+LIFECYCLE = "scenarios/glance/image-lifecycle.scenario.yaml"
+
+
+def edit_lifecycle(workspace: Path, old: str, new: str) -> None:
+    """Break one expectation of the workspace's copy of the tutorial, as a user editing it would."""
+    path = workspace / LIFECYCLE
     text = path.read_text()
-    text = text.replace(
-        "    expect:\n      status: 201\n      headers:", "    expect:\n      status: 200\n      headers:", 1
-    )
-    path.write_text(text)
+    assert old in text, f"the tutorial no longer contains {old!r}"
+    path.write_text(text.replace(old, new, 1))
+
+
+def run_with_fresh_id(*args: str) -> tuple[int, str, str, str]:
+    """Run with a run_id of our own, so the images the run names can be looked for afterwards."""
     run_id = "t" + uuid.uuid4().hex[:8]
-    code, out, err = run("run", str(path), "--var", f"run_id={run_id}", "--junit", "junit.xml")
+    code, out, err = run("run", *args, "--var", f"run_id={run_id}", "--junit", "junit.xml")
+    return code, out, err, run_id
+
+
+def cases_by_name(workspace: Path) -> dict[str, ET.Element]:
+    return {c.get("name") or "": c for c in junit_cases(workspace / "junit.xml")}
+
+
+def is_clean(case: ET.Element) -> bool:
+    return all(case.find(kind) is None for kind in ("failure", "error", "skipped"))
+
+
+def test_changed_expectation_fails_that_step_skips_the_rest_and_cleans_up(workspace: Path, admin_token: str) -> None:
+    edit_lifecycle(
+        workspace, "    expect:\n      status: 201\n      headers:", "    expect:\n      status: 200\n      headers:"
+    )
+    code, out, err, run_id = run_with_fresh_id(LIFECYCLE)
     assert code == 1, out + err
     assert "status: expected 200, got 201" in out
-    cases = {c.get("name"): c for c in junit_cases(workspace / "junit.xml")}
+    cases = cases_by_name(workspace)
     assert cases["Create an image"].find("failure") is not None
     skipped = cases["Upload the image data"].find("skipped")
     assert skipped is not None and "Create an image" in skipped.get("message", "")
     # The server did create the image: its id is captured all the same, and the cleanup deletes it.
-    final = cases["finally: Delete the image if it is still there"]
-    assert final.find("error") is None and final.find("skipped") is None and final.find("failure") is None
+    assert is_clean(cases["finally: Delete the image if it is still there"])
     assert images_named(admin_token, run_id) == []
 
 
 def test_a_failure_after_creation_still_deletes_the_image(workspace: Path, admin_token: str) -> None:
-    path = workspace / "scenarios/glance/image-lifecycle.scenario.yaml"
-    text = path.read_text().replace(
-        "expect: {status: 200, json: {status: deactivated}}", "expect: {status: 200, json: {status: gone-fishing}}"
-    )
-    path.write_text(text)
-    run_id = "t" + uuid.uuid4().hex[:8]
-    code, out, err = run("run", str(path), "--var", f"run_id={run_id}", "--junit", "junit.xml")
+    edit_lifecycle(workspace, "json: {status: deactivated}}", "json: {status: gone-fishing}}")
+    code, out, err, run_id = run_with_fresh_id(LIFECYCLE)
     assert code == 1, out + err
     assert "json.status: expected 'gone-fishing', got 'deactivated'" in out
-    cases = {c.get("name"): c for c in junit_cases(workspace / "junit.xml")}
-    final = cases["finally: Delete the image if it is still there"]
-    assert final.find("failure") is None and final.find("error") is None and final.find("skipped") is None
+    assert is_clean(cases_by_name(workspace)["finally: Delete the image if it is still there"])
     assert images_named(admin_token, run_id) == []
 
 
 def test_checksum_mismatch_shows_expected_and_actual(workspace: Path, admin_token: str) -> None:
-    path = workspace / "scenarios/glance/image-lifecycle.scenario.yaml"
-    text = path.read_text().replace('checksum: "{{ md5(image_file) }}"', 'checksum: "0123456789abcdef0123456789abcdef"')
-    path.write_text(text)
-    run_id = "t" + uuid.uuid4().hex[:8]
-    code, out, _ = run("run", str(path), "--var", f"run_id={run_id}", "--junit", "junit.xml")
+    edit_lifecycle(workspace, 'checksum: "{{ md5(image_file) }}"', 'checksum: "0123456789abcdef0123456789abcdef"')
+    code, out, _, run_id = run_with_fresh_id(LIFECYCLE)
     assert code == 1
     match = re.search(r"json\.checksum: expected '0123456789abcdef0123456789abcdef', got '([0-9a-f]{32})'", out)
     assert match, out
@@ -155,16 +166,13 @@ def test_checksum_mismatch_shows_expected_and_actual(workspace: Path, admin_toke
 
 
 def test_password_and_tokens_appear_nowhere(workspace: Path, admin_token: str) -> None:
-    path = workspace / "scenarios/glance/image-lifecycle.scenario.yaml"
     # A failing step late in the run: its exchange (with the token header) is printed and kept.
-    path.write_text(
-        path.read_text().replace(
-            "expect: {status: 204}\n\n  - name: Status is deactivated",
-            "expect: {status: 299}\n\n  - name: Status is deactivated",
-        )
+    edit_lifecycle(
+        workspace,
+        "expect: {status: 204}\n\n  - name: Status is deactivated",
+        "expect: {status: 299}\n\n  - name: Status is deactivated",
     )
-    run_id = "t" + uuid.uuid4().hex[:8]
-    code, out, err = run("run", "scenarios/glance/", "-v", "--var", f"run_id={run_id}", "--junit", "junit.xml")
+    code, out, err, run_id = run_with_fresh_id("scenarios/glance/", "-v")
     assert code == 1
     written = out + err + (workspace / "junit.xml").read_text()
     assert "X-Auth-Token: ***" in written  # the header is there, masked
@@ -223,7 +231,7 @@ finally:
     output = "".join(lines) + rest
     assert proc.returncode == 130, output
     assert "interrupted" in output
-    cases = {c.get("name"): c for c in junit_cases(workspace / "junit.xml")}
+    cases = cases_by_name(workspace)
     assert cases["Slow upload"].find("error") is not None
     assert cases["finally: Delete"].find("error") is None
     assert images_named(admin_token, run_id) == []

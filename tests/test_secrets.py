@@ -27,7 +27,8 @@ SECRETS = {
     "Authorization credential": BASIC,
 }
 
-SCENARIO = """
+SCENARIO = (
+    """
 name: Secrets
 secrets: [api_thing]
 vars:
@@ -37,14 +38,9 @@ vars:
   db: "{{ env.SR_DB_PASSWORD }}"
 defaults:
   headers: {X-Auth-Token: "{{ token | default('none') }}"}
-steps:
-  - name: Token
-    request:
-      method: POST
-      url: "{{ base }}/tokens"
-      json: {auth: {identity: {methods: [password], password: {user: {name: admin, password: "{{ password }}"}}}}}
-    expect: {status: 201}
-    capture: {token: "{{ response.headers['X-Subject-Token'] }}"}
+steps:"""
+    + srv.TOKEN_STEP
+    + """
   - name: Login cookie, set by a redirect
     request: {url: "{{ base }}/cookie?next=/echo"}
     expect: {json: {method: GET}}
@@ -74,6 +70,7 @@ finally:
       url: "{{ base }}/echo?k={{ api_thing }}&status=500"
       form: {password: "{{ password }}", note: "{{ api_thing }}"}
 """
+)
 
 ERRORS = """
 name: Secret errors

@@ -69,8 +69,7 @@ class ConsoleReport:
         if self.verbosity < 0:
             return
         label, code = _LABELS[step.outcome]
-        prefix = "finally: " if step.is_finally else ""
-        line = f"  {self._paint(f'{label:<5}', code)} {prefix}{printable(step.name)}"
+        line = f"  {self._paint(f'{label:<5}', code)} {printable(step.title)}"
         if step.outcome is Outcome.SKIPPED:
             self._write(f"{line}  ({step.skip_reason})")
             return

@@ -51,7 +51,7 @@ def _e(text: object) -> str:
 def _step(step: StepResult) -> str:
     outcome = step.outcome.value
     open_ = " open" if step.outcome in (Outcome.FAILED, Outcome.ERROR) else ""
-    name = ("finally: " if step.is_finally else "") + step.name
+    name = step.title
     target = f"{step.method} {step.url}" + (f" → {step.status}" if step.status is not None else "")
     parts = [
         f'<details class="step {outcome}"{open_}><summary><span class="badge">{_e(outcome.upper())}</span>'

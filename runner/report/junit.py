@@ -19,7 +19,7 @@ from . import write_atomically
 
 
 def _case(scenario: ScenarioResult, step: StepResult) -> TestCase:
-    name = f"finally: {step.name}" if step.is_finally else step.name
+    name = step.title
     file_, _, rest = step.location.partition(":")
     line = rest.split(":")[0] if rest else None
     case = TestCase(
