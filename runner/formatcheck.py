@@ -8,14 +8,17 @@ the first error (in file order) into a sentence for a QA engineer, with "did you
 from __future__ import annotations
 
 import difflib
+import hashlib
 import json
+from collections.abc import Callable
 from functools import cache
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from jsonschema import Draft202012Validator
-from jsonschema.exceptions import ValidationError
+if TYPE_CHECKING:  # jsonschema is imported only when a file fails the compiled gate
+    from jsonschema import Draft202012Validator
+    from jsonschema.exceptions import ValidationError
 
 from .errors import Location, ScenarioFormatError
 from .yamlsource import LocDict, LocList, location_of
@@ -32,9 +35,18 @@ _TYPE_NAMES = {
 
 
 @cache
+def schema_text() -> str:
+    return resources.files("runner").joinpath("schema/scenario.schema.json").read_text("utf-8")
+
+
+def schema_digest(text: str) -> str:
+    """Ties runner/schema/gate.py to the schema text it was generated from."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+@cache
 def format_schema() -> dict[str, Any]:
-    text = resources.files("runner").joinpath("schema/scenario.schema.json").read_text("utf-8")
-    return json.loads(text)  # type: ignore[no-any-return]
+    return json.loads(schema_text())  # type: ignore[no-any-return]
 
 
 @cache
@@ -44,9 +56,34 @@ def _validator(definition: str | None) -> Draft202012Validator:
     jsonschema resolves a `$ref` on every visit; with the references inlined once, checking a file
     costs about half (0.5 instead of 0.9 ms for the tutorial), and every file of a run is checked.
     """
+    from jsonschema import Draft202012Validator
+
     schema = format_schema()
     root = schema["$defs"][definition] if definition is not None else schema
     return Draft202012Validator(_inline_refs(root, schema["$defs"]))
+
+
+@cache
+def _gate(definition: str | None) -> Callable[[Any], bool]:
+    """The compiled fast path (runner/schema/gate.py): True only for data that is surely valid.
+
+    It is used only while it was generated from the schema as shipped; otherwise (someone edited the
+    schema and did not regenerate) every file goes through jsonschema, slower but still right.
+    """
+    from .schema import gate
+
+    if schema_digest(schema_text()) != gate.SCHEMA_SHA256:
+        return lambda data: False
+    check: Callable[[Any], object] = gate.fragment if definition == "fragment" else gate.scenario
+
+    def accepts(data: Any) -> bool:
+        try:
+            check(data)
+        except Exception:  # invalid, or data the generated code cannot judge: jsonschema decides
+            return False
+        return True
+
+    return accepts
 
 
 def _inline_refs(node: Any, defs: dict[str, Any]) -> Any:
@@ -258,6 +295,8 @@ def check_structure(data: Any, fallback: Location, definition: str | None = None
             getattr(data, "loc", Location(fallback.path, 1, 1)),
             hint,
         )
+    if _gate(definition)(data):
+        return
     errors = list(_validator(definition).iter_errors(data))
     if not errors:
         return
