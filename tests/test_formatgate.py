@@ -58,7 +58,7 @@ def _yaml_files() -> list[Path]:
 
 def test_the_gate_was_generated_from_the_shipped_schema():
     """A schema edit without `python -m runner.schema.make_gate` fails here (and the runner ignores the gate)."""
-    assert gate.SCHEMA_SHA256 == formatcheck.schema_digest(formatcheck.schema_text())
+    assert formatcheck.schema_digest(formatcheck.schema_text()) == gate.SCHEMA_SHA256
 
 
 def test_regenerating_the_gate_gives_the_shipped_file():
@@ -106,7 +106,8 @@ def mutations(data: Any, rng: random.Random, count: int) -> list[Any]:
         elif action < 0.8 and isinstance(node, dict) and node:
             del node[rng.choice(sorted(node))]
         elif isinstance(node, dict):
-            node[rng.choice(["zz", "nme", "json", "status", "file", "include", "when", "poll"])] = rng.choice(ODD_VALUES)
+            key = rng.choice(["zz", "nme", "json", "status", "file", "include", "when", "poll"])
+            node[key] = rng.choice(ODD_VALUES)
         elif isinstance(node, list):
             node.append(copy.deepcopy(rng.choice(ODD_VALUES)))
         out.append(mutated)
