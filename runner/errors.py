@@ -7,6 +7,8 @@ the CLI, the pytest plugin and the reports each render it their own way.
 
 from __future__ import annotations
 
+import os
+from functools import lru_cache
 from pathlib import Path
 from typing import NamedTuple
 
@@ -118,8 +120,15 @@ class UsageError(UserError):
 
 def relative_display(path: str | Path) -> str:
     """Show paths relative to the working directory when possible: shorter, and what users typed."""
+    return _relative_display(str(path), os.getcwd())
+
+
+@lru_cache(maxsize=4096)
+def _relative_display(path: str, cwd: str) -> str:
+    """Cached: each name is shown several times per file (messages, locations), and resolving it
+    walks the file system every time. Keyed by the working directory too, which tests change."""
     p = Path(path)
     try:
-        return str(p.resolve().relative_to(Path.cwd().resolve()))
+        return str(p.resolve().relative_to(Path(cwd).resolve()))
     except ValueError:
         return str(p)

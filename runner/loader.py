@@ -98,10 +98,11 @@ class Loader:
         shown = relative_display(path)
         data = load_yaml(str(path))
         check_structure(data, Location(shown, 1, 1))
-        base = path.resolve().parent
+        resolved = path.resolve()
+        base = resolved.parent
         secrets = set(data.get("secrets", []))
         vars_ = self._vars(data.get("vars"))
-        state = _BuildState(path.resolve(), secrets)
+        state = _BuildState(resolved, secrets)
         steps = self._steps(data["steps"], base, (), state)
         finally_steps = self._steps(data.get("finally", LocList()), base, (), state)
         scenario = Scenario(

@@ -130,6 +130,20 @@ class _Direct(_Located):
     `!!set`, an alias that contains itself) is built by the inherited constructor, as before.
     """
 
+    def resolve(self, kind: type[Node], value: str, implicit: tuple[bool, bool]) -> str:
+        """The implicit tag of a node: PyYAML's rules, without its per-call list concatenation.
+
+        libyaml calls this for every node, and PyYAML's version (written for path and wildcard
+        resolvers, which the safe loader has none of) costs a sixth of the time of a load.
+        """
+        if kind is ScalarNode:
+            if implicit[0]:
+                for tag, regexp in self.yaml_implicit_resolvers.get(value[:1], ()):  # type: ignore[attr-defined]
+                    if regexp.match(value):
+                        return tag  # type: ignore[no-any-return]
+            return _TAG + "str"
+        return _TAG + "map" if kind is MappingNode else _TAG + "seq"
+
     def get_single_data(self) -> Any:
         node = self.get_single_node()  # type: ignore[attr-defined]
         if node is None:
@@ -204,6 +218,8 @@ class _Direct(_Located):
 # libyaml parses about 7x faster with the same positions; it is used for every file, and a file it
 # rejects is parsed again with the pure-Python parser for its (better) wording of the error.
 _FastLoader: type[_Located] = type("_FastLoader", (_Direct, getattr(yaml, "CSafeLoader", yaml.SafeLoader)), {})
+# _Direct.resolve relies on the safe loader's resolvers being plain: no wildcard, no path resolvers.
+assert None not in _FastLoader.yaml_implicit_resolvers and not _FastLoader.yaml_path_resolvers  # type: ignore[attr-defined]
 
 for _cls in (_Loader, _FastLoader):
     _cls.add_constructor("tag:yaml.org,2002:map", _Located.construct_located_mapping)  # type: ignore[type-var]

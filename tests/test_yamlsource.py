@@ -65,6 +65,11 @@ def test_every_file_loads_the_same_through_both_paths():
 
 EDGE_CASES = {
     "scalars": "a: 1\nb: 1.5\nc: true\nd: null\ne: ~\nf: 2026-11-26\ng: '007'\nh: 0x1F\ni: .inf\n",
+    "implicit types": (
+        "a: [yes, No, on, OFF, y, n, NULL, Null, '', ~, 0o17, 017, 1_000, -.inf, .NaN, +1, -0x1f, 1e3, 1.0e+3, 6.8523015e+5]\n"
+        "b: ['<<', 2001-12-14t21:59:43.10-05:00, 2002-12-14, 12:30:45, '2026-11-26', !!str true, \"0\", x:y]\n"
+        "c: {? [complex, key] : v, 3: three}\n"
+    ),
     "non-string keys": "1: one\ntrue: yes\nnull: nothing\n",
     "aliases": "base: &b {x: 1, y: [1, 2]}\none: *b\ntwo: *b\nlist: &l [a, b]\nagain: *l\n",
     "merge key": "base: &b {x: 1, y: 2}\nmine:\n  <<: *b\n  y: 3\n",
@@ -77,7 +82,20 @@ EDGE_CASES = {
 
 @pytest.mark.parametrize("text", EDGE_CASES.values(), ids=EDGE_CASES.keys())
 def test_edge_cases_load_the_same(text):
-    assert located(load_with(yamlsource._FastLoader, text)) == located(load_with(yamlsource._Loader, text))
+    assert outcome(yamlsource._FastLoader, text) == outcome(yamlsource._Loader, text)
+
+
+def test_a_value_pyyaml_cannot_construct_fails_the_same_way_on_both_paths():
+    text = "a: [=]\n"  # `=` resolves to the `value` tag, which the safe loader has no constructor for
+    assert outcome(yamlsource._FastLoader, text) == outcome(yamlsource._Loader, text)
+    assert "could not determine a constructor" in outcome(yamlsource._FastLoader, text)[1]
+
+
+def outcome(loader_class: type, text: str) -> Any:
+    try:
+        return located(load_with(loader_class, text))
+    except Exception as exc:  # libyaml's marks carry no source snippet: compare up to the position
+        return type(exc).__name__, str(exc).split(":\n")[0]
 
 
 def test_an_alias_is_the_same_object_as_its_anchor():
