@@ -25,6 +25,7 @@ class RunServices:
         self.data = DataFiles()
         self.run_id = run_id or uuidlib.uuid4().hex[:8]
         self.environ = dict(os.environ)
+        self.proxies: dict[str, dict[str, str]] = {}  # per scheme://host, shared by the run's sessions
         self._helpers: dict[tuple[Path, frozenset[str]], dict[str, Callable[..., Any]]] = {}
 
     def helpers(self, base_dir: Path, algorithms: frozenset[str]) -> dict[str, Callable[..., Any]]:

@@ -117,7 +117,7 @@ class _ScenarioRun:
         self.on_step = on_step
         self.redactor = engine.redactor
         self.options = engine.options
-        self.session = Session()
+        self.session = Session(engine.services.proxies)
         self.context: dict[str, Any] = Scope.with_globals()
         self.deadline: float | None = None
         self._current: StepResult | None = None  # the step running now, not yet recorded

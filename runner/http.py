@@ -116,15 +116,16 @@ class Session(requests.Session):
     """A session that reads proxy and CA settings from the environment once, not per request.
 
     requests walks os.environ twice per request to find proxies (a third of its own overhead on
-    loopback). Within one scenario the environment does not change, so proxies are looked up once
-    per host and passed explicitly, with requests' own rules (HTTP(S)_PROXY, NO_PROXY), and
-    REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE are read once.
+    loopback). Within one run the environment does not change, so proxies are looked up once per
+    host (in `proxy_cache`, which the scenarios of a run share) and passed explicitly, with
+    requests' own rules (HTTP(S)_PROXY, NO_PROXY), and REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE are read
+    once.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, proxy_cache: dict[str, dict[str, str]] | None = None) -> None:
         super().__init__()
         self.trust_env = False
-        self._proxies: dict[str, dict[str, str]] = {}
+        self._proxies = proxy_cache if proxy_cache is not None else {}
         self._ca_bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
         self._urls: dict[str, str] = {}
 

@@ -40,6 +40,7 @@ class Redactor:
 
     def __init__(self) -> None:
         self._values: set[str] = set()
+        self._learned: set[str] = set()  # texts whose forms are in _values: the token is re-added every step
         self._pattern: re.Pattern[str] | None = None
         self._lock = threading.Lock()
 
@@ -56,7 +57,7 @@ class Redactor:
         if value is None or isinstance(value, bool):
             return
         text = str(value)
-        if len(text) < MIN_SECRET_LENGTH:
+        if len(text) < MIN_SECRET_LENGTH or text in self._learned:
             return
         as_json = json.dumps(text)[1:-1]
         forms = {
@@ -68,6 +69,7 @@ class Redactor:
             quote_plus(text),
         }
         with self._lock:
+            self._learned.add(text)
             if forms <= self._values:
                 return
             self._values |= {f for f in forms if len(f) >= MIN_SECRET_LENGTH}
