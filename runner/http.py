@@ -152,6 +152,8 @@ class Session(requests.Session):
             prepared.url = known
         merged = CaseInsensitiveDict(self.headers)
         merged.update(headers)
+        for name in [name for name, value in headers.items() if value is None]:
+            del merged[name]  # as in requests: None removes a session default such as Accept-Encoding
         prepared.prepare_headers(merged)
         jar = requests.cookies.RequestsCookieJar()
         if len(self.cookies):

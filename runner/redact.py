@@ -69,12 +69,13 @@ class Redactor:
             quote_plus(text),
         }
         with self._lock:
+            if not forms <= self._values:
+                self._values |= {f for f in forms if len(f) >= MIN_SECRET_LENGTH}
+                ordered = sorted(self._values, key=len, reverse=True)
+                self._pattern = re.compile("|".join(re.escape(v) for v in ordered))
+            # Last: another thread that finds `text` here returns without waiting, so the pattern
+            # that masks it must already be published.
             self._learned.add(text)
-            if forms <= self._values:
-                return
-            self._values |= {f for f in forms if len(f) >= MIN_SECRET_LENGTH}
-            ordered = sorted(self._values, key=len, reverse=True)
-            self._pattern = re.compile("|".join(re.escape(v) for v in ordered))
 
     def add_from_json(self, value: Any) -> None:
         """Learn the values of password-like fields anywhere in a JSON document."""

@@ -134,11 +134,15 @@ class _Direct(_Located):
         """The implicit tag of a node: PyYAML's rules, without its per-call list concatenation.
 
         libyaml calls this for every node, and PyYAML's version (written for path and wildcard
-        resolvers, which the safe loader has none of) costs a sixth of the time of a load.
+        resolvers, which the safe loader has none of) costs a sixth of the time of a load. If some
+        code in the process registers such a resolver, PyYAML's version decides.
         """
+        resolvers = self.yaml_implicit_resolvers  # type: ignore[attr-defined]
+        if None in resolvers or self.yaml_path_resolvers:  # type: ignore[attr-defined]
+            return super().resolve(kind, value, implicit)  # type: ignore[misc,no-any-return]
         if kind is ScalarNode:
             if implicit[0]:
-                for tag, regexp in self.yaml_implicit_resolvers.get(value[:1], ()):  # type: ignore[attr-defined]
+                for tag, regexp in resolvers.get(value[:1], ()):
                     if regexp.match(value):
                         return tag  # type: ignore[no-any-return]
             return _TAG + "str"
@@ -218,8 +222,6 @@ class _Direct(_Located):
 # libyaml parses about 7x faster with the same positions; it is used for every file, and a file it
 # rejects is parsed again with the pure-Python parser for its (better) wording of the error.
 _FastLoader: type[_Located] = type("_FastLoader", (_Direct, getattr(yaml, "CSafeLoader", yaml.SafeLoader)), {})
-# _Direct.resolve relies on the safe loader's resolvers being plain: no wildcard, no path resolvers.
-assert None not in _FastLoader.yaml_implicit_resolvers and not _FastLoader.yaml_path_resolvers  # type: ignore[attr-defined]
 
 for _cls in (_Loader, _FastLoader):
     _cls.add_constructor("tag:yaml.org,2002:map", _Located.construct_located_mapping)  # type: ignore[type-var]

@@ -131,3 +131,25 @@ def test_the_gate_agrees_with_jsonschema_on_thousands_of_mutations():
                 rejected += not expected
     assert checked >= 5000
     assert rejected >= checked // 2  # most mutations break the format: the test is not all happy paths
+
+
+def test_the_gate_takes_only_lists_as_arrays_as_jsonschema_does():
+    scenario = {"name": "x", "steps": ({"name": "a", "request": {"url": "/"}},)}
+    assert not AUTHORITY["scenario"].is_valid(scenario)
+    assert not gate_accepts("scenario", scenario)
+    assert gate_accepts("scenario", {**scenario, "steps": list(scenario["steps"])})
+
+
+@pytest.mark.parametrize(
+    ("schema", "refused"),
+    [
+        ({"type": "array", "prefixItems": [{"type": "string"}]}, "prefixItems"),
+        ({"type": "object", "unevaluatedProperties": False}, "unevaluatedProperties"),
+        ({"$ref": "#/$defs/a", "type": "object"}, "sibling"),
+        ({"type": "array", "items": [{"type": "string"}]}, "array-form"),
+    ],
+)
+def test_the_generator_refuses_keywords_that_mean_something_else_in_draft_7(schema, refused):
+    """fastjsonschema compiles draft 7 and would silently ignore these: the gate would accept too much."""
+    with pytest.raises(make_gate.UnsupportedSchema, match=refused):
+        make_gate._wrapper({"$defs": {"fragment": {"type": "object"}, "a": {}}, "properties": {"x": schema}})

@@ -108,6 +108,33 @@ def test_redactor_learns_from_json_headers_and_env():
     assert text == "*** admin *** *** *** /root text/plain"
 
 
+def test_a_secret_being_learned_by_one_thread_is_masked_for_another(monkeypatch):
+    """Under --jobs, scenarios share the redactor. A thread that adds a secret another thread is
+    still compiling into the pattern must not return (and print) before the pattern masks it."""
+    import re
+    import threading
+    import time
+
+    from runner import redact
+
+    compiling = threading.Event()
+    real_compile = re.compile
+
+    def slow_compile(pattern, *args):
+        compiling.set()
+        time.sleep(0.2)
+        return real_compile(pattern, *args)
+
+    redactor = Redactor()
+    monkeypatch.setattr(redact.re, "compile", slow_compile)
+    first = threading.Thread(target=redactor.add, args=("hunter2-password",))
+    first.start()
+    assert compiling.wait(5)
+    redactor.add("hunter2-password")  # the same secret, met by a second scenario meanwhile
+    assert redactor.mask("login failed for hunter2-password") == "login failed for ***"
+    first.join()
+
+
 @pytest.mark.parametrize("name", ["password", "OS_PASSWORD", "demo_password", "token", "api_key", "client_secret"])
 def test_secret_names(name):
     assert is_secret_name(name)

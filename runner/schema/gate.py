@@ -55,9 +55,9 @@ def validate____defs_fragment(data, custom_formats={}, name_prefix=None):
         if "secrets" in data_keys:
             data_keys.remove("secrets")
             data__secrets = data["secrets"]
-            if not isinstance(data__secrets, (list, tuple)):
+            if not isinstance(data__secrets, (list)):
                 raise JsonSchemaValueException("" + (name_prefix or "data") + ".secrets must be array")
-            data__secrets_is_list = isinstance(data__secrets, (list, tuple))
+            data__secrets_is_list = isinstance(data__secrets, (list))
             if data__secrets_is_list:
                 data__secrets_len = len(data__secrets)
                 for data__secrets_x, data__secrets_item in enumerate(data__secrets):
@@ -66,9 +66,9 @@ def validate____defs_fragment(data, custom_formats={}, name_prefix=None):
         if "steps" in data_keys:
             data_keys.remove("steps")
             data__steps = data["steps"]
-            if not isinstance(data__steps, (list, tuple)):
+            if not isinstance(data__steps, (list)):
                 raise JsonSchemaValueException("" + (name_prefix or "data") + ".steps must be array")
-            data__steps_is_list = isinstance(data__steps, (list, tuple))
+            data__steps_is_list = isinstance(data__steps, (list))
             if data__steps_is_list:
                 data__steps_len = len(data__steps)
                 if data__steps_len < 1:
@@ -237,9 +237,9 @@ def validate____defs_expect(data, custom_formats={}, name_prefix=None):
                 except (JsonSchemaValueException, JsonSchemaValuesException): pass
             if not data__status_any_of_count2:
                 try:
-                    if not isinstance(data__status, (list, tuple)):
+                    if not isinstance(data__status, (list)):
                         raise JsonSchemaValueException("" + (name_prefix or "data") + ".status must be array")
-                    data__status_is_list = isinstance(data__status, (list, tuple))
+                    data__status_is_list = isinstance(data__status, (list))
                     if data__status_is_list:
                         data__status_len = len(data__status)
                         if data__status_len < 1:
@@ -323,9 +323,9 @@ def validate____defs_expect(data, custom_formats={}, name_prefix=None):
                         except (JsonSchemaValueException, JsonSchemaValuesException): pass
                     if not data__body__contains_any_of_count4:
                         try:
-                            if not isinstance(data__body__contains, (list, tuple)):
+                            if not isinstance(data__body__contains, (list)):
                                 raise JsonSchemaValueException("" + (name_prefix or "data") + ".body.contains must be array")
-                            data__body__contains_is_list = isinstance(data__body__contains, (list, tuple))
+                            data__body__contains_is_list = isinstance(data__body__contains, (list))
                             if data__body__contains_is_list:
                                 data__body__contains_len = len(data__body__contains)
                                 for data__body__contains_x, data__body__contains_item in enumerate(data__body__contains):
@@ -347,9 +347,9 @@ def validate____defs_expect(data, custom_formats={}, name_prefix=None):
                         except (JsonSchemaValueException, JsonSchemaValuesException): pass
                     if not data__body__notcontains_any_of_count5:
                         try:
-                            if not isinstance(data__body__notcontains, (list, tuple)):
+                            if not isinstance(data__body__notcontains, (list)):
                                 raise JsonSchemaValueException("" + (name_prefix or "data") + ".body.not_contains must be array")
-                            data__body__notcontains_is_list = isinstance(data__body__notcontains, (list, tuple))
+                            data__body__notcontains_is_list = isinstance(data__body__notcontains, (list))
                             if data__body__notcontains_is_list:
                                 data__body__notcontains_len = len(data__body__notcontains)
                                 for data__body__notcontains_x, data__body__notcontains_item in enumerate(data__body__notcontains):
@@ -374,9 +374,9 @@ def validate____defs_expect(data, custom_formats={}, name_prefix=None):
         if "assert" in data_keys:
             data_keys.remove("assert")
             data__assert = data["assert"]
-            if not isinstance(data__assert, (list, tuple)):
+            if not isinstance(data__assert, (list)):
                 raise JsonSchemaValueException("" + (name_prefix or "data") + ".assert must be array")
-            data__assert_is_list = isinstance(data__assert, (list, tuple))
+            data__assert_is_list = isinstance(data__assert, (list))
             if data__assert_is_list:
                 data__assert_len = len(data__assert)
                 for data__assert_x, data__assert_item in enumerate(data__assert):
@@ -508,9 +508,9 @@ def validate____defs___scenario_root(data, custom_formats={}, name_prefix=None):
         if "tags" in data_keys:
             data_keys.remove("tags")
             data__tags = data["tags"]
-            if not isinstance(data__tags, (list, tuple)):
+            if not isinstance(data__tags, (list)):
                 raise JsonSchemaValueException("" + (name_prefix or "data") + ".tags must be array")
-            data__tags_is_list = isinstance(data__tags, (list, tuple))
+            data__tags_is_list = isinstance(data__tags, (list))
             if data__tags_is_list:
                 data__tags_len = len(data__tags)
                 for data__tags_x, data__tags_item in enumerate(data__tags):
@@ -523,9 +523,9 @@ def validate____defs___scenario_root(data, custom_formats={}, name_prefix=None):
         if "secrets" in data_keys:
             data_keys.remove("secrets")
             data__secrets = data["secrets"]
-            if not isinstance(data__secrets, (list, tuple)):
+            if not isinstance(data__secrets, (list)):
                 raise JsonSchemaValueException("" + (name_prefix or "data") + ".secrets must be array")
-            data__secrets_is_list = isinstance(data__secrets, (list, tuple))
+            data__secrets_is_list = isinstance(data__secrets, (list))
             if data__secrets_is_list:
                 data__secrets_len = len(data__secrets)
                 for data__secrets_x, data__secrets_item in enumerate(data__secrets):
@@ -538,9 +538,9 @@ def validate____defs___scenario_root(data, custom_formats={}, name_prefix=None):
         if "matrix" in data_keys:
             data_keys.remove("matrix")
             data__matrix = data["matrix"]
-            if not isinstance(data__matrix, (list, tuple)):
+            if not isinstance(data__matrix, (list)):
                 raise JsonSchemaValueException("" + (name_prefix or "data") + ".matrix must be array")
-            data__matrix_is_list = isinstance(data__matrix, (list, tuple))
+            data__matrix_is_list = isinstance(data__matrix, (list))
             if data__matrix_is_list:
                 data__matrix_len = len(data__matrix)
                 if data__matrix_len < 1:
@@ -550,9 +550,9 @@ def validate____defs___scenario_root(data, custom_formats={}, name_prefix=None):
         if "steps" in data_keys:
             data_keys.remove("steps")
             data__steps = data["steps"]
-            if not isinstance(data__steps, (list, tuple)):
+            if not isinstance(data__steps, (list)):
                 raise JsonSchemaValueException("" + (name_prefix or "data") + ".steps must be array")
-            data__steps_is_list = isinstance(data__steps, (list, tuple))
+            data__steps_is_list = isinstance(data__steps, (list))
             if data__steps_is_list:
                 data__steps_len = len(data__steps)
                 if data__steps_len < 1:
@@ -562,9 +562,9 @@ def validate____defs___scenario_root(data, custom_formats={}, name_prefix=None):
         if "finally" in data_keys:
             data_keys.remove("finally")
             data__finally = data["finally"]
-            if not isinstance(data__finally, (list, tuple)):
+            if not isinstance(data__finally, (list)):
                 raise JsonSchemaValueException("" + (name_prefix or "data") + ".finally must be array")
-            data__finally_is_list = isinstance(data__finally, (list, tuple))
+            data__finally_is_list = isinstance(data__finally, (list))
             if data__finally_is_list:
                 data__finally_len = len(data__finally)
                 for data__finally_x, data__finally_item in enumerate(data__finally):
