@@ -160,7 +160,7 @@ class _Direct(_Located):
     def _build_tree(self, root: Node) -> Any:
         path = self.source_path
         scalar_constructors = self.yaml_constructors
-        new_location = tuple.__new__
+        new_location = tuple.__new__  # a Location without NamedTuple's Python-level __new__: one per key and value
         aliased: dict[int, Any] = {}  # a node met twice is an alias: it yields the same object
 
         def build(node: Node) -> Any:

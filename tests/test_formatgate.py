@@ -11,17 +11,16 @@ import copy
 import json
 import random
 import re
-from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from corpus import ROOT, yaml_files
 from jsonschema import Draft202012Validator
 
 from runner import formatcheck
 from runner.schema import gate, make_gate
 
-ROOT = Path(__file__).resolve().parent.parent
 SCHEMA = formatcheck.format_schema()
 AUTHORITY = {
     "scenario": Draft202012Validator(SCHEMA),
@@ -36,7 +35,7 @@ def gate_accepts(root: str, data: Any) -> bool:
 
 def corpus() -> list[tuple[str, Any]]:
     """Every YAML document of the repository: the suite, the benchmarks, the bad-input cases, the docs."""
-    texts = [(str(p.relative_to(ROOT)), p.read_text("utf-8", "replace")) for p in _yaml_files()]
+    texts = [(str(p.relative_to(ROOT)), p.read_text("utf-8", "replace")) for p in yaml_files()]
     for doc in sorted((ROOT / "docs").glob("*.md")):
         for i, block in enumerate(re.findall(r"```yaml\n(.*?)```", doc.read_text("utf-8"), re.S)):
             texts.append((f"{doc.name} block {i}", block))
@@ -47,13 +46,6 @@ def corpus() -> list[tuple[str, Any]]:
         except yaml.YAMLError:
             continue  # a YAML syntax case: never reaches the format check
     return parsed
-
-
-def _yaml_files() -> list[Path]:
-    found = []
-    for folder in ("scenarios", "bench", "tests/bad_input"):
-        found += sorted((ROOT / folder).rglob("*.yaml"))
-    return found
 
 
 def test_the_gate_was_generated_from_the_shipped_schema():
@@ -147,6 +139,8 @@ def test_the_gate_takes_only_lists_as_arrays_as_jsonschema_does():
         ({"type": "object", "unevaluatedProperties": False}, "unevaluatedProperties"),
         ({"$ref": "#/$defs/a", "type": "object"}, "sibling"),
         ({"type": "array", "items": [{"type": "string"}]}, "array-form"),
+        ({"enum": ["a", 1]}, "only strings"),
+        ({"type": "string", "pattern": "^a$"}, "pattern"),
     ],
 )
 def test_the_generator_refuses_keywords_that_mean_something_else_in_draft_7(schema, refused):

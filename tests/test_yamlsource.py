@@ -7,16 +7,14 @@ location for location, or error messages would point at the wrong line.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import pytest
+from corpus import yaml_files
 
 from runner import yamlsource
 from runner.errors import ScenarioFormatError
 from runner.yamlsource import LocDict, LocList
-
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def located(value: Any) -> Any:
@@ -41,16 +39,9 @@ def load_with(loader_class: type, text: str) -> Any:
         loader.dispose()
 
 
-def corpus() -> list[Path]:
-    files = []
-    for folder in ("scenarios", "bench", "tests/bad_input"):
-        files += sorted((ROOT / folder).rglob("*.yaml"))
-    return files
-
-
 def test_every_file_loads_the_same_through_both_paths():
     compared = 0
-    for path in corpus():
+    for path in yaml_files():
         text = path.read_text("utf-8", "replace")
         try:
             slow = load_with(yamlsource._Loader, text)

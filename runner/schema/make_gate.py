@@ -29,21 +29,22 @@ ROOTS = {"scenario": "__scenario_root", "fragment": "fragment"}  # name in gate.
 _BASE_ID = "urn:scenario-runner:format"
 _ANNOTATIONS = {"description", "title", "$comment", "examples", "default", "deprecated", "readOnly", "writeOnly"}
 # Keywords whose meaning is the same in draft 7 (what fastjsonschema compiles) and draft 2020-12 (what
-# the schema declares and jsonschema checks). Anything else stops the generator: `prefixItems` or
-# `unevaluatedProperties` would be silently ignored by a draft-7 compiler, and the gate would then
-# accept files that jsonschema rejects.
-_SUBSCHEMA = {"additionalProperties", "items", "not", "if", "then", "else", "propertyNames", "contains"}
-_SUBSCHEMA_MAPS = {"properties", "patternProperties", "$defs"}
+# the schema declares and jsonschema checks), and that both libraries implement alike. Anything else
+# stops the generator: `prefixItems` or `unevaluatedProperties` would be silently ignored by a draft-7
+# compiler, and `enum: [1]` would let `true` through (Python's 1 == True; jsonschema tells them apart),
+# so the gate would accept files that jsonschema rejects.
+_SUBSCHEMA = {"additionalProperties", "items", "not", "if", "then", "else"}
+_SUBSCHEMA_MAPS = {"properties", "$defs"}
 _SUBSCHEMA_LISTS = {"anyOf", "allOf", "oneOf"}
 _DATA = {
-    "type", "enum", "const", "required", "minItems", "maxItems", "uniqueItems", "minLength", "maxLength",
-    "pattern", "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "multipleOf",
-    "minProperties", "maxProperties", "$ref", "$schema", "$id",
+    "type", "required", "minItems", "maxItems", "minLength", "maxLength", "minimum", "maximum",
+    "exclusiveMinimum", "exclusiveMaximum", "minProperties", "maxProperties", "$ref", "$schema", "$id",
 }  # fmt: skip
+_TEXT_ONLY = {"enum", "const"}  # compared with ==, which is only the same for strings
 
 
 class UnsupportedSchema(SystemExit):
-    pass
+    """The schema uses something the gate could get wrong: regenerate nothing, say what."""
 
 
 def _portable(node: Any, where: str) -> Any:
@@ -66,6 +67,10 @@ def _portable(node: Any, where: str) -> Any:
         elif key in _SUBSCHEMA_LISTS:
             out[key] = [_portable(sub, f"{at}/{i}") for i, sub in enumerate(value)]
         elif key in _DATA:
+            out[key] = copy.deepcopy(value)
+        elif key in _TEXT_ONLY:
+            if not all(isinstance(v, str) for v in (value if key == "enum" else [value])):
+                raise UnsupportedSchema(f"make_gate: {at}: only strings are compared alike by both libraries")
             out[key] = copy.deepcopy(value)
         else:
             raise UnsupportedSchema(f"make_gate: {at}: keyword `{key}` is not known to mean the same in draft 7")
