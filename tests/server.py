@@ -38,6 +38,16 @@ TOKEN_STEP = """
 COOKIE = "c00kie-S3ssion-5521"  # the session cookie /cookie sets
 
 
+def logged_in(name: str) -> str:
+    """The head of a scenario that logs in first; later steps send the captured token."""
+    return (
+        f"\nname: {name}\n"
+        + 'vars: {base: "{{ env.BASE }}", password: "' + PASSWORD + '"}\n'
+        + "defaults:\n  headers: {X-Auth-Token: \"{{ token | default('none') }}\"}\n"
+        + "steps:" + TOKEN_STEP
+    )  # fmt: skip
+
+
 class State:
     def __init__(self) -> None:
         self.lock = threading.Lock()

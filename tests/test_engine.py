@@ -548,13 +548,7 @@ def test_poll_on_a_non_json_error_page_counts_as_not_yet_and_says_why(sr, server
 # --- failure, skipping and cleanup --------------------------------------------------------------
 
 LIFECYCLE = (
-    """
-name: Lifecycle
-vars: {base: "{{ env.BASE }}", password: "S3cret-Passw0rd!"}
-defaults:
-  headers: {X-Auth-Token: "{{ token | default('none') }}"}
-steps:"""
-    + srv.TOKEN_STEP
+    srv.logged_in("Lifecycle")
     + """
   - name: Create
     request: {method: POST, url: "{{ base }}/images", json: {name: lifecycle}}

@@ -28,13 +28,7 @@ def assert_valid(schema, path: Path) -> None:
 
 
 MIXED = (
-    """
-name: Mixed
-vars: {base: "{{ env.BASE }}", password: "S3cret-Passw0rd!"}
-defaults:
-  headers: {X-Auth-Token: "{{ token | default('none') }}"}
-steps:"""
-    + srv.TOKEN_STEP
+    srv.logged_in("Mixed")
     + """
   - name: Missing image
     request: {url: "{{ base }}/images/nope"}
