@@ -14,7 +14,7 @@ import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO, cast
 
 from . import __version__
 
@@ -154,6 +154,16 @@ def main(argv: Sequence[str] | None = None, stdout: TextIO | None = None, stderr
             args = parser.parse_args(argv)
         except SystemExit as exc:  # --help and --version
             return int(exc.code or 0)
+        if args.command in ("run", "validate"):
+            # One scrub for the console: everything these commands print passes the run's masker,
+            # and a console that goes away (a closed pipe) no longer stops them.
+            from .redact import Redactor, ScrubbedStream
+
+            redactor = Redactor()
+            redactor.add_from_env(os.environ)
+            args.redactor = redactor
+            out = cast(TextIO, ScrubbedStream(out, redactor))
+            err = cast(TextIO, ScrubbedStream(err, redactor))
         if args.command is None:
             parser.print_help(out)
             return ExitStatus.USAGE
@@ -324,7 +334,6 @@ def _run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
     from .context import RunServices
     from .engine import Engine, RunOptions
-    from .redact import Redactor
     from .report.console import ConsoleReport
     from .schedule import run_all
 
@@ -340,7 +349,7 @@ def _run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         from .clouds import cloud_environment
 
         services.environ.update(cloud_environment(args.os_cloud))
-    engine = Engine(services, Redactor(), options)
+    engine = Engine(services, args.redactor, options)
     console = ConsoleReport(out, verbosity=-1 if args.quiet else args.verbose)
     if console.wants_live and args.jobs == 1:
         options.progress = console.live
@@ -349,7 +358,9 @@ def _run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     finally:
         services.close()
     from .report import html, junit
+    from .results import scrub
 
+    scrub(run.scenarios, args.redactor.mask)  # with every secret the run learned, also after a step ran
     reports = []
     unwritten = False
     for option, report_path, writer in (("--junit", args.junit, junit.write), ("--html", args.html, html.write)):

@@ -208,8 +208,9 @@ class _ScenarioRun:
     def _skipped(step: Step, reason: str) -> StepResult:
         return StepResult(step.name, str(step.loc), Outcome.SKIPPED, skip_reason=reason)
 
-    def _error_result(self, name: str, location: str, message: str) -> StepResult:
-        return StepResult(name, location, Outcome.ERROR, error=self.redactor.mask(message))
+    @staticmethod
+    def _error_result(name: str, location: str, message: str) -> StepResult:
+        return StepResult(name, location, Outcome.ERROR, error=message)
 
     def _interrupted(self, step: Step, message: str, is_finally: bool = False) -> StepResult:
         """The step Ctrl-C stopped, as far as it got: its request and how long it had waited,
@@ -236,7 +237,7 @@ class _ScenarioRun:
                 result.skip_reason = f"skipped: {step.when.value.source} is false"
                 return result
             request = self._prepare(step, local)
-            result.method, result.url = request.method, self.redactor.mask(full_url(request))
+            result.method, result.url = request.method, full_url(request)
             response = self._send_and_poll(step, request, local, result)
             if result.outcome is Outcome.PASSED:
                 failures = run_checks(step.expect, response, local)
@@ -270,26 +271,26 @@ class _ScenarioRun:
                 self.redactor.add(value)
 
     def _finish(self, result: StepResult, request: PreparedRequest | None, response: Response | None) -> None:
-        """Mask everything the result carries; keep the exchange only where someone will read it."""
+        """Learn the secrets the exchange carried; keep the exchange only where someone will read it.
+
+        Texts in `result` are not masked here: every output masks what it writes, with every secret
+        known when it writes (runner/redact.py), so a secret learned later is still masked in files.
+        """
+        redactor = self.redactor
         if response is not None:
             result.status = response.status
-            self.redactor.add_from_headers(response.headers)
+            if response.sent_url:
+                result.url = response.sent_url  # as sent: requests quotes and adds the query
+            redactor.learn_sent(response.sent_url, response.sent_headers, response.sent_body)
+            redactor.add_from_headers(response.headers)
+            redactor.add_from_json_body(response.content)
         # The session sends its cookies with every request and servers echo them; a cookie set by a
         # redirect never shows in the final response's headers, so learn them from the jar.
         for cookie in self.session.cookies:
-            self.redactor.add(cookie.value)
+            redactor.add(cookie.value)
         if request is not None and (result.outcome is not Outcome.PASSED or self.options.keep_exchanges):
-            result.exchange = format_exchange(request, response, self.redactor)
-            result.curl = curl_command(request, self.redactor)
-        mask = self.redactor.mask
-        if result.error:
-            result.error = mask(result.error)
-        for attempt in result.attempts:  # why a poll condition could not be evaluated yet
-            attempt.note = mask(attempt.note)
-        for failure in result.failures:
-            failure.message = mask(failure.message)
-            failure.expected = mask(failure.expected) if failure.expected else failure.expected
-            failure.actual = mask(failure.actual) if failure.actual else failure.actual
+            result.exchange = format_exchange(request, response, redactor)
+            result.curl = curl_command(request, redactor)
 
     def _prepare(self, step: Step, ctx: dict[str, Any]) -> PreparedRequest:
         spec = step.request

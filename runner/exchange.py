@@ -54,22 +54,41 @@ def full_url(req: PreparedRequest) -> str:
     return req.url + ("&" if "?" in req.url else "?") + urlencode(req.params, doseq=True)
 
 
+def one_line(text: str) -> str:
+    """A value printed on a line of its own (a header, a URL, a name): CR and LF escaped too, so a
+    value cannot pass for another header or overwrite the line before it on a terminal."""
+    return printable(text).replace("\r", "\\r").replace("\n", "\\n")
+
+
 def format_exchange(req: PreparedRequest, response: Response | None, redactor: Redactor) -> str:
-    lines = [f"> {req.method} {redactor.mask(full_url(req))}"]
-    for name, value in redactor.mask_headers(req.headers.items()):
-        lines.append(f"> {name}: {value}")
+    """The exchange as it went on the wire when it went (the headers requests added or derived
+    included); as rendered when the request never left (a refused header, a transport error)."""
+    url = response.sent_url if response is not None and response.sent_url else full_url(req)
+    headers = response.sent_headers if response is not None and response.sent_headers else req.headers
+    lines = [f"> {req.method} {one_line(redactor.mask(url))}"]
+    for name, value in redactor.mask_headers(headers.items()):
+        lines.append(f"> {one_line(name)}: {one_line(value)}")
     body = _request_body(req)
     if body is not None:
         lines.append(">")
-        lines.extend("> " + line for line in redactor.mask(excerpt(body.encode())).splitlines())
+        lines.extend("> " + line for line in excerpt(redactor.mask(body).encode()).splitlines())
     if response is not None:
-        lines.append(f"< {response.status} {response.reason}".rstrip())
+        lines.append(f"< {response.status} {one_line(response.reason)}".rstrip())
         for name, value in redactor.mask_headers(response.headers.items()):
-            lines.append(f"< {name}: {value}")
+            lines.append(f"< {one_line(name)}: {one_line(value)}")
         lines.append("<")
-        text = excerpt(response.content, response.size)
-        lines.extend("< " + line for line in redactor.mask(text).splitlines())
+        text = excerpt(_masked_body(response, redactor), response.size)
+        lines.extend("< " + line for line in text.splitlines())
     return "\n".join(lines)
+
+
+def _masked_body(response: Response, redactor: Redactor) -> bytes:
+    """Masked before it is cut to an excerpt, so no prefix of a secret survives at the cut."""
+    head = response.content[: EXCERPT + 4096]
+    text = head.decode("utf-8", "replace")
+    if text.count("\ufffd") > max(8, len(text) // 20):
+        return response.content  # binary: excerpt() shows only its size
+    return redactor.mask(text).encode()
 
 
 def _no_default_content_type(req: PreparedRequest) -> list[str]:

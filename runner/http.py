@@ -10,7 +10,7 @@ from __future__ import annotations
 import json as jsonlib
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -76,6 +76,11 @@ class Response:
         self._json: Any = _MISSING
         self._json_error: str | None = None
         self.upload_digests: dict[str, str] | None = None
+        # The request as it went on the wire (requests quotes the URL, adds default headers and the
+        # Authorization it derives from `user:password@`): what reports show and secrets are learned from.
+        self.sent_url = ""
+        self.sent_headers: Mapping[str, str] = {}
+        self.sent_body: bytes | None = None
 
     @property
     def text(self) -> str:
@@ -242,6 +247,10 @@ def send(session: Session, req: PreparedRequest, max_body: int) -> Response:
     )
     if reader is not None:
         response.upload_digests = reader.complete_digests()
+    response.sent_url = prepared.url or req.url
+    response.sent_headers = prepared.headers
+    sent = prepared.body
+    response.sent_body = sent.encode("utf-8") if isinstance(sent, str) else sent if isinstance(sent, bytes) else None
     return response
 
 

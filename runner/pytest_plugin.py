@@ -135,7 +135,8 @@ class ScenarioItem(pytest.Item):
                     lines.extend("      " + line for line in step.exchange.splitlines())
                 if step.curl:
                     lines.append("    reproduce: " + step.curl)
-        return "\n".join(lines)
+        # pytest writes this text (console, --junitxml): it passes the run's scrub like every output.
+        return _engine(self.config).redactor.mask("\n".join(lines))
 
     def reportinfo(self) -> tuple[Path, int, str]:
         return self.path, max(self.scenario.loc.line - 1, 0), f"scenario: {self.name}"

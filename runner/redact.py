@@ -1,22 +1,44 @@
-"""Masking secrets in everything the runner writes.
+"""The one scrub: every secret a run learns, in every form it can take, masked in every output.
 
-Secrets are learned as the run goes: values of variables marked secret or named like a password,
-secret environment variables, captured values of secret headers, JSON fields named like
-passwords or tokens. Every text leaving the runner (console, reports, error messages, curl lines)
-passes through `Redactor.mask`, which also catches the JSON- and URL-escaped forms of each value.
+Secrets are learned as the run goes: variables marked secret or named like a password, secret
+environment variables, values of secret headers (as actually sent, so the `Authorization: Basic`
+that requests derives from `user:password@` in a URL counts), JSON fields named like passwords or
+tokens (in request and response bodies), cookies. Each is learned with its derived forms: JSON
+escapes, every percent-encoding a URL or form can give it (the static variants, plus the exact
+substrings found in the bytes sent), HTML/XML escapes, shell quoting and base64 (at the three byte
+alignments, so a secret inside a longer base64 text such as `user:password` is caught too).
+
+Masking is done where text leaves the run (the console stream below, the report writers, the
+pytest plugin's failure text), never only at the moment a step ran: files are scrubbed with every
+secret the run learned by its end.
+
+Scale: a run with a fresh token per login learns thousands of secrets. Matching is an Aho-Corasick
+automaton (pyahocorasick, C) over a short *anchor* of each form (its last ANCHOR characters; forms
+shorter than that are their own anchor), and a hit is verified against the whole form, so building
+costs little whatever the secrets' lengths. Learning must not rebuild everything each time (that
+made the old regex masker quadratic), so automata are kept in blocks of doubling sizes
+(Bentley-Saxe): a new secret is built into a small block, and equal-sized blocks merge. Each form
+is rebuilt O(log n) times over a run and masking a text runs O(log n) C scans of it.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
+import html
 import json
 import re
 import threading
 from collections.abc import Iterable, Mapping
-from typing import Any
-from urllib.parse import quote, quote_plus
+from typing import Any, TextIO
+from urllib.parse import quote, quote_plus, unquote, urlsplit
+
+import ahocorasick
 
 MASK = "***"
 MIN_SECRET_LENGTH = 3
+ANCHOR = 8  # characters of a form the automaton matches; the rest is verified
+MIN_BASE64_CORE = 6  # shorter misaligned base64 fragments would mask ordinary words
 SECRET_HEADERS = frozenset(
     {
         "authorization",
@@ -28,21 +50,105 @@ SECRET_HEADERS = frozenset(
         "set-cookie",
     }
 )
-SECRET_NAME = re.compile(r"pass(word|wd|phrase)?$|passw|secret|token|api_?key|credential|private", re.I)
+SECRET_NAME = re.compile(
+    r"pass(word|wd|phrase)?$|passw|secret|token|api_?key|credential|private|bearer|jwt|session_?id|signature",
+    re.I,
+)
+# Named like a secret but describing one: `token_type: Bearer`, `password_expires_at`, `token_url`.
+NOT_SECRET_NAME = re.compile(
+    r"(^|_|-)(type|url|uri|endpoint|expires(_at|_in)?|expiry|ttl|lifetime|length|format|hint|policy|methods?"
+    r"|ids?|name|count|enabled|required|regex|header)$",
+    re.I,
+)
+# A JSON document worth walking for secret fields: some key in it looks like a secret's name.
+_SECRET_KEY_IN_JSON = re.compile(
+    rb'"[^"\\]{0,48}(pass|secret|token|api_?key|credential|private|bearer|jwt|session_?id|signature)[^"\\]{0,48}"\s*:',
+    re.I,
+)
+_PERCENT = re.compile(r"%[0-9A-Fa-f]{2}")
 
 
 def is_secret_name(name: str) -> bool:
-    return bool(SECRET_NAME.search(name))
+    return bool(SECRET_NAME.search(name)) and not NOT_SECRET_NAME.search(name)
+
+
+def _base64_forms(data: bytes) -> set[str]:
+    """The base64 of `data` as it appears on its own and inside a longer encoded text.
+
+    Inside a longer text the secret starts at byte offset 0, 1 or 2 of a 3-byte group; for each
+    alignment only the characters that depend on the secret's bytes alone are kept (the "core").
+    """
+    forms: set[str] = set()
+    for offset in range(3):
+        encoded = base64.b64encode(b"\0" * offset + data).decode("ascii")
+        start = -(-8 * offset // 6)
+        end = 8 * (offset + len(data)) // 6
+        core = encoded[start:end]
+        if offset == 0:
+            forms.add(encoded)
+            forms.add(encoded.rstrip("="))
+        if len(core) >= MIN_BASE64_CORE or (offset == 0 and len(core) >= MIN_SECRET_LENGTH):
+            forms.add(core)
+    forms |= {f.replace("+", "-").replace("/", "_") for f in forms}  # base64url
+    return forms
+
+
+def _lower_hex(text: str) -> str:
+    return _PERCENT.sub(lambda m: m.group().lower(), text)
+
+
+def derived_forms(text: str) -> set[str]:
+    """Every way `text` can be written into an output by us, requests, a server or a template."""
+    as_json = json.dumps(text)[1:-1]
+    percent = {
+        quote(text, safe=""),
+        quote(text, safe="/"),  # Jinja's urlencode filter
+        quote_plus(text, safe=""),
+        quote_plus(text, safe="/"),
+        quote(text, safe="/:@!$&'()*+,;=~"),  # requests' requote_uri keeps reserved characters
+    }
+    forms = {
+        text,
+        as_json,
+        json.dumps(text, ensure_ascii=False)[1:-1],  # how reports show JSON bodies
+        json.dumps(as_json)[1:-1],  # a JSON document quoted inside another (echoed bodies)
+        html.escape(text, quote=True),
+        html.escape(text, quote=False),
+        text.replace("'", "'\"'\"'"),  # inside shlex.quote's single quotes (curl lines)
+        *percent,
+        *(_lower_hex(p) for p in percent),
+    }
+    forms |= _base64_forms(text.encode("utf-8"))
+    return {f for f in forms if len(f) >= MIN_SECRET_LENGTH}
+
+
+class _Block:
+    """An immutable automaton over the anchors of some forms; anchor -> the forms ending in it."""
+
+    __slots__ = ("automaton", "forms")
+
+    def __init__(self, forms: list[str]):
+        self.forms = forms
+        buckets: dict[str, list[str]] = {}
+        for form in forms:
+            buckets.setdefault(form[-ANCHOR:], []).append(form)
+        automaton = ahocorasick.Automaton()
+        for anchor, bucket in buckets.items():
+            automaton.add_word(anchor, tuple(bucket))
+        automaton.make_automaton()
+        self.automaton = automaton
 
 
 class Redactor:
     """Knows the secret values of a run; shared by all scenarios, safe across threads."""
 
     def __init__(self) -> None:
-        self._values: set[str] = set()
-        self._learned: set[str] = set()  # texts whose forms are in _values: the token is re-added every step
-        self._pattern: re.Pattern[str] | None = None
+        self._forms: set[str] = set()
+        self._learned: set[str] = set()  # texts whose forms are known: the token is re-added every step
+        self._blocks: tuple[_Block, ...] = ()  # published whole; readers never take the lock
         self._lock = threading.Lock()
+
+    # --- learning -----------------------------------------------------------------------------
 
     def add(self, value: Any) -> None:
         """A secret that is a mapping or a list (credentials from a vars file) is secret throughout."""
@@ -59,56 +165,225 @@ class Redactor:
         text = str(value)
         if len(text) < MIN_SECRET_LENGTH or text in self._learned:
             return
-        as_json = json.dumps(text)[1:-1]
-        forms = {
-            text,
-            as_json,
-            json.dumps(text, ensure_ascii=False)[1:-1],  # how reports show JSON bodies
-            json.dumps(as_json)[1:-1],  # a JSON document quoted inside another (echoed bodies)
-            quote(text, safe=""),
-            quote_plus(text),
-        }
+        self._publish(derived_forms(text))
+        # Last: another thread that finds `text` here returns without waiting, so the automaton
+        # that masks it must already be published.
+        self._learned.add(text)
+
+    def _publish(self, forms: Iterable[str]) -> None:
         with self._lock:
-            if not forms <= self._values:
-                self._values |= {f for f in forms if len(f) >= MIN_SECRET_LENGTH}
-                ordered = sorted(self._values, key=len, reverse=True)
-                self._pattern = re.compile("|".join(re.escape(v) for v in ordered))
-            # Last: another thread that finds `text` here returns without waiting, so the pattern
-            # that masks it must already be published.
-            self._learned.add(text)
+            new = [f for f in forms if f not in self._forms and len(f) >= MIN_SECRET_LENGTH]
+            if not new:
+                return
+            self._forms.update(new)
+            blocks = list(self._blocks)
+            block = _Block(new)
+            # Merge while the block before is no larger than twice this one: sizes roughly double
+            # from the newest block to the oldest, so there are O(log n) of them.
+            while blocks and len(blocks[-1].forms) <= 2 * len(block.forms):
+                block = _Block(blocks.pop().forms + block.forms)
+            blocks.append(block)
+            self._blocks = tuple(blocks)
 
     def add_from_json(self, value: Any) -> None:
-        """Learn the values of password-like fields anywhere in a JSON document."""
+        """Learn the values of secret-named fields (password, access_token, ...) anywhere in a document."""
         if isinstance(value, dict):
             for key, item in value.items():
-                if isinstance(key, str) and is_secret_name(key) and isinstance(item, (str, int, float)):
+                secret = isinstance(key, str) and is_secret_name(key)
+                if secret and isinstance(item, (str, int, float)):
                     self.add(item)
-                else:
+                elif secret and isinstance(item, list) and all(isinstance(i, (str, int, float)) for i in item):
+                    self.add(item)  # "api_keys": [...]
+                else:  # Keystone's "token": {...} is a document about a token, not a secret
                     self.add_from_json(item)
         elif isinstance(value, list):
             for item in value:
                 self.add_from_json(item)
 
-    def add_from_headers(self, headers: Mapping[str, Any]) -> None:
-        for name, value in headers.items():
-            if name.lower() in SECRET_HEADERS:
-                self.add(value)
-                if isinstance(value, str) and " " in value:  # "Bearer abc": the credential alone too
-                    self.add(value.split(" ", 1)[1])
+    def add_from_json_body(self, body: bytes) -> None:
+        """A response or request body: walked only when a key in it looks like a secret's name."""
+        if not body or not _SECRET_KEY_IN_JSON.search(body):
+            return
+        try:
+            self.add_from_json(json.loads(body))
+        except ValueError:
+            return
+
+    def add_from_headers(self, headers: Mapping[str, Any] | Iterable[tuple[str, Any]]) -> None:
+        items = headers.items() if isinstance(headers, Mapping) else headers
+        for name, value in items:
+            if name.lower() not in SECRET_HEADERS or value is None:
+                continue
+            text = value.decode("latin-1") if isinstance(value, bytes) else str(value)
+            self.add(text)
+            scheme, _, credential = text.partition(" ")
+            if credential:  # "Bearer abc": the credential alone too
+                self.add(credential.strip())
+                if scheme.lower() == "basic":
+                    self._add_basic(credential.strip())
+
+    def _add_basic(self, credential: str) -> None:
+        """`Basic base64(user:password)`: the pair and the password are secrets in their own right."""
+        try:
+            pair = base64.b64decode(credential, validate=True).decode("utf-8")
+        except (binascii.Error, UnicodeDecodeError):
+            return
+        self.add(pair)
+        _, sep, password = pair.partition(":")
+        if sep:
+            self.add(password)
 
     def add_from_env(self, environ: Mapping[str, str]) -> None:
         for name, value in environ.items():
             if is_secret_name(name):
                 self.add(value)
 
+    def learn_sent(self, url: str, headers: Mapping[str, Any], body: bytes | None) -> None:
+        """Learn from the bytes that went on the wire, which are what a server can echo.
+
+        The password of `user:password@host` in a URL is a secret; so is the Authorization header
+        requests derives from it. Percent-encodings that no static variant predicted (requests'
+        re-quoting, a template's own quoting) are found by decoding what was sent and looking for
+        known secrets in it; the encoded substrings become forms of their own.
+        """
+        self.add_from_headers(headers)
+        if "@" in url:
+            try:
+                password = urlsplit(url).password
+            except ValueError:
+                password = None
+            if password:
+                self.add(unquote(password))
+        if self._blocks:
+            self._learn_encoded(url)
+            if body and len(body) <= 65536 and (b"%" in body or b"+" in body):
+                self._learn_encoded(body.decode("latin-1"))
+
+    def _learn_encoded(self, text: str) -> None:
+        if "%" not in text and "+" not in text:
+            return
+        decoded, origin = _percent_decode(text)
+        if decoded == text:
+            return
+        found = [text[origin[start] : origin[end]] for start, end in self._spans(decoded)]
+        self._publish(f for f in found if f not in self._forms)
+
+    # --- masking ------------------------------------------------------------------------------
+
+    def _spans(self, text: str) -> list[tuple[int, int]]:
+        spans = []
+        for block in self._blocks:
+            for end, bucket in block.automaton.iter(text):
+                stop = end + 1
+                for form in bucket:
+                    start = stop - len(form)
+                    if start >= 0 and text.startswith(form, start):
+                        spans.append((start, stop))
+        return spans
+
     def mask(self, text: str) -> str:
-        pattern = self._pattern
-        if pattern is None or not text:
+        if not text or not self._blocks:
             return text
-        return pattern.sub(MASK, text)
+        spans = self._spans(text)
+        if not spans:
+            return text
+        spans.sort()
+        pieces = []
+        at = 0
+        cover_start, cover_end = spans[0]
+        for start, end in spans[1:]:
+            if start <= cover_end:  # overlapping or touching forms are one masked region
+                cover_end = max(cover_end, end)
+                continue
+            pieces += [text[at:cover_start], MASK]
+            at = cover_end
+            cover_start, cover_end = start, end
+        pieces += [text[at:cover_start], MASK, text[cover_end:]]
+        return "".join(pieces)
 
     def mask_headers(self, headers: Iterable[tuple[str, Any]]) -> list[tuple[str, str]]:
         return [(name, MASK if name.lower() in SECRET_HEADERS else self.mask(str(value))) for name, value in headers]
 
     def __contains__(self, value: str) -> bool:
-        return value in self._values
+        return value in self._forms
+
+    def __len__(self) -> int:
+        return len(self._forms)
+
+
+def _percent_decode(text: str) -> tuple[str, list[int]]:
+    """`text` with %XX sequences (UTF-8) and `+` decoded, and for each decoded character (and the
+    end) the index in `text` where it starts, so a span found in the decoded text maps back."""
+    decoded: list[str] = []
+    origin: list[int] = []
+    at = 0
+    for match in re.finditer(r"(?:%[0-9A-Fa-f]{2})+|\+", text):
+        start, end = match.span()
+        for index in range(at, start):
+            decoded.append(text[index])
+            origin.append(index)
+        run = match.group()
+        if run == "+":
+            decoded.append(" ")
+            origin.append(start)
+        else:
+            position = start
+            for char in unquote(run, errors="surrogateescape"):
+                decoded.append(char)
+                origin.append(position)
+                width = len(char.encode("utf-8", "surrogateescape"))
+                position += 3 * width
+        at = end
+    for index in range(at, len(text)):
+        decoded.append(text[index])
+        origin.append(index)
+    origin.append(len(text))
+    return "".join(decoded), origin
+
+
+class ScrubbedStream:
+    """The console as the run sees it: every write is masked, and a lost console does not stop the run.
+
+    `scenario-runner run ... | head -1` closes the pipe after one line; the run must go on (its
+    `finally` steps delete what it created, its reports are still written) and end with its own exit
+    code. After the first failed write the stream is marked lost and later writes are dropped; the
+    descriptor is pointed at /dev/null so the interpreter's flush at exit does not fail either.
+    """
+
+    def __init__(self, stream: TextIO, redactor: Redactor):
+        self.stream = stream
+        self.redactor = redactor
+        self.lost = False
+
+    def write(self, text: str) -> int:
+        if not self.lost:
+            try:
+                self.stream.write(self.redactor.mask(text))
+            except (OSError, ValueError):  # EPIPE, EIO (terminal gone), or a closed file object
+                self._lose()
+        return len(text)
+
+    def flush(self) -> None:
+        if not self.lost:
+            try:
+                self.stream.flush()
+            except (OSError, ValueError):
+                self._lose()
+
+    def isatty(self) -> bool:
+        try:
+            return not self.lost and bool(self.stream.isatty())
+        except (OSError, ValueError):
+            return False
+
+    def _lose(self) -> None:
+        self.lost = True
+        import os
+
+        try:
+            fd = self.stream.fileno()
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, fd)
+            os.close(devnull)
+        except (OSError, ValueError, AttributeError):
+            pass

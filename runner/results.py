@@ -1,13 +1,18 @@
-"""What a run produced: plain data the reports read, with secrets already masked.
+"""What a run produced: plain data the reports read, masked as it is written.
 
 Reports never see live objects (sessions, responses, the redactor): the engine hands them these
-records, so a report cannot leak what the engine did not put here.
+records, so a report cannot leak what the engine did not put here. The texts are masked when they
+are written (`scrub` before a report renders; the console stream masks each line), not when a step
+ran, so a secret learned after a step is still masked in that step's report.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import enum
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 
 class Outcome(enum.Enum):
@@ -102,3 +107,23 @@ class RunResult:
     @property
     def passed(self) -> bool:
         return not self.interrupted and all(s.passed for s in self.scenarios)
+
+
+def scrub(value: Any, mask: Callable[[str], str]) -> None:
+    """Mask every text a result holds, in place, with the secrets known now (the end of the run).
+
+    Generic over the dataclasses above, so a text field added later cannot be forgotten: reports
+    render only what this walk has passed over.
+    """
+    if isinstance(value, list):
+        for item in value:
+            scrub(item, mask)
+        return
+    if not dataclasses.is_dataclass(value) or isinstance(value, type):
+        return
+    for item in dataclasses.fields(value):
+        current = getattr(value, item.name)
+        if isinstance(current, str):
+            setattr(value, item.name, mask(current))
+        elif isinstance(current, list) or dataclasses.is_dataclass(current):
+            scrub(current, mask)

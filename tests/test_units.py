@@ -110,23 +110,22 @@ def test_redactor_learns_from_json_headers_and_env():
 
 def test_a_secret_being_learned_by_one_thread_is_masked_for_another(monkeypatch):
     """Under --jobs, scenarios share the redactor. A thread that adds a secret another thread is
-    still compiling into the pattern must not return (and print) before the pattern masks it."""
-    import re
+    still building into the automaton must not return (and print) before the automaton masks it."""
     import threading
     import time
 
     from runner import redact
 
     compiling = threading.Event()
-    real_compile = re.compile
+    real_init = redact._Block.__init__
 
-    def slow_compile(pattern, *args):
+    def slow_build(self, forms):
         compiling.set()
         time.sleep(0.2)
-        return real_compile(pattern, *args)
+        real_init(self, forms)
 
     redactor = Redactor()
-    monkeypatch.setattr(redact.re, "compile", slow_compile)
+    monkeypatch.setattr(redact._Block, "__init__", slow_build)
     first = threading.Thread(target=redactor.add, args=("hunter2-password",))
     first.start()
     assert compiling.wait(5)

@@ -1,7 +1,8 @@
 """The console account of a run: a line per step, details for failures, a summary.
 
 Colour only on a terminal and never with NO_COLOR. `-q` prints the summary only; `-v` adds every
-exchange. All text comes from `results`, already masked.
+exchange. All text comes from `results`; the stream it writes to masks secrets (runner/redact.py
+ScrubbedStream), with every secret known when the line is written.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import sys
 import time
 from typing import TextIO
 
-from ..exchange import printable
+from ..exchange import one_line, printable
 from ..results import Outcome, RunResult, ScenarioResult, StepResult
 
 _LABELS = {
@@ -63,17 +64,17 @@ class ConsoleReport:
 
     def scenario_started(self, result: ScenarioResult) -> None:
         if self.verbosity >= 0:
-            self._write(self._paint(printable(result.name), "1") + f"  ({result.path})")
+            self._write(self._paint(one_line(result.name), "1") + f"  ({one_line(result.path)})")
 
     def step_done(self, step: StepResult) -> None:
         if self.verbosity < 0:
             return
         label, code = _LABELS[step.outcome]
-        line = f"  {self._paint(f'{label:<5}', code)} {printable(step.title)}"
+        line = f"  {self._paint(f'{label:<5}', code)} {one_line(step.title)}"
         if step.outcome is Outcome.SKIPPED:
-            self._write(f"{line}  ({step.skip_reason})")
+            self._write(f"{line}  ({one_line(step.skip_reason or '')})")
             return
-        target = f"  {step.method} {step.url}" if step.method else ""
+        target = f"  {step.method} {one_line(step.url)}" if step.method else ""
         status = f" -> {step.status}" if step.status is not None else ""
         attempts = f", {len(step.attempts)} attempts" if len(step.attempts) > 1 else ""
         self._write(f"{line}{target}{status}  ({step.duration:.2f}s{attempts})")
@@ -81,18 +82,22 @@ class ConsoleReport:
             self._details(step)
 
     def _details(self, step: StepResult) -> None:
+        """One write for the whole block: the console stream masks each write, and a secret that
+        spans lines (a PEM key in an error) must reach it whole."""
         pad = "        "
+        lines = []
         if step.error:
-            self._write(pad + self._paint(step.error, "31"))
+            lines.append(pad + self._paint(printable(step.error), "31"))
         for failure in step.failures:
             where = f"{failure.location}: " if failure.location else ""
-            self._write(pad + self._paint(f"{where}{failure.message}", "31"))
+            lines.append(pad + self._paint(printable(f"{where}{failure.message}"), "31"))
         if step.exchange and (step.outcome is not Outcome.PASSED or self.verbosity > 0):
-            self._write(pad + "exchange:")
-            for line in step.exchange.splitlines():
-                self._write(pad + "  " + line)
+            lines.append(pad + "exchange:")
+            lines.extend(pad + "  " + line for line in step.exchange.splitlines())
         if step.curl and step.outcome is not Outcome.PASSED:
-            self._write(pad + "reproduce: " + step.curl)
+            lines.append(pad + "reproduce: " + printable(step.curl))
+        if lines:
+            self._write("\n".join(lines))
 
     def scenario_done(self, result: ScenarioResult) -> None:
         if self.verbosity >= 0:
@@ -119,6 +124,6 @@ class ConsoleReport:
         code = "32" if run.passed else "31;1"
         self._write(self._paint(line, code))
         for failed in (s for s in run.scenarios if not s.passed):
-            self._write(f"  failed: {failed.name}  ({failed.path})")
+            self._write(f"  failed: {one_line(failed.name)}  ({one_line(failed.path)})")
         for report in reports:
             self._write(f"report: {report}")

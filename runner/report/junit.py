@@ -2,8 +2,9 @@
 
 The only module that imports junit_xml. Check failures become `<failure>`, transport and template
 errors `<error>`, steps not run `<skipped>`; a failed step's redacted exchange and a curl command
-reproducing it go to `<system-out>`. Text is already masked by the engine; control characters that
-XML 1.0 forbids are escaped here as a last line of defence.
+reproducing it go to `<system-out>`. Texts were scrubbed with every secret of the run before
+rendering (results.scrub); control characters that XML 1.0 forbids are escaped here as a last line
+of defence.
 """
 
 from __future__ import annotations
