@@ -35,6 +35,13 @@ TOKEN_STEP = """
       json: {auth: {identity: {methods: [password], password: {user: {name: admin, password: "{{ password }}"}}}}}
     expect: {status: 201}
     capture: {token: "{{ response.headers['X-Subject-Token'] }}"}"""
+OAUTH = {  # what /oauth returns, as an OAuth 2 token endpoint does
+    "access_token": "at-9f8e7d6c5b4a3921",
+    "token_type": "Bearer",
+    "expires_in": 3600,
+    "refresh_token": "rt-1a2b3c4d5e6f7081",
+    "id_token": "eyJhbGciOiJub25lIn0.eyJzdWIiOiJxYSJ9.c2ln",
+}
 COOKIE = "c00kie-S3ssion-5521"  # the session cookie /cookie sets
 
 
@@ -173,6 +180,9 @@ class Handler(BaseHTTPRequestHandler):
             name, _, value = item.partition(":")
             headers[name] = value
         self._send(status, body, headers)
+
+    def route_oauth(self, parts: list[str], body: bytes) -> None:
+        self._send(200, OAUTH)
 
     def route_cookie(self, parts: list[str], body: bytes) -> None:
         """Sets a session cookie (?value=), as a login form would; with ?next=PATH, redirects there."""

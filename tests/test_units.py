@@ -239,3 +239,54 @@ def test_a_secret_mapping_is_secret_throughout():
     redactor = Redactor()
     redactor.add({"user": "svc-account", "keys": ["k-abcdef", 123456], "enabled": True})
     assert redactor.mask("svc-account k-abcdef 123456 True") == "*** *** *** True"
+
+
+def test_a_secret_inside_a_longer_base64_text_is_masked_at_every_alignment():
+    import base64
+
+    redactor = Redactor()
+    redactor.add("hunter2-Passw0rd")
+    for prefix in ("", "u:", "us:", "use:"):  # offsets 0, 2, 0 (3 bytes), 1 mod 3
+        encoded = base64.b64encode(f"{prefix}hunter2-Passw0rd;tail".encode()).decode()
+        masked = redactor.mask(f"Basic {encoded}")
+        assert "***" in masked
+        # What is left of the encoded secret is at most the characters shared with its neighbours.
+        assert len(masked) <= len(f"Basic {encoded}") - 16
+
+
+def test_percent_encodings_learned_from_the_bytes_sent():
+    """A variant no static rule predicts (mixed-case hex, some characters left as they are) is
+    learned from the URL as sent, then masked wherever it is echoed."""
+    redactor = Redactor()
+    redactor.add("a b/c&d")
+    odd = "a%20b%2fc%26%64"  # "d" encoded too, which no quoting function does
+    assert redactor.mask(f"?x={odd}") != "?x=***"  # not one of the static variants
+    redactor.learn_sent(f"http://h/p?x={odd}&y=1", {}, None)
+    assert redactor.mask(f'"{odd}"') == '"***"'
+
+
+def test_basic_auth_from_url_userinfo_is_learned_from_the_sent_header():
+    import base64
+
+    redactor = Redactor()
+    value = "Basic " + base64.b64encode(b"svc:pw-from-userinfo").decode()
+    redactor.learn_sent("http://svc:pw-from-userinfo@h/", {"Authorization": value}, None)
+    assert redactor.mask(f"{value} svc:pw-from-userinfo pw-from-userinfo") == "*** *** ***"
+
+
+def test_secret_field_names_and_their_describing_neighbours():
+    for name in ("access_token", "refresh_token", "id_token", "bearer", "client_secret", "sessionid"):
+        assert is_secret_name(name), name
+    for name in ("token_type", "password_expires_at", "expires_in", "token_url", "application_credential_id"):
+        assert not is_secret_name(name), name
+
+
+def test_masking_with_thousands_of_secrets_finds_each_one():
+    redactor = Redactor()
+    tokens = [f"gAAAAABp{n:06d}-token-{n * 7919 % 100003:05d}" for n in range(3000)]
+    for token in tokens:
+        redactor.add(token)
+    assert len(redactor._blocks) <= 20  # doubling blocks: O(log n) automata
+    for token in tokens[::97]:
+        assert redactor.mask(f"x {token} y") == "x *** y"
+    assert redactor.mask("gAAAAABp-not-a-token") == "gAAAAABp-not-a-token"
