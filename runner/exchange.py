@@ -98,6 +98,18 @@ def _no_default_content_type(req: PreparedRequest) -> list[str]:
     return ["-H", "Content-Type:"]
 
 
+_SHELL_UNSAFE = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def _shell_quote(part: str) -> str:
+    """shlex.quote, except that control characters (a CR/LF in a header value) are written as bash's
+    $'...' escapes: the line stays one line on a console and still reproduces the bytes."""
+    if not _SHELL_UNSAFE.search(part):
+        return shlex.quote(part)
+    escaped = part.replace("\\", "\\\\").replace("'", "\\'")
+    return "$'" + _SHELL_UNSAFE.sub(lambda m: f"\\x{ord(m.group()):02x}", escaped) + "'"
+
+
 def curl_command(req: PreparedRequest, redactor: Redactor) -> str:
     """A copy-pasteable curl line; secret headers become $VARIABLES the user sets themselves."""
     parts = ["curl", "-sS", "-i", "-X", req.method]
@@ -119,6 +131,6 @@ def curl_command(req: PreparedRequest, redactor: Redactor) -> str:
     elif req.file is not None:
         parts += ["-H", "Expect:", *_no_default_content_type(req), "--data-binary", f"@{req.file}"]
     parts.append(redactor.mask(full_url(req)))
-    command = " ".join(shlex.quote(p) for p in parts)
+    command = " ".join(_shell_quote(p) for p in parts)
     # shlex quotes "$X_AUTH_TOKEN" in single quotes, which would stop the shell expanding it.
     return re.sub(r"'([\w-]+: )\$(\w+)'", r'"\1$\2"', command)

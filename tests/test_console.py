@@ -65,3 +65,28 @@ def test_a_pipe_gets_neither_colour_nor_live_lines(sr, server):
     run = sr.run(".", "--junit", "")
     assert run.code == 0
     assert "\x1b" not in run.output and "\r" not in run.output
+
+
+def test_control_characters_never_reach_the_console_raw(sr, server):
+    """A CR/LF in a header value is refused when sent; what is printed must not pass for another
+    header or overwrite a line (CR), in the exchange, the curl line, names and errors."""
+    sr.write(
+        "crlf.scenario.yaml",
+        """
+        name: "CRLF\\rname"
+        steps:
+          - name: "Inject\\r\\nX-Evil: 1"
+            request:
+              url: "{{ env.BASE }}/echo"
+              headers: {X-Note: "a\\r\\nX-Injected: yes\\u001b[2J"}
+        """,
+    )
+    run = sr.run("crlf.scenario.yaml", "--html", "crlf.html")
+    assert run.code == 1, run.output
+    assert "\r" not in run.output and "\x1b" not in run.output
+    lines = run.output.splitlines()
+    assert not [line for line in lines if line.lstrip().startswith(("X-Injected", "X-Evil"))]
+    assert "> X-Note: a\\r\\nX-Injected: yes\\x1b[2J" in run.out
+    assert "$'X-Note: a\\x0d\\x0aX-Injected: yes\\x1b[2J'" in run.out  # the curl line, one line
+    assert server.state.requests == []  # requests refused the header: nothing was sent
+    assert "\r" not in run.system_out("Inject\\r\\nX-Evil: 1")

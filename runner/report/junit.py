@@ -14,7 +14,7 @@ from pathlib import Path
 
 from junit_xml import TestCase, TestSuite
 
-from ..exchange import printable
+from ..exchange import one_line, printable
 from ..results import Outcome, RunResult, ScenarioResult, StepResult
 from . import write_atomically
 
@@ -24,8 +24,8 @@ def _case(scenario: ScenarioResult, step: StepResult) -> TestCase:
     file_, _, rest = step.location.partition(":")
     line = rest.split(":")[0] if rest else None
     case = TestCase(
-        printable(name),
-        classname=printable(scenario.name),
+        one_line(name),
+        classname=one_line(scenario.name),
         # Milliseconds: junit_xml writes suite times with str(), and a sum under 1e-4 s would come
         # out as "9.6e-05", which JUnit schemas (xs:decimal, Surefire's pattern) reject.
         elapsed_sec=round(step.duration, 3),
@@ -68,7 +68,7 @@ def render(run: RunResult) -> str:
     for scenario in run.scenarios:
         suites.append(
             TestSuite(
-                printable(scenario.name),
+                one_line(scenario.name),
                 [_case(scenario, step) for step in scenario.steps],
                 file=printable(scenario.path),
                 properties={"interrupted": "true"} if scenario.interrupted else None,
