@@ -16,8 +16,10 @@ number of requests served (not counted itself), so a benchmark can check both si
 from __future__ import annotations
 
 import argparse
+import base64
 import hashlib
 import json
+import os
 import re
 import signal
 import socket
@@ -29,7 +31,7 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-TOKEN = "gAAAAABbenchstubtoken0123456789abcdefghij"
+TOKEN_PREFIX = "gAAAAAB"  # like a Keystone Fernet token: every login gets a NEW one, as the real service does
 BLOCK = 1024 * 1024
 IMAGE_PATH = re.compile(r"^/v2/images/([0-9a-f-]{36})(/file|/actions/deactivate|/actions/reactivate)?$")
 
@@ -38,6 +40,7 @@ class Store:
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.images: dict[str, dict[str, Any]] = {}
+        self.tokens: set[str] = set()
         self.requests = 0
 
 
@@ -177,7 +180,7 @@ class Handler(BaseHTTPRequestHandler):
     # --- helpers ----------------------------------------------------------------------------
 
     def _authorized(self) -> bool:
-        if self.headers.get("X-Auth-Token") == TOKEN:
+        if self.headers.get("X-Auth-Token") in self.server.store.tokens:
             return True
         self._reply(401, {"message": "missing or wrong X-Auth-Token"})
         return False
@@ -210,7 +213,12 @@ class Handler(BaseHTTPRequestHandler):
                 }
             ],
         }
-        self._reply(201, {"token": token}, {"X-Subject-Token": TOKEN})
+        # A real Fernet token is ~180 characters of urlsafe base64; the masker's cost hides in how many
+        # distinct ones a run learns, so each login gets its own.
+        fresh = TOKEN_PREFIX + base64.urlsafe_b64encode(os.urandom(128)).decode()
+        with self.server.store.lock:
+            self.server.store.tokens.add(fresh)
+        self._reply(201, {"token": token}, {"X-Subject-Token": fresh})
 
     def _create(self, body: Any) -> None:
         if not isinstance(body, dict) or not body.get("name"):
