@@ -130,14 +130,14 @@ def write(
     data = text.encode("utf-8")
     try:
         if target.stream:
-            _stream(label, target.real, data)
+            _stream(label, target.real, data, fifo=not target.device)
         else:
             _replace(target.real, data)
     except OSError as exc:
         raise OutputError(f"{label}: cannot write the {what}: {exc.strerror or exc}") from None
 
 
-def _stream(label: str, real: str, data: bytes) -> None:
+def _stream(label: str, real: str, data: bytes, fifo: bool) -> None:
     """Write into a character device or FIFO in place: no truncation, no rename."""
     deadline = time.monotonic() + FIFO_WAIT
     while True:
@@ -146,7 +146,7 @@ def _stream(label: str, real: str, data: bytes) -> None:
             fd = os.open(real, os.O_WRONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
             break
         except OSError as exc:
-            if exc.errno != errno.ENXIO:
+            if exc.errno != errno.ENXIO or not fifo:  # a device without its driver says ENXIO too
                 raise
             if time.monotonic() >= deadline:
                 raise OutputError(
@@ -157,7 +157,7 @@ def _stream(label: str, real: str, data: bytes) -> None:
     try:
         mode = os.fstat(fd).st_mode
         if not (stat.S_ISCHR(mode) or stat.S_ISFIFO(mode)):  # replaced since examine(): may be an input now
-            raise OutputError(f"{label}: changed while the report was being written; nothing was written")
+            raise OutputError(f"{label}: changed since it was checked; nothing was written")
         os.set_blocking(fd, True)  # a slow reader is waited for, not an EAGAIN
         view = memoryview(data)
         while view:
