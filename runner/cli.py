@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, TextIO, cast
 from . import __version__
 
 if TYPE_CHECKING:
+    from .files import InputFiles
     from .model import Scenario
 
 
@@ -205,10 +206,13 @@ def _from_curl(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         err.write(f"warning: {warning}\n")
     document = to_yaml(converted, args.name)
     if args.output:
-        try:
-            Path(args.output).write_text(document, encoding="utf-8")
-        except OSError as exc:
-            raise UsageError(f"-o {args.output}: {exc.strerror}", hint="give a writable path") from None
+        from .files import InputFiles
+        from .outputs import write
+
+        inputs = InputFiles()
+        if args.source != "-":
+            inputs.add(args.source)
+        write(args.output, document, inputs, f"-o {args.output}", what="scenario")
     else:
         out.write(document)
     return ExitStatus.SUCCESS
@@ -328,9 +332,7 @@ def _run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         scenarios = _shard(scenarios, args.shard)
     if args.cacert and not os.path.isfile(args.cacert):
         raise UsageError(f"--cacert {args.cacert}: no such file")
-    for option, report_path in (("--junit", args.junit), ("--html", args.html)):
-        if report_path:
-            _check_report_path(option, report_path)
+    _check_report_paths(args, policy.inputs)
 
     from .context import RunServices
     from .engine import Engine, RunOptions
@@ -357,6 +359,7 @@ def _run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         run = run_all(engine, scenarios, console, jobs=args.jobs, fail_fast=args.fail_fast)
     finally:
         services.close()
+    from .outputs import OutputError
     from .report import html, junit
     from .results import scrub
 
@@ -366,11 +369,11 @@ def _run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     for option, report_path, writer in (("--junit", args.junit, junit.write), ("--html", args.html, html.write)):
         if not report_path:
             continue
-        try:
-            writer(run, report_path)
+        try:  # checked before the run; the disk may still fill up, or the run read the file (an upload)
+            writer(run, report_path, policy.inputs, f"{option} {report_path}")
             reports.append(report_path)
-        except OSError as exc:  # checked before the run; the disk may still fill up or vanish
-            err.write(f"{option} {report_path}: cannot write the report: {exc.strerror or exc}\n")
+        except OutputError as exc:
+            err.write(exc.render() + "\n")
             unwritten = True
     console.summary(run, reports)
     if run.abandoned:
@@ -384,21 +387,15 @@ def _run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     return ExitStatus.SUCCESS if run.passed and not unwritten else ExitStatus.FAILED
 
 
-def _check_report_path(option: str, path: str) -> None:
-    """A report that cannot be written must stop the run before a request, not end it in a traceback."""
-    from .errors import UsageError
+def _check_report_paths(args: argparse.Namespace, inputs: InputFiles) -> None:
+    """A report that cannot be written, or would replace an input of the run, must stop the run before
+    a request, not end it in a traceback or a lost file (the policy: runner/outputs.py)."""
+    from . import outputs
 
-    target = Path(path)
-    if target.is_dir():
-        raise UsageError(f"{option} {path}: is a directory", hint="give the path of a file, e.g. reports/junit.xml")
-    existing = target.absolute().parent
-    while not existing.exists():
-        existing = existing.parent
-    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
-        raise UsageError(
-            f"{option} {path}: cannot create the report there ({existing} is not a writable directory)",
-            hint="give a path in a writable directory",
-        )
+    for path in (*args.vars_file, *([args.cacert] if args.cacert else [])):
+        inputs.add(path)  # read outside the file policy, still inputs
+    reports = [(f"{option} {path}", path) for option, path in (("--junit", args.junit), ("--html", args.html)) if path]
+    outputs.check(reports, inputs)
 
 
 def entry() -> None:

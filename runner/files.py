@@ -4,6 +4,9 @@ A scenario from a pull request must not be able to upload ~/.ssh/id_rsa, so ever
 relative to the scenario file and must stay inside an allowed root (the directory the run started
 in, plus `--allow-path` directories and the run's own generated-data directory).
 
+Every path resolved here is also recorded, by file identity, in the run's `InputFiles`: a report
+must never replace a file the run reads (runner/outputs.py asks before the run and at write time).
+
 Digests (md5/sha256/sha512) and sizes are cached per run by (path, size, mtime). An upload computes
 all three while streaming and seeds the cache, so a later `{{ md5(image_file) }}` costs no extra read.
 """
@@ -12,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import stat
 import struct
 import tempfile
 import threading
@@ -29,11 +33,39 @@ class FileAccessError(UserError):
     """A path in a scenario is missing, unreadable, or outside the allowed roots."""
 
 
+class InputFiles:
+    """Every file a run reads, by identity (st_dev, st_ino), so hard links and symlinks count too.
+
+    Filled by the file policy and the loader while loading and while running (uploads, digest
+    helpers); read by runner/outputs.py, which refuses to write a report over any of them.
+    """
+
+    def __init__(self) -> None:
+        self._files: dict[tuple[int, int], str] = {}
+        self._lock = threading.Lock()
+
+    def add(self, path: str | Path, st: os.stat_result | None = None) -> None:
+        """Record `path` (a missing or unreadable path is no input: nothing to protect)."""
+        if st is None:
+            try:
+                st = os.stat(path)
+            except (OSError, ValueError):
+                return
+        with self._lock:
+            self._files.setdefault((st.st_dev, st.st_ino), str(path))
+
+    def find(self, st: os.stat_result) -> str | None:
+        """The recorded name of the input that is this file, if it is one."""
+        with self._lock:
+            return self._files.get((st.st_dev, st.st_ino))
+
+
 class FilePolicy:
-    """Resolves scenario paths and enforces the allowed roots."""
+    """Resolves scenario paths, enforces the allowed roots, and records every file it resolves."""
 
     def __init__(self, roots: Iterable[str | Path] = ()):
         self.roots = [Path(r).resolve() for r in (Path.cwd(), *roots)]
+        self.inputs = InputFiles()
 
     def allow(self, root: str | Path) -> None:
         resolved = Path(root).resolve()
@@ -53,8 +85,14 @@ class FilePolicy:
                 loc,
                 "run from a directory that contains it, or allow it with --allow-path DIR",
             )
-        if must_exist and not real.is_file():
-            what = "is a directory" if real.is_dir() else "does not exist"
+        try:
+            st: os.stat_result | None = real.stat()
+        except (OSError, ValueError):
+            st = None
+        if st is not None and stat.S_ISREG(st.st_mode):
+            self.inputs.add(real, st)
+        elif must_exist:
+            what = "is a directory" if st is not None and stat.S_ISDIR(st.st_mode) else "does not exist"
             raise FileAccessError(
                 f"file '{path}' {what} (resolved to {real})",
                 loc,

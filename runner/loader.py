@@ -96,6 +96,7 @@ class Loader:
     def load(self, path: Path) -> list[Scenario]:
         """One scenario, or one per matrix row."""
         shown = relative_display(path)
+        self.policy.inputs.add(path)  # an input of the run: no report may replace it
         data = load_yaml(str(path))
         check_structure(data, Location(shown, 1, 1))
         resolved = path.resolve()

@@ -12,8 +12,9 @@ import datetime
 import html
 from pathlib import Path
 
+from ..files import InputFiles
+from ..outputs import write as write_output
 from ..results import Outcome, RunResult, ScenarioResult, StepResult
-from . import write_atomically
 
 _CSS = """
 body{font:14px/1.45 system-ui,sans-serif;margin:0;color:#1d1d1f;background:#fafafa}
@@ -111,5 +112,6 @@ def render(run: RunResult) -> str:
     )
 
 
-def write(run: RunResult, path: str | Path) -> None:
-    write_atomically(path, render(run))
+def write(run: RunResult, path: str | Path, inputs: InputFiles | None = None, label: str | None = None) -> None:
+    """Under the output-path policy (runner/outputs.py): never over an input of the run or a non-file."""
+    write_output(path, render(run), inputs, label)

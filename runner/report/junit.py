@@ -15,8 +15,9 @@ from pathlib import Path
 from junit_xml import TestCase, TestSuite
 
 from ..exchange import one_line, printable
+from ..files import InputFiles
+from ..outputs import write as write_output
 from ..results import Outcome, RunResult, ScenarioResult, StepResult
-from . import write_atomically
 
 
 def _case(scenario: ScenarioResult, step: StepResult) -> TestCase:
@@ -92,5 +93,6 @@ def render(run: RunResult) -> str:
     return '<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
 
 
-def write(run: RunResult, path: str | Path) -> None:
-    write_atomically(path, render(run))
+def write(run: RunResult, path: str | Path, inputs: InputFiles | None = None, label: str | None = None) -> None:
+    """Under the output-path policy (runner/outputs.py): never over an input of the run or a non-file."""
+    write_output(path, render(run), inputs, label)
