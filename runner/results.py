@@ -91,6 +91,7 @@ class RunResult:
     duration: float = 0.0
     interrupted: bool = False
     abandoned: bool = False  # a second interruption: worker threads were left behind
+    internal_errors: list[str] = field(default_factory=list)  # bugs of ours; the run still ended cleanly
 
     def counts(self) -> dict[Outcome, int]:
         counts = dict.fromkeys(Outcome, 0)
@@ -101,4 +102,4 @@ class RunResult:
 
     @property
     def passed(self) -> bool:
-        return not self.interrupted and all(s.passed for s in self.scenarios)
+        return not self.interrupted and not self.internal_errors and all(s.passed for s in self.scenarios)
