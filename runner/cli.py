@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, TextIO, cast
 from . import __version__
 
 if TYPE_CHECKING:
+    from .abort import Stop
     from .files import InputFiles
     from .model import Scenario
 
@@ -320,6 +321,17 @@ def _shard(scenarios: list[Scenario], spec: str) -> list[Scenario]:
 
 
 def _run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    """One way a run ends: SIGINT, SIGTERM and SIGHUP are handled from loading to the last report
+    (runner/schedule.py's signals_handled), and a bug of ours ends the run with its reports
+    written, one "internal error" line and exit code 1."""
+    from .abort import Stop
+    from .schedule import signals_handled
+
+    with signals_handled(Stop()) as stop:
+        return _run_scenarios(args, out, err, stop)
+
+
+def _run_scenarios(args: argparse.Namespace, out: TextIO, err: TextIO, stop: Stop) -> int:
     from .errors import UsageError
 
     if args.jobs < 1:
@@ -356,14 +368,14 @@ def _run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     if console.wants_live and args.jobs == 1:
         options.progress = console.live
     try:
-        run = run_all(engine, scenarios, console, jobs=args.jobs, fail_fast=args.fail_fast)
+        run = run_all(engine, scenarios, console, jobs=args.jobs, fail_fast=args.fail_fast, stop=stop)
     finally:
         services.close()
     from .outputs import OutputError
     from .report import html, junit
     from .results import scrub
 
-    scrub(run.scenarios, args.redactor.mask)  # with every secret the run learned, also after a step ran
+    scrub(run, args.redactor.mask)  # with every secret the run learned, also after a step ran
     reports = []
     unwritten = False
     for option, report_path, writer in (("--junit", args.junit, junit.write), ("--html", args.html, html.write)):
@@ -375,14 +387,18 @@ def _run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         except OutputError as exc:
             err.write(exc.render() + "\n")
             unwritten = True
+        except Exception as exc:  # a bug of ours: the other report is still written
+            run.internal_errors.append(f"writing {option} {report_path}: {type(exc).__name__}: {exc}")
     console.summary(run, reports)
+    for error in run.internal_errors:
+        err.write(f"internal error in scenario-runner: {error} (a bug: please report it)\n")
     if run.abandoned:
         # Reports are written; threads still waiting on the network would hold the exit until their
         # timeouts. A second Ctrl-C means "now".
         out.flush()
         err.flush()
         os._exit(ExitStatus.INTERRUPTED)
-    if run.interrupted:
+    if run.interrupted or stop.late:
         return ExitStatus.INTERRUPTED
     return ExitStatus.SUCCESS if run.passed and not unwritten else ExitStatus.FAILED
 

@@ -8,15 +8,15 @@ captured value; every poll attempt is recorded; nothing leaves this module unmas
 from __future__ import annotations
 
 import json
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from .abort import RequestAborted, Stop
 from .checks import run_checks
 from .context import RunServices
-from .errors import UserError
+from .errors import UserError, relative_display
 from .exchange import curl_command, format_exchange, full_url
 from .http import PreparedRequest, Response, Session, TransportError, send
 from .model import DEFAULT_TIMEOUT, Scenario, Step
@@ -63,10 +63,6 @@ def _upload_progress(name: str, report: Callable[[str], None]) -> Callable[[int,
     return on_progress
 
 
-class Interrupted(Exception):
-    """Raised out of the engine when the user insists (a second Ctrl-C during cleanup)."""
-
-
 StepCallback = Callable[[ScenarioResult, StepResult], None]
 
 
@@ -85,18 +81,24 @@ class Engine:
         scenario: Scenario,
         result: ScenarioResult,
         on_step: StepCallback | None = None,
-        cancel: threading.Event | None = None,
+        stop: Stop | None = None,
     ) -> None:
         """Run one scenario, filling `result` as it goes (so an interruption keeps what happened).
 
-        `cancel` is how a parallel run interrupts scenarios on worker threads, where Ctrl-C
-        does not arrive: it is checked before each step.
+        `stop` is how a run interrupts scenarios on worker threads, where signals do not arrive:
+        while the scenario runs, pulling it stops the current step (see runner/abort.py). An
+        interruption (that, or any BaseException raised into a step) is raised again after the
+        `finally` steps ran.
         """
         started = time.perf_counter()
-        run = _ScenarioRun(self, scenario, result, on_step, cancel)
+        run = _ScenarioRun(self, scenario, result, on_step)
+        if stop is not None:
+            stop.register(run)
         try:
             run.execute()
         finally:
+            if stop is not None:
+                stop.unregister(run)
             run.session.close()
             result.duration = time.perf_counter() - started
 
@@ -108,25 +110,116 @@ class _ScenarioRun:
         scenario: Scenario,
         result: ScenarioResult,
         on_step: StepCallback | None,
-        cancel: threading.Event | None,
     ):
         self.engine = engine
-        self.cancel = cancel
         self.scenario = scenario
         self.result = result
         self.on_step = on_step
         self.redactor = engine.redactor
         self.options = engine.options
         self.session = Session(engine.services.proxies)
+        self.abort = self.session.abort  # what Stop triggers: stops the request in flight, the poll's sleep
         self.context: dict[str, Any] = Scope.with_globals()
         self.deadline: float | None = None
         self._current: StepResult | None = None  # the step running now, not yet recorded
+        self._pending: Step | None = None  # the step being handled now, not yet recorded
+        self._listener_error: Exception | None = None  # raised once the scenario has ended
 
     # --- the scenario ---------------------------------------------------------------------------
 
     def execute(self) -> None:
+        """The steps, then the `finally` steps whatever ended the steps.
+
+        Anything that is not an ordinary Exception raised into a step (KeyboardInterrupt,
+        SystemExit, pytest-timeout's Failed, RequestAborted from a pulled Stop) is an interruption:
+        the step is recorded as interrupted with its cause, the rest is skipped, the `finally` steps
+        run bounded by cleanup_timeout, then the interruption is raised again so the caller stops
+        as it asked. A second interruption abandons the cleanup and records what may remain on the
+        server. A bug of ours outside a step (an Exception here) still runs the cleanup, then is
+        raised for the caller to report.
+        """
         failed: str | None = None
-        interrupted = False
+        stopped: BaseException | None = None
+        index = -1
+        steps = self.scenario.steps
+        try:
+            failed = self._setup()
+            for index, step in enumerate(steps):  # noqa: B007 - the except clause reads index
+                self._pending = step
+                if failed is not None:
+                    self._record(self._skipped(step, f"skipped: step '{failed}' failed"))
+                    continue
+                self.abort.check()  # an interruption that arrived between steps
+                outcome = self._record(self._run_step(step))
+                if outcome.outcome in (Outcome.FAILED, Outcome.ERROR):
+                    failed = step.name
+            self.abort.check()  # ...or after the last one: the cleanup then runs bounded
+        except BaseException as exc:  # every way a step can end must reach the cleanup
+            stopped = exc
+            if not isinstance(exc, Exception):
+                self.result.interrupted = True
+            if self._pending is not None:
+                failed = self._pending.name
+                self._record(self._stopped_step(self._pending, exc))
+            elif index < 0:  # while the scenario's variables rendered
+                failed = "(scenario variables)"
+                self._record(self._error_result(failed, "", self._cause(exc)))
+            reason = "interrupted" if not isinstance(exc, Exception) else "internal error in scenario-runner"
+            for step in steps[index + 1 :]:
+                self._record(self._skipped(step, f"skipped: {reason}"))
+        self._cleanup(stopped)
+
+    def _cleanup(self, stopped: BaseException | None) -> None:
+        """The `finally` steps. After an interruption they run bounded in time with the brake
+        released; an interruption during them stops that step only, the next abandons the rest."""
+        if stopped is None and self.abort.is_set():  # arrived just after the last step
+            stopped = RequestAborted(self.abort.cause)
+            self.result.interrupted = True
+        interruptions = 0
+        if stopped is not None and not isinstance(stopped, Exception):
+            interruptions = 1
+            self.deadline = time.perf_counter() + self.options.cleanup_timeout
+        self.abort.clear()
+        latest = stopped
+        steps = self.scenario.finally_steps
+        for index, step in enumerate(steps):
+            self._pending = step
+            if self.abort.is_set():  # arrived between two cleanup steps: this one has not started
+                latest = RequestAborted(self.abort.cause)
+                self.abort.clear()
+                self.result.interrupted = True
+                interruptions += 1
+                if interruptions > 1:
+                    for rest in steps[index:]:
+                        self._record(self._not_run(rest))
+                    raise latest
+                self.deadline = time.perf_counter() + self.options.cleanup_timeout
+            try:
+                self._record(self._run_step(step, is_finally=True))
+            except BaseException as exc:  # see execute()
+                latest = exc
+                self.abort.clear()
+                if not isinstance(exc, Exception):
+                    interruptions += 1
+                if interruptions <= 1 or isinstance(exc, Exception):  # the other cleanup steps still run
+                    if interruptions == 1 and not isinstance(exc, Exception):
+                        self.deadline = time.perf_counter() + self.options.cleanup_timeout
+                    if self._pending is not None:
+                        self._record(self._stopped_step(step, exc, is_finally=True))
+                    continue
+                if self._pending is not None:
+                    message = "interrupted again: cleanup abandoned; its request may not have completed"
+                    self._record(self._interrupted(step, message, is_finally=True))
+                for rest in steps[index + 1 :]:
+                    self._record(self._not_run(rest))
+                raise
+        if latest is not None:
+            raise latest
+        if self._listener_error is not None:
+            raise self._listener_error
+
+    def _setup(self) -> str | None:
+        """The scenario's variables; the name of the failed pseudo-step when they cannot render."""
         try:
             self._setup_context()
         except UserError as exc:
@@ -135,42 +228,76 @@ class _ScenarioRun:
             self._record(
                 self._error_result("(scenario variables)", str(exc.location or ""), f"{where}{exc.message}{hint}")
             )
-            failed = "(scenario variables)"
-        except KeyboardInterrupt:  # while vars render (a large data_file()): cleanup still runs below
-            interrupted = True
-            self.result.interrupted = True
-            self._record(self._error_result("(scenario variables)", "", "interrupted (Ctrl-C or SIGTERM)"))
-        for step in self.scenario.steps:
-            if failed is not None or interrupted:
-                reason = "interrupted" if interrupted else f"step '{failed}' failed"
-                self._record(self._skipped(step, f"skipped: {reason}"))
-                continue
+            return "(scenario variables)"
+        return None
+
+    def _cause(self, exc: BaseException) -> str:
+        """What stopped a step, in the words of the report."""
+        if isinstance(exc, RequestAborted):
+            return exc.cause
+        if isinstance(exc, KeyboardInterrupt):
+            return "interrupted (Ctrl-C or SIGTERM)"
+        if isinstance(exc, Exception):
+            return f"internal error in scenario-runner: {type(exc).__name__}: {exc}"
+        text = str(exc).strip()
+        return self.redactor.mask(f"interrupted by {type(exc).__name__}" + (f": {text}" if text else ""))
+
+    def _stopped_step(self, step: Step, exc: BaseException, is_finally: bool = False) -> StepResult:
+        if isinstance(exc, Exception):
+            result = self._current or StepResult(step.name, str(step.loc), Outcome.ERROR, is_finally=is_finally)
+            result.outcome, result.error = Outcome.ERROR, self.redactor.mask(self._cause(exc))
+            return result
+        return self._interrupted(step, self._cause(exc), is_finally)
+
+    def _not_run(self, step: Step) -> StepResult:
+        """A cleanup step the user did not let run: what it would have sent, so that someone can
+        delete by hand what may remain. Rendered with the values captured so far, masked; a step
+        whose `when` is false had nothing to clean up."""
+        if step.when is not None:
             try:
-                if self.cancel is not None and self.cancel.is_set():
-                    raise KeyboardInterrupt
-                outcome = self._record(self._run_step(step))
-            except KeyboardInterrupt:
-                interrupted = True
-                self._record(self._interrupted(step, "interrupted (Ctrl-C or SIGTERM)"))
-                continue
-            if outcome.outcome in (Outcome.FAILED, Outcome.ERROR):
-                failed = step.name
-        if interrupted:
-            self.deadline = time.perf_counter() + self.options.cleanup_timeout
-        for step in self.scenario.finally_steps:
-            try:
-                self._record(self._run_step(step, is_finally=True))
-            except KeyboardInterrupt:
-                if interrupted:
-                    self._record(self._interrupted(step, "interrupted again: cleanup abandoned", is_finally=True))
-                    raise Interrupted() from None
-                # A first Ctrl-C during cleanup stops this step only: the rest of the cleanup still
-                # runs (bounded), and only a second one abandons it.
-                interrupted = True
-                self.deadline = time.perf_counter() + self.options.cleanup_timeout
-                self._record(self._interrupted(step, "interrupted (Ctrl-C or SIGTERM)", is_finally=True))
-        if interrupted:
-            raise Interrupted()
+                needed = bool(step.when.render(Scope(self.context)))
+            except Exception:  # cannot tell: list it
+                needed = True
+            if not needed:
+                skipped = self._skipped(step, f"skipped: cleanup abandoned; {step.when.value.source} is false")
+                skipped.is_finally = True
+                return skipped
+        result = StepResult(step.name, str(step.loc), Outcome.ERROR, is_finally=True)
+        result.method, result.url = step.request.method, self._url_of(step)
+        result.error = f"not run: cleanup abandoned; what it cleans up may remain: {result.method} {result.url}"
+        return result
+
+    def _url_of(self, step: Step) -> str:
+        local = Scope(self.context)
+        try:
+            local.update(self.engine.services.helpers(step.base_dir, self.scenario.digest_algorithms))
+            self._render_scope(step, local)
+            url = str(step.request.url.render(local))
+            if step.request.params:
+                url = full_url(PreparedRequest(step.request.method, url, params=step.request.params.render(local)))
+        except Exception:  # a capture that never happened: show the template
+            value = step.request.url.value
+            url = str(getattr(value, "source", value))
+        return self.redactor.mask(url)
+
+    def may_remain(self) -> list[str]:
+        """The cleanup requests not run yet (or still in flight) when a scenario is left behind."""
+        recorded = sum(1 for r in self.result.steps if r.is_finally)
+        pending = self.scenario.finally_steps[recorded:]
+        return [f"{s.request.method} {self._url_of(s)} (finally: {s.name})" for s in pending]
+
+    def abandon(self) -> ScenarioResult:
+        """Called from the main thread when this scenario does not answer a second interruption
+        (a step that cannot be woken, such as a connection being opened): the run ends without it."""
+        self.result.interrupted = True
+        remain = self.may_remain()
+        error = "interrupted twice: abandoned during a request; its cleanup did not run"
+        if remain:
+            error += "; may remain: " + ", ".join(remain)
+        self.result.steps.append(
+            StepResult("(abandoned)", relative_display(self.scenario.path), Outcome.ERROR, error=error)
+        )
+        return self.result
 
     def _setup_context(self) -> None:
         services = self.engine.services
@@ -198,10 +325,13 @@ class _ScenarioRun:
             self.redactor.add(value)
 
     def _record(self, step_result: StepResult) -> StepResult:
-        self._current = None
         self.result.steps.append(step_result)
+        self._current = self._pending = None
         if self.on_step is not None:
-            self.on_step(self.result, step_result)
+            try:
+                self.on_step(self.result, step_result)
+            except Exception as exc:  # a bug in a report: the scenario and its cleanup go on
+                self._listener_error = self._listener_error or exc
         return step_result
 
     @staticmethod
@@ -384,7 +514,8 @@ class _ScenarioRun:
                     )
                 )
                 return response
-            time.sleep(poll.interval)
+            if self.abort.wait(poll.interval):  # a pulled Stop wakes the sleep at once
+                raise RequestAborted(self.abort.cause)
 
     @staticmethod
     def _poll_condition(compiled: Any, local: dict[str, Any], attempt: Attempt) -> bool:

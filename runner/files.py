@@ -21,8 +21,12 @@ import tempfile
 import threading
 from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .errors import Location, UserError
+
+if TYPE_CHECKING:
+    from .abort import Abort
 
 ALGORITHMS = ("md5", "sha256", "sha512")
 CHUNK = 1024 * 1024  # hashing a file on its own
@@ -146,9 +150,14 @@ class HashingReader:
     """
 
     def __init__(
-        self, path: Path, algorithms: Iterable[str] = (), on_progress: Callable[[int, int], None] | None = None
+        self,
+        path: Path,
+        algorithms: Iterable[str] = (),
+        on_progress: Callable[[int, int], None] | None = None,
+        abort: Abort | None = None,
     ):
         self.path = path
+        self._abort = abort  # checked per chunk: an interruption stops an upload at the next 256 KiB
         self._on_progress = on_progress
         self._fh = open(path, "rb")  # noqa: SIM115 - closed by close(), after the request
         self._size = os.fstat(self._fh.fileno()).st_size
@@ -159,6 +168,8 @@ class HashingReader:
         return self._size
 
     def read(self, size: int = -1) -> bytes:
+        if self._abort is not None:
+            self._abort.check()
         # Larger reads than the transport asks for: fewer syscalls and hash calls, same bytes.
         chunk = self._fh.read(max(size, UPLOAD_CHUNK) if size and size > 0 else UPLOAD_CHUNK)
         if chunk:

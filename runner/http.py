@@ -12,13 +12,17 @@ import os
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import requests
 import urllib3
+from requests.adapters import HTTPAdapter
 from requests.structures import CaseInsensitiveDict
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
+from .abort import Abort
 from .files import FileAccessError, HashingReader
 
 READ_CHUNK = 256 * 1024
@@ -117,6 +121,52 @@ class Response:
             return None, str(exc)
 
 
+class _TrackedHTTPPool(HTTPConnectionPool):
+    """A pool that tells the session's Abort which connections are in use, so that an interruption
+    can shut down exactly the sockets a request is blocked on (and not the idle ones)."""
+
+    def __init__(self, *args: Any, abort: Abort, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.abort = abort
+
+    def _get_conn(self, timeout: float | None = None) -> Any:
+        conn = super()._get_conn(timeout)
+        self.abort.checkout(conn)
+        return conn
+
+    def _put_conn(self, conn: Any) -> None:
+        self.abort.checkin(conn)
+        super()._put_conn(conn)
+
+
+class _TrackedHTTPSPool(_TrackedHTTPPool, HTTPSConnectionPool):
+    pass
+
+
+class _TrackingAdapter(HTTPAdapter):
+    """requests' adapter with pools of its own session: the tracking is per session, never global."""
+
+    def __init__(self, abort: Abort):
+        self.abort = abort  # before super().__init__, which makes the pool manager
+        super().__init__()
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self._track(self.poolmanager)
+
+    def proxy_manager_for(self, proxy: str, **proxy_kwargs: Any) -> Any:
+        manager = super().proxy_manager_for(proxy, **proxy_kwargs)
+        if type(manager) in (urllib3.PoolManager, urllib3.ProxyManager):  # SOCKS pools keep their own classes
+            self._track(manager)
+        return manager
+
+    def _track(self, manager: urllib3.PoolManager) -> None:
+        manager.pool_classes_by_scheme = {
+            "http": partial(_TrackedHTTPPool, abort=self.abort),  # type: ignore[dict-item]
+            "https": partial(_TrackedHTTPSPool, abort=self.abort),  # type: ignore[dict-item]
+        }
+
+
 class Session(requests.Session):
     """A session that reads proxy and CA settings from the environment once, not per request.
 
@@ -133,6 +183,10 @@ class Session(requests.Session):
         self._proxies = proxy_cache if proxy_cache is not None else {}
         self._ca_bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
         self._urls: dict[str, str] = {}
+        self.abort = Abort()  # how another thread stops this session's request in flight
+        adapter = _TrackingAdapter(self.abort)
+        self.mount("https://", adapter)
+        self.mount("http://", adapter)
 
     def prepare(
         self, method: str, url: str, headers: dict[str, str], params: dict[str, Any] | None, data: Any
@@ -184,7 +238,20 @@ class Session(requests.Session):
 
 
 def send(session: Session, req: PreparedRequest, max_body: int) -> Response:
-    """Send and read the response (bounded); raise TransportError on any transport failure."""
+    """Send and read the response (bounded); raise TransportError on any transport failure.
+
+    A failure caused by the session's Abort (its socket shut down, its upload stopped) is raised as
+    RequestAborted: the step was interrupted, the server did nothing wrong.
+    """
+    session.abort.check()
+    try:
+        return _send(session, req, max_body)
+    except Exception:
+        session.abort.check()
+        raise
+
+
+def _send(session: Session, req: PreparedRequest, max_body: int) -> Response:
     options: dict[str, Any] = {
         "timeout": req.timeout,
         "allow_redirects": req.allow_redirects,
@@ -209,7 +276,7 @@ def send(session: Session, req: PreparedRequest, max_body: int) -> Response:
         for attempt in (1, 2):
             if req.file is not None:
                 try:
-                    reader = HashingReader(req.file, req.hash_algorithms, req.on_progress)
+                    reader = HashingReader(req.file, req.hash_algorithms, req.on_progress, session.abort)
                 except OSError as exc:  # checked at render time; gone or locked since
                     raise FileAccessError(f"cannot read the upload file {req.file}: {exc.strerror}") from None
                 data = reader

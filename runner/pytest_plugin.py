@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from .engine import Engine, Interrupted, RunOptions
+from .engine import Engine, RunOptions
 from .errors import UserError, relative_display
 from .files import FilePolicy
 from .loader import SCENARIO_SUFFIX, Loader
@@ -107,19 +107,27 @@ class ScenarioItem(pytest.Item):
             self.add_marker(marker)
 
     def runtest(self) -> None:
-        result = ScenarioResult(self.scenario.name, relative_display(self.scenario.path))
-        try:
-            _engine(self.config).run(self.scenario, result)
-        except Interrupted:
-            raise KeyboardInterrupt from None
+        """An interruption pytest raises into the scenario (Ctrl-C, pytest-timeout's Failed,
+        pytest.exit) comes back out of the engine as it went in, after the `finally` steps ran:
+        pytest still stops or fails as it meant to, and repr_failure shows the interrupted step."""
+        self._result = result = ScenarioResult(self.scenario.name, relative_display(self.scenario.path))
+        _engine(self.config).run(self.scenario, result)
         if not result.passed:
             raise ScenarioFailed(result)
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
-        if not isinstance(excinfo.value, ScenarioFailed):
-            return str(super().repr_failure(excinfo))
         lines = []
-        for step in excinfo.value.result.steps:
+        if isinstance(excinfo.value, ScenarioFailed):
+            result = excinfo.value.result
+        else:
+            interrupted: ScenarioResult | None = getattr(self, "_result", None)
+            if interrupted is None or not interrupted.interrupted:
+                return str(super().repr_failure(excinfo))
+            result = interrupted
+            step = next((s for s in result.steps if s.error and s.error.startswith("interrupted")), None)
+            where = step.title if step is not None else "between steps"
+            lines.append(f"interrupted: {where} ({excinfo.typename}: {excinfo.value})")
+        for step in result.steps:
             label = step.outcome.value.upper()
             if step.outcome is Outcome.SKIPPED:
                 lines.append(f"{label:<7} {step.title} ({step.skip_reason})")

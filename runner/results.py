@@ -96,6 +96,7 @@ class RunResult:
     duration: float = 0.0
     interrupted: bool = False
     abandoned: bool = False  # a second interruption: worker threads were left behind
+    internal_errors: list[str] = field(default_factory=list)  # bugs of ours; the run still ended cleanly
 
     def counts(self) -> dict[Outcome, int]:
         counts = dict.fromkeys(Outcome, 0)
@@ -106,7 +107,7 @@ class RunResult:
 
     @property
     def passed(self) -> bool:
-        return not self.interrupted and all(s.passed for s in self.scenarios)
+        return not self.interrupted and not self.internal_errors and all(s.passed for s in self.scenarios)
 
 
 def scrub(value: Any, mask: Callable[[str], str]) -> None:
@@ -116,8 +117,11 @@ def scrub(value: Any, mask: Callable[[str], str]) -> None:
     render only what this walk has passed over.
     """
     if isinstance(value, list):
-        for item in value:
-            scrub(item, mask)
+        for index, item in enumerate(value):
+            if isinstance(item, str):
+                value[index] = mask(item)
+            else:
+                scrub(item, mask)
         return
     if not dataclasses.is_dataclass(value) or isinstance(value, type):
         return

@@ -1,8 +1,13 @@
-"""Running many scenarios: in order or in parallel, with Ctrl-C/SIGTERM turned into a clean stop.
+"""Running many scenarios, in order or in parallel, and every way a run can end.
 
-Each scenario has its own session and variables, so they can run on threads. Results keep the
-order of the scenario list whatever the finishing order, so console output and JUnit files are
-deterministic. The first interruption lets `finally` steps run (bounded); a second stops at once.
+Every scenario runs on a worker thread, also with `--jobs 1`: the main thread only waits and prints,
+so a signal handler never raises into engine code half-way through recording a result. A signal
+pulls the run's `Stop` instead (runner/abort.py), which stops every running scenario's current step
+(a request in flight, an upload, a poll's sleep) and lets its `finally` steps run, bounded. A second
+signal abandons the cleanups; a scenario that does not answer it within GRACE seconds (blocked
+where nothing can wake it, such as a connection being opened) is left behind with a record of
+what may remain. Results keep the order of the scenario list whatever the finishing order, so
+console output and JUnit files are deterministic.
 """
 
 from __future__ import annotations
@@ -11,14 +16,24 @@ import signal
 import threading
 import time
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor, wait
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Protocol
 
-from .engine import Engine, Interrupted
+from .abort import Stop
+from .engine import Engine
 from .errors import relative_display
 from .model import Scenario
-from .results import Outcome, RunResult, ScenarioResult, StepResult
+from .results import RunResult, ScenarioResult, StepResult
+
+GRACE = 2.0  # after a second signal: how long scenarios get to record their abandoned cleanup
+_TICK = 0.25  # the main thread looks at the switch this often; workers wake it when they end
+
+CAUSES = {
+    "SIGINT": "interrupted (Ctrl-C or SIGINT)",
+    "SIGTERM": "interrupted (SIGTERM)",
+    "SIGHUP": "interrupted (SIGHUP: the terminal was closed)",
+}
 
 
 class Listener(Protocol):
@@ -32,20 +47,45 @@ class Listener(Protocol):
 
 
 @contextmanager
-def _sigterm_as_interrupt() -> Iterator[None]:
-    """CI systems cancel jobs with SIGTERM: treat it like Ctrl-C so cleanup and reports happen."""
+def signals_handled(stop: Stop) -> Iterator[Stop]:
+    """SIGINT, SIGTERM and SIGHUP (the console is gone) all end a run the same way.
+
+    While scenarios run, a signal pulls `stop`: each running step is stopped and cleanup runs;
+    the next one abandons the cleanups. While loading (nothing sent yet) a signal stops at once.
+    While the reports are written, the first one only makes the exit code 130, so that the reports
+    of a cancelled job still appear; a second one stops the writing.
+
+    An inherited SIG_IGN for SIGINT or SIGHUP is honoured: whoever started the run (nohup, a
+    background job of a non-interactive shell) asked that the terminal not stop it. SIGTERM is
+    always handled, whatever was inherited, so there is always a clean way to stop a run.
+    """
     if threading.current_thread() is not threading.main_thread():
-        yield
+        yield stop
         return
 
     def handler(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt
+        if stop.phase == "running":
+            stop.pull(CAUSES.get(signal.Signals(signum).name, "interrupted"))
+        elif stop.phase == "reporting":
+            stop.late += 1
+            if stop.late > 1:
+                raise KeyboardInterrupt
+        else:
+            raise KeyboardInterrupt
 
-    previous = signal.signal(signal.SIGTERM, handler)
+    previous = {}
+    for name in ("SIGINT", "SIGTERM", "SIGHUP"):
+        signum = getattr(signal, name, None)
+        if signum is None:  # Windows: no SIGHUP
+            continue
+        if name != "SIGTERM" and signal.getsignal(signum) == signal.SIG_IGN:
+            continue
+        previous[signum] = signal.signal(signum, handler)
     try:
-        yield
+        yield stop
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for signum, old in previous.items():
+            signal.signal(signum, old)
 
 
 def _new_result(scenario: Scenario) -> ScenarioResult:
@@ -53,90 +93,122 @@ def _new_result(scenario: Scenario) -> ScenarioResult:
 
 
 def run_all(
-    engine: Engine, scenarios: list[Scenario], console: Listener, jobs: int = 1, fail_fast: bool = False
+    engine: Engine,
+    scenarios: list[Scenario],
+    console: Listener,
+    jobs: int = 1,
+    fail_fast: bool = False,
+    stop: Stop | None = None,
 ) -> RunResult:
+    """Run the scenarios; never raises for a bug of ours (it lands in `internal_errors`, the
+    reports are still written). Ctrl-C arriving here as KeyboardInterrupt (no handler installed)
+    pulls `stop` like a handled signal; another BaseException does too, and is raised again once
+    the cleanups ran."""
+    stop = stop if stop is not None else Stop()
     run = RunResult()
     started = time.perf_counter()
-    with _sigterm_as_interrupt():
-        try:
-            if jobs <= 1:
-                _sequential(engine, scenarios, console, run, fail_fast)
-            else:
-                _parallel(engine, scenarios, console, run, jobs, fail_fast)
-        except (KeyboardInterrupt, Interrupted):
-            run.interrupted = True
-    run.duration = time.perf_counter() - started
+    stop.phase = "running"
+    try:
+        _run(engine, scenarios, console, run, max(jobs, 1), fail_fast, stop)
+    except Exception as exc:  # a bug in the scheduler itself
+        run.internal_errors.append(f"{type(exc).__name__}: {exc}")
+    finally:
+        stop.phase = "reporting"
+        run.interrupted = run.interrupted or stop.pulls > 0 or any(r.interrupted for r in run.scenarios)
+        run.duration = time.perf_counter() - started
     return run
 
 
-def _sequential(engine: Engine, scenarios: list[Scenario], console: Listener, run: RunResult, fail_fast: bool) -> None:
-    for scenario in scenarios:
-        result = _new_result(scenario)
-        run.scenarios.append(result)
-        console.scenario_started(result)
-        try:
-            engine.run(scenario, result, on_step=lambda _r, step: console.step_done(step))
-        finally:
-            console.scenario_done(result)
-        if fail_fast and not result.passed:
-            break
-
-
-def _parallel(
-    engine: Engine, scenarios: list[Scenario], console: Listener, run: RunResult, jobs: int, fail_fast: bool
+def _run(
+    engine: Engine,
+    scenarios: list[Scenario],
+    console: Listener,
+    run: RunResult,
+    jobs: int,
+    fail_fast: bool,
+    stop: Stop,
 ) -> None:
-    cancel = threading.Event()  # Ctrl-C: running scenarios stop after their current step
-    stop_new = threading.Event()  # --fail-fast: running scenarios finish, no new ones start
+    live = jobs == 1  # one scenario at a time: its steps are printed as they end
     results = [_new_result(s) for s in scenarios]
-    run.scenarios.extend(results)
-
-    started: set[int] = set()
+    begun = [False] * len(scenarios)
+    stop_new = threading.Event()  # --fail-fast: running scenarios finish, no new ones start
+    wake = threading.Event()  # a worker ended
 
     def work(index: int) -> None:
-        if cancel.is_set() or stop_new.is_set():
-            return
-        started.add(index)
         try:
-            engine.run(scenarios[index], results[index], cancel=cancel)
-        except Interrupted:
-            pass
-        if fail_fast and not results[index].passed:
-            stop_new.set()
+            if stop.pulls or stop_new.is_set():
+                return
+            begun[index] = True
+            result = results[index]
+            if live:
+                console.scenario_started(result)
+            try:
+                on_step = (lambda _r, step: console.step_done(step)) if live else None
+                engine.run(scenarios[index], result, on_step=on_step, stop=stop)
+            except Exception as exc:  # a bug of ours: the scenario's cleanup has run
+                run.internal_errors.append(f"{type(exc).__name__}: {exc}")
+            except BaseException:  # an interruption, recorded in the result
+                pass
+            finally:
+                if live:
+                    console.scenario_done(result)
+            if fail_fast and not result.passed:
+                stop_new.set()
+        finally:
+            wake.set()
 
     pool = ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="scenario")
     futures = [pool.submit(work, i) for i in range(len(scenarios))]
     printed = 0
+    raised: BaseException | None = None
+    second: float | None = None  # when the second interruption came
     try:
-        for index, future in enumerate(futures):
-            future.result()
-            console.scenario_block(results[index])
-            printed = index + 1
-    except KeyboardInterrupt:
-        cancel.set()  # running scenarios stop after their current step and run their cleanup
-        for future in futures:
-            future.cancel()
-        try:
-            wait(futures)
-        except KeyboardInterrupt:
-            run.abandoned = True  # a second Ctrl-C: do not wait for requests in flight
-            for index in sorted(started):
-                if not futures[index].done():
-                    results[index].interrupted = True
-                    results[index].steps.append(
-                        StepResult(
-                            "(abandoned)",
-                            relative_display(scenarios[index].path),
-                            Outcome.ERROR,
-                            error="interrupted twice: abandoned during a request; its cleanup did not run",
-                        )
-                    )
-        for result in results[printed:]:
-            if result.steps:
-                console.scenario_block(result)
-        run.scenarios[:] = [r for r in results if r.steps]
-        raise
+        while printed < len(futures):
+            try:
+                wake.clear()
+                while printed < len(futures) and futures[printed].done():
+                    failure = futures[printed].exception()
+                    if failure is not None:  # the console itself failed
+                        run.internal_errors.append(f"{type(failure).__name__}: {failure}")
+                    if not live and begun[printed]:
+                        console.scenario_block(results[printed])
+                    printed += 1
+                if printed == len(futures):
+                    break
+                if stop.pulls > 1:
+                    second = second or time.monotonic()
+                    if time.monotonic() - second > GRACE:
+                        _abandon(stop, run, results, begun, printed, console, live)
+                        break
+                wake.wait(_TICK)
+            except BaseException as exc:  # not a handled signal: KeyboardInterrupt, a test's watchdog
+                raised = raised or exc
+                cause = f"interrupted by {type(exc).__name__}: {exc}".rstrip(": ")
+                stop.pull(CAUSES["SIGINT"] if isinstance(exc, KeyboardInterrupt) else cause)
     finally:
         pool.shutdown(wait=not run.abandoned, cancel_futures=True)
-    run.scenarios[:] = [r for r in results if r.steps]
-    if any(r.interrupted for r in results):
-        run.interrupted = True
+        run.scenarios[:] = [r for i, r in enumerate(results) if begun[i]]
+    if raised is not None and not isinstance(raised, KeyboardInterrupt):
+        raise raised
+
+
+def _abandon(
+    stop: Stop,
+    run: RunResult,
+    results: list[ScenarioResult],
+    begun: list[bool],
+    printed: int,
+    console: Listener,
+    live: bool,
+) -> None:
+    """Leave behind the scenarios that did not answer the second interruption."""
+    run.abandoned = True
+    left = [scenario.abandon() for scenario in stop.running()]
+    if live:  # its other steps were printed as they ended
+        for result in left:
+            console.step_done(result.steps[-1])
+            console.scenario_done(result)
+        return
+    for index in range(printed, len(results)):
+        if begun[index]:
+            console.scenario_block(results[index])

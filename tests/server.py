@@ -114,6 +114,9 @@ class Handler(BaseHTTPRequestHandler):
 
     def _dispatch(self) -> None:
         url = urlparse(self.path)
+        if url.path == "/fault/slow-upload":
+            self._slow_upload(url.query)
+            return
         body = self._body()
         self.query = parse_qs(url.query)
         self.server.state.requests.append(
@@ -137,6 +140,28 @@ class Handler(BaseHTTPRequestHandler):
             route(parts[1:], body)
         except (BrokenPipeError, ConnectionResetError):
             pass
+
+    def _slow_upload(self, query: str) -> None:
+        """Reads the body at about 2.5 MB/s and records as it goes (`length` so far, `complete`):
+        a test can tell an upload that was stopped from one that ran to its end."""
+        total = int(self.headers.get("Content-Length") or 0)
+        entry: dict[str, Any] = {"method": self.command, "path": "/fault/slow-upload", "query": query}
+        entry.update(headers=dict(self.headers), length=0, total=total, complete=False, md5=None, body=None)
+        self.server.state.requests.append(entry)
+        try:
+            while entry["length"] < total:
+                chunk = self.rfile.read1(min(256 * 1024, total - entry["length"]))
+                if not chunk:
+                    break
+                entry["length"] += len(chunk)
+                time.sleep(0.1)
+        except OSError:
+            pass
+        if entry["length"] < total:
+            self.close_connection = True
+            return
+        entry["complete"] = True
+        self._send(201, {"length": total})
 
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = _dispatch
 

@@ -93,3 +93,39 @@ def test_xdist_spreads_scenarios_over_processes(pytester: pytest.Pytester, serve
     result = pytester.runpytest_subprocess("-n", "2", "-p", "no:benchmark")
     result.assert_outcomes(passed=4)
     assert len([r for r in served.state.requests if r["method"] == "POST"]) == 4
+
+
+HANGING = """
+name: Slow image
+vars: {base: "{{ env.SR_BASE }}"}
+defaults:
+  headers: {X-Auth-Token: "{{ env.SR_TOKEN }}"}
+steps:
+  - name: Create
+    request: {method: POST, url: "{{ base }}/images", json: {name: timed-out}}
+    capture: {image_id: "{{ response.json.id }}"}
+  - name: Wait for it
+    request: {url: "{{ base }}/fault/hang?seconds=60"}
+  - name: Never
+    request: {url: "{{ base }}/images"}
+finally:
+  - name: Delete
+    request: {method: DELETE, url: "{{ base }}/images/{{ image_id }}"}
+"""
+
+
+def test_pytest_timeout_in_a_step_still_runs_the_cleanup(pytester: pytest.Pytester, served: TestServer) -> None:
+    """pytest-timeout raises pytest's Failed (a BaseException) into the running step: the engine
+    records the step as interrupted, runs `finally`, and the failure names the step and the cause.
+    (Its thread method ends the whole process instead: nothing can clean up after that.)"""
+    pytest.importorskip("pytest_timeout")
+    write(pytester, **{"a.scenario.yaml": HANGING})
+    result = pytester.runpytest_subprocess("-p", "no:benchmark", "--timeout", "2", "--timeout-method=signal")
+    result.assert_outcomes(failed=1)
+    text = result.stdout.str()
+    assert "interrupted: Wait for it (Failed: Timeout" in text, text
+    assert "SKIPPED Never (skipped: interrupted)" in text
+    created = [r for r in served.state.requests if r["method"] == "POST"]
+    deleted = [r for r in served.state.requests if r["method"] == "DELETE"]
+    assert len(created) == 1 and len(deleted) == 1  # the image did not stay on the server
+    assert deleted[0]["path"].startswith("/images/") and served.state.images == {}
