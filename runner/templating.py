@@ -5,13 +5,18 @@ them. Rendering keeps native types (`"{{ size }}"` gives an int, not "123") but 
 type from text: a single expression returns its value as is, text around expressions gives a
 string. A missing variable is an error naming it, never an empty string. The sandbox refuses
 attribute tricks such as `''.__class__`.
+
+Whatever can be known from the text is refused when the scenario is loaded, so that `validate`
+catches it: Python internals (`__class__`), filters and tests that do not exist, also when they are
+named in a string (`select('match')`, `map('nofilter')`), which Jinja only notices when the filter
+runs (or never, on an empty list).
 """
 
 from __future__ import annotations
 
 import difflib
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from itertools import chain, islice
 from types import GeneratorType
 from typing import Any
@@ -112,6 +117,7 @@ class Template:
         try:
             ast = ENV.parse(source)
             _reject_internals(ast, source, loc)
+            _reject_unknown_names(ast, source, loc)
             self.names = frozenset(meta.find_undeclared_variables(ast))
             code = ENV.compile(ast)
             tmpl = ENV.template_class.from_code(ENV, code, ENV.make_globals(None))
@@ -194,6 +200,72 @@ def _reject_internals(ast: nodes.Template, source: str, loc: Location) -> None:
     )
 
 
+# Filters that take the name of a test or of a filter as a string argument, and its position.
+_NAMED_IN_STRINGS = {"select": ("test", 0), "reject": ("test", 0), "selectattr": ("test", 1), "rejectattr": ("test", 1)}
+_NAMED_IN_STRINGS["map"] = ("filter", 0)
+
+
+def _named_callables(ast: nodes.Template) -> Iterator[tuple[nodes.Node, str, str, str | None]]:
+    """(node, 'filter' or 'test', name, the filter naming it in a string or None) for every filter
+    and test a template uses. `x is filter('upper')` / `is test(...)` only ask whether one exists."""
+    for node in ast.find_all((nodes.Filter, nodes.Test)):
+        kind = "filter" if isinstance(node, nodes.Filter) else "test"
+        yield node, kind, node.name, None
+        named = _NAMED_IN_STRINGS.get(node.name) if kind == "filter" else None
+        if named and len(node.args) > named[1]:
+            arg = node.args[named[1]]
+            if isinstance(arg, nodes.Const) and isinstance(arg.value, str):
+                yield node, named[0], arg.value, node.name
+
+
+def _reject_unknown_names(ast: nodes.Template, source: str, loc: Location) -> None:
+    """Jinja checks a filter's name when it compiles `x | name` outside an `{% if %}`; inside one,
+    and for a name given as a string (`select('match')`), only when it runs, or never (an empty list
+    selects nothing). Check them all here, located, with a suggestion."""
+    for node, kind, name, via in _named_callables(ast):
+        known = ENV.filters if kind == "filter" else ENV.tests
+        if name in known:
+            continue
+        if via:
+            pattern = rf"\b{via}\s*\((?:[^'\"]|'[^']*'|\"[^\"]*\")*?(['\"])({re.escape(name)})\1"
+        elif kind == "filter":
+            pattern = rf"(?:\||{{%-?\s*filter\s)\s*({re.escape(name)})\b"
+        else:
+            pattern = rf"\bis\s+(?:not\s+)?({re.escape(name)})\b"
+        message = f"unknown {kind} '{name}'" + (f", named in {via}(...)" if via else "")
+        raise ScenarioFormatError(message, _located(loc, source, node.lineno, pattern), _unknown_hint(kind, name))
+
+
+def _unknown_hint(kind: str, name: str) -> str:
+    known = sorted(n for n in (ENV.filters if kind == "filter" else ENV.tests) if n.isidentifier())
+    close = difflib.get_close_matches(name, known, n=1)
+    if close:
+        return f"did you mean '{close[0]}'?"
+    if kind == "filter":
+        common = "default, length, lower, upper, replace, join, tojson, jmespath"
+        return f"filters include {common}; see https://jinja.palletsprojects.com/en/stable/templates/#list-of-builtin-filters"
+    return f"Jinja's tests are {', '.join(known)}"
+
+
+def _located(loc: Location, source: str, lineno: int, pattern: str) -> Location:
+    """The location of the last group of `pattern` on line `lineno` of the template: the exact
+    column where the file spells the template out, else the line."""
+    lines = source.split("\n")
+    text = lines[lineno - 1] if 0 < lineno <= len(lines) else ""
+    found = re.search(pattern, text)
+    if found is None:
+        return _template_line(loc, lineno)
+    column = found.start(found.lastindex or 0)
+    if lineno <= 1:
+        return loc.within(source, column)
+    at = _template_line(loc, lineno)
+    file_line = at.source_line()
+    stripped = text.lstrip()
+    if file_line is not None and stripped and file_line[at.col - 1 :].startswith(stripped):
+        return Location(at.path, at.line, at.col + column - (len(text) - len(stripped)))
+    return at
+
+
 def _reject_undefined(result: Any) -> None:
     """Native rendering returns objects without str(): an Undefined would slip through silently."""
     if isinstance(result, jinja2.Undefined):
@@ -225,10 +297,6 @@ def _template_line(loc: Location, lineno: int) -> Location:
 
 def _syntax_position(source: str, message: str) -> int | None:
     """Where in a one-line template a syntax error most likely is, from Jinja's message."""
-    named = re.search(r"No (?:filter|test) named '([^']+)'", message)
-    if named:
-        found = re.search(rf"(?:\||\bis\s+(?:not\s+)?)\s*({re.escape(named.group(1))})\b", source)
-        return found.start(1) if found else None
     block = re.search(r"innermost block that needs to be closed is '(\w+)'", message)
     if block:
         starts = [m.start() for m in re.finditer(rf"{{%-?\s*{block.group(1)}\b", source)]
@@ -253,15 +321,6 @@ def _syntax_message(message: str) -> str:
 
 
 def _syntax_hint(message: str) -> str | None:
-    if "No filter named" in message:
-        name = message.split("'")[1] if "'" in message else ""
-        close = difflib.get_close_matches(name, list(ENV.filters), n=1)
-        if close:
-            return f"did you mean '{close[0]}'?"
-        common = "default, length, lower, upper, replace, join, tojson, jmespath"
-        return f"filters include {common}; see https://jinja.palletsprojects.com/en/stable/templates/#list-of-builtin-filters"
-    if "No test named" in message:
-        return "see the Jinja2 documentation for the tests available"
     block = re.search(r"innermost block that needs to be closed is '(\w+)'", message)
     if block:
         return f"close it with {{% end{block.group(1)} %}}"
