@@ -4,24 +4,33 @@ Templates are compiled once, when a scenario is loaded, into `Compiled` trees; a
 them. Rendering keeps native types (`"{{ size }}"` gives an int, not "123") but never guesses a
 type from text: a single expression returns its value as is, text around expressions gives a
 string. A missing variable is an error naming it, never an empty string. The sandbox refuses
-attribute tricks such as `''.__class__`.
+attribute tricks such as `''.__class__`, and `templatelimits` bounds what one evaluation may build
+or loop through.
+
+Whatever can be known from the text is refused when the scenario is loaded, so that `validate`
+catches it: Python internals (`__class__`), filters and tests that do not exist, also when they are
+named in a string (`select('match')`, `map('nofilter')`), which Jinja only notices when the filter
+runs (or never, on an empty list), and literal values over the limits (`'a' * 10**10`).
 """
 
 from __future__ import annotations
 
 import difflib
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from itertools import chain, islice
 from types import GeneratorType
 from typing import Any
 
 import jinja2
 from jinja2 import meta, nodes
+from jinja2.compiler import Frame, optimizeconst
 from jinja2.exceptions import SecurityError
 from jinja2.nativetypes import NativeCodeGenerator
+from jinja2.runtime import Context
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
+from . import templatelimits as limits
 from .errors import Location, ScenarioFormatError, UserError
 
 
@@ -30,13 +39,32 @@ class TemplateRenderError(UserError):
 
 
 def _concat(values: Iterable[Any]) -> Any:
+    """The output of a template (or of a macro, a `{% set %}` block): one value as is, else the
+    text, which stops at `limits.MAX_SIZE` characters (a loop printing forever stops there)."""
     head = list(islice(values, 2))
     if not head:
         return ""
     if len(head) == 1:
         return head[0]
     rest = chain(head, values) if isinstance(values, GeneratorType) else values
-    return "".join(str(v) for v in rest)
+    parts: list[str] = []
+    total = 0
+    for value in rest:
+        if type(value) is not str:
+            if limits.text_size(value, limits.MAX_SIZE - total) > limits.MAX_SIZE - total:
+                raise _output_too_large()
+            value = str(value)
+        total += len(value)
+        if total > limits.MAX_SIZE:
+            raise _output_too_large()
+        parts.append(value)
+    return "".join(parts)
+
+
+def _output_too_large() -> limits.TemplateLimitError:
+    return limits.TemplateLimitError(
+        f"the output would be longer than the limit of {limits.MAX_SIZE:,} characters", limits.SIZE_HINT
+    )
 
 
 class _NativeCodeGenerator(NativeCodeGenerator):
@@ -46,10 +74,37 @@ class _NativeCodeGenerator(NativeCodeGenerator):
     def _output_const_repr(self, group: Iterable[Any]) -> str:
         return repr(_concat(list(group)))
 
+    @optimizeconst
+    def visit_Concat(self, node: nodes.Concat, frame: Frame) -> None:
+        """`a ~ b`: through `limits.concat`, which adds up the sizes before joining."""
+        self.write("environment.concat_parts((")
+        for arg in node.nodes:
+            self.visit(arg, frame)
+            self.write(", ")
+        self.write("))")
+
 
 class _Environment(ImmutableSandboxedEnvironment):
+    """The sandbox, with the checks of `templatelimits` on the operations that can grow a value."""
+
     code_generator_class = _NativeCodeGenerator
     concat = staticmethod(_concat)  # type: ignore[assignment]
+    concat_parts = staticmethod(limits.concat)
+    intercepted_binops = limits.BINOPS
+
+    def call_binop(self, context: Context, operator: str, left: Any, right: Any) -> Any:
+        return limits.binop(operator, left, right)
+
+    def call(__self, __context: Context, __obj: Any, *args: Any, **kwargs: Any) -> Any:
+        if not __self.is_safe_callable(__obj):
+            raise SecurityError(f"{__obj!r} is not safely callable")
+        method = getattr(__obj, "__wrapped__", __obj)  # the sandbox wraps str.format
+        owner = getattr(method, "__self__", None)
+        if owner is None:  # a helper, a macro: returns what it returns
+            return __context.call(__obj, *args, **kwargs)
+        args = limits.check_method(method, args, kwargs)
+        name = getattr(method, "__name__", "call")
+        return limits.check_result(f"'{name}'", __context.call(__obj, *args, **kwargs), owner)
 
 
 def _jmespath(value: Any, expression: str) -> Any:
@@ -69,6 +124,9 @@ def _build_environment() -> _Environment:
     env = _Environment(undefined=jinja2.StrictUndefined, autoescape=False, keep_trailing_newline=True)
     env.filters["jmespath"] = _jmespath
     env.filters["required"] = _required
+    env.filters.update(join=limits.join, sum=limits.bounded_sum, tojson=limits.tojson)
+    env.filters = {name: limits.guard_filter(name, func) for name, func in env.filters.items()}
+    env.globals["lipsum"] = limits.lipsum
     return env
 
 
@@ -112,7 +170,10 @@ class Template:
         try:
             ast = ENV.parse(source)
             _reject_internals(ast, source, loc)
+            _reject_unknown_names(ast, source, loc)
+            _reject_literals_over_limits(ast, source, loc)
             self.names = frozenset(meta.find_undeclared_variables(ast))
+            _count_loops(ast)
             code = ENV.compile(ast)
             tmpl = ENV.template_class.from_code(ENV, code, ENV.make_globals(None))
         except jinja2.TemplateSyntaxError as exc:
@@ -129,6 +190,7 @@ class Template:
         _COMPILED[source] = (self.names, tmpl)  # only successes: an error must keep its own location
 
     def render(self, context: Mapping[str, Any]) -> Any:
+        limits.reset()
         try:
             if isinstance(context, Scope):  # globals already in: no copy per render
                 jinja_context = self._tmpl.new_context(context, shared=True)
@@ -144,6 +206,14 @@ class Template:
                 f"template refused by the sandbox: {exc}",
                 self.loc,
                 "templates may read values and call helpers; Python internals are off limits",
+            ) from None
+        except limits.TemplateLimitError as exc:
+            raise TemplateRenderError(
+                f"template over a limit in {self.source!r}: {exc.message}", self.loc, exc.hint
+            ) from None
+        except RecursionError:
+            raise TemplateRenderError(
+                f"template over a limit in {self.source!r}: recursion too deep", self.loc, limits.RECURSION_HINT
             ) from None
         except TemplateRenderError:
             raise
@@ -194,6 +264,154 @@ def _reject_internals(ast: nodes.Template, source: str, loc: Location) -> None:
     )
 
 
+# Filters that take the name of a test or of a filter as a string argument, and its position.
+_NAMED_IN_STRINGS = {"select": ("test", 0), "reject": ("test", 0), "selectattr": ("test", 1), "rejectattr": ("test", 1)}
+_NAMED_IN_STRINGS["map"] = ("filter", 0)
+
+
+def _named_callables(ast: nodes.Template) -> Iterator[tuple[nodes.Node, str, str, str | None]]:
+    """(node, 'filter' or 'test', name, the filter naming it in a string or None) for every filter
+    and test a template uses. `x is filter('upper')` / `is test(...)` only ask whether one exists."""
+    for node in ast.find_all((nodes.Filter, nodes.Test)):
+        kind = "filter" if isinstance(node, nodes.Filter) else "test"
+        yield node, kind, node.name, None
+        named = _NAMED_IN_STRINGS.get(node.name) if kind == "filter" else None
+        if named and len(node.args) > named[1]:
+            arg = node.args[named[1]]
+            if isinstance(arg, nodes.Const) and isinstance(arg.value, str):
+                yield node, named[0], arg.value, node.name
+
+
+def _reject_unknown_names(ast: nodes.Template, source: str, loc: Location) -> None:
+    """Jinja checks a filter's name when it compiles `x | name` outside an `{% if %}`; inside one,
+    and for a name given as a string (`select('match')`), only when it runs, or never (an empty list
+    selects nothing). Check them all here, located, with a suggestion."""
+    for node, kind, name, via in _named_callables(ast):
+        known = ENV.filters if kind == "filter" else ENV.tests
+        if name in known:
+            continue
+        if via:
+            pattern = rf"\b{via}\s*\((?:[^'\"]|'[^']*'|\"[^\"]*\")*?(['\"])({re.escape(name)})\1"
+        elif kind == "filter":
+            pattern = rf"(?:\||{{%-?\s*filter\s)\s*({re.escape(name)})\b"
+        else:
+            pattern = rf"\bis\s+(?:not\s+)?({re.escape(name)})\b"
+        message = f"unknown {kind} '{name}'" + (f", named in {via}(...)" if via else "")
+        raise ScenarioFormatError(message, _located(loc, source, node.lineno, pattern), _unknown_hint(kind, name))
+
+
+def _unknown_hint(kind: str, name: str) -> str:
+    known = sorted(n for n in (ENV.filters if kind == "filter" else ENV.tests) if n.isidentifier())
+    close = difflib.get_close_matches(name, known, n=1)
+    if close:
+        return f"did you mean '{close[0]}'?"
+    if kind == "filter":
+        common = "default, length, lower, upper, replace, join, tojson, jmespath"
+        return f"filters include {common}; see https://jinja.palletsprojects.com/en/stable/templates/#list-of-builtin-filters"
+    return f"Jinja's tests are {', '.join(known)}"
+
+
+def _located(loc: Location, source: str, lineno: int, pattern: str) -> Location:
+    """The location of the last group of `pattern` on line `lineno` of the template: the exact
+    column where the file spells the template out, else the line."""
+    lines = source.split("\n")
+    text = lines[lineno - 1] if 0 < lineno <= len(lines) else ""
+    found = re.search(pattern, text)
+    if found is None:
+        return _template_line(loc, lineno)
+    column = found.start(found.lastindex or 0)
+    if lineno <= 1:
+        return loc.within(source, column)
+    at = _template_line(loc, lineno)
+    file_line = at.source_line()
+    stripped = text.lstrip()
+    if file_line is not None and stripped and file_line[at.col - 1 :].startswith(stripped):
+        return Location(at.path, at.line, at.col + column - (len(text) - len(stripped)))
+    return at
+
+
+class _NotLiteral(Exception):
+    """An expression whose value depends on the run."""
+
+
+_LITERAL_METHODS = frozenset({"center", "ljust", "rjust", "zfill", "expandtabs", "replace", "join", "format"})
+
+
+def _reject_literals_over_limits(ast: nodes.Template, source: str, loc: Location) -> None:
+    """`{{ 'a' * 10**10 }}` is over the limits whatever the run: say so at load time. Only the
+    operations that `templatelimits` bounds are evaluated (with the same checks), on literals."""
+    values: dict[int, Any] = {}
+    limits.reset()
+    for node in ast.find_all((nodes.BinExpr, nodes.Concat, nodes.Filter, nodes.Call)):
+        try:
+            _literal(node, values)
+        except limits.TemplateLimitError as exc:
+            at = _template_line(loc, node.lineno) if node.lineno > 1 else loc
+            raise ScenarioFormatError(f"template over a limit: {exc.message}", at, exc.hint) from None
+        except Exception:  # not a literal, or an error the run will report with its values
+            values[id(node)] = _NotLiteral
+
+
+def _literal(node: nodes.Node, values: dict[int, Any]) -> Any:
+    known = values.get(id(node), values)
+    if known is _NotLiteral:
+        raise _NotLiteral
+    if known is not values:
+        return known
+    value = _evaluate_literal(node, values)
+    values[id(node)] = value
+    return value
+
+
+def _evaluate_literal(node: nodes.Node, values: dict[int, Any]) -> Any:
+    if isinstance(node, nodes.Const):
+        return node.value
+    if isinstance(node, (nodes.List, nodes.Tuple)):
+        items = [_literal(item, values) for item in node.items]
+        return items if isinstance(node, nodes.List) else tuple(items)
+    if isinstance(node, nodes.Neg):
+        return -_literal(node.node, values)
+    if isinstance(node, nodes.BinExpr):
+        left, right = _literal(node.left, values), _literal(node.right, values)
+        if node.operator in limits.BINOPS:
+            return limits.binop(node.operator, left, right)
+        return ENV.binop_table[node.operator](left, right)
+    if isinstance(node, nodes.Concat):
+        return limits.concat(tuple(_literal(part, values) for part in node.nodes))
+    if isinstance(node, (nodes.Filter, nodes.Call)) and not (node.dyn_args or node.dyn_kwargs):
+        args = [_literal(arg, values) for arg in node.args]
+        kwargs = {str(kw.key): _literal(kw.value, values) for kw in node.kwargs if isinstance(kw, nodes.Keyword)}
+        if isinstance(node, nodes.Filter) and node.node is not None:
+            return ENV.call_filter(node.name, _literal(node.node, values), args, kwargs)
+        if isinstance(node, nodes.Call) and isinstance(node.node, nodes.Getattr):
+            owner = _literal(node.node.node, values)
+            if isinstance(owner, (str, bytes)) and node.node.attr in _LITERAL_METHODS:
+                method = getattr(owner, node.node.attr)
+                return method(*limits.check_method(method, tuple(args), kwargs), **kwargs)
+    raise _NotLiteral
+
+
+def _count_loops(ast: nodes.Template) -> None:
+    """Charge every `{% for %}` (and the `loop(...)` calls of a recursive one) to the evaluation's
+    budget of iterations: the iterable goes through `limits.counted`, imported by the compiled code."""
+    wrapped: set[int] = set()
+
+    def counted(expr: nodes.Node, lineno: int) -> nodes.Expr:
+        wrapped.add(id(expr))
+        call = nodes.Call(nodes.ImportedName(limits.LOOP_COUNTER), [expr], [], None, None)
+        call.set_lineno(lineno).set_environment(ENV)
+        return call
+
+    for loop in list(ast.find_all(nodes.For)):
+        loop.iter = counted(loop.iter, loop.lineno)
+        if loop.recursive:
+            for call in list(loop.find_all(nodes.Call)):
+                recurse = isinstance(call.node, nodes.Name) and call.node.name == "loop"
+                first = call.args[0] if call.args else None
+                if recurse and isinstance(first, nodes.Expr) and id(first) not in wrapped:
+                    call.args[0] = counted(first, call.lineno)
+
+
 def _reject_undefined(result: Any) -> None:
     """Native rendering returns objects without str(): an Undefined would slip through silently."""
     if isinstance(result, jinja2.Undefined):
@@ -225,10 +443,6 @@ def _template_line(loc: Location, lineno: int) -> Location:
 
 def _syntax_position(source: str, message: str) -> int | None:
     """Where in a one-line template a syntax error most likely is, from Jinja's message."""
-    named = re.search(r"No (?:filter|test) named '([^']+)'", message)
-    if named:
-        found = re.search(rf"(?:\||\bis\s+(?:not\s+)?)\s*({re.escape(named.group(1))})\b", source)
-        return found.start(1) if found else None
     block = re.search(r"innermost block that needs to be closed is '(\w+)'", message)
     if block:
         starts = [m.start() for m in re.finditer(rf"{{%-?\s*{block.group(1)}\b", source)]
@@ -253,15 +467,6 @@ def _syntax_message(message: str) -> str:
 
 
 def _syntax_hint(message: str) -> str | None:
-    if "No filter named" in message:
-        name = message.split("'")[1] if "'" in message else ""
-        close = difflib.get_close_matches(name, list(ENV.filters), n=1)
-        if close:
-            return f"did you mean '{close[0]}'?"
-        common = "default, length, lower, upper, replace, join, tojson, jmespath"
-        return f"filters include {common}; see https://jinja.palletsprojects.com/en/stable/templates/#list-of-builtin-filters"
-    if "No test named" in message:
-        return "see the Jinja2 documentation for the tests available"
     block = re.search(r"innermost block that needs to be closed is '(\w+)'", message)
     if block:
         return f"close it with {{% end{block.group(1)} %}}"
