@@ -132,8 +132,12 @@ def _check_shape(name: str, path: str | None) -> None:
     try:
         with open(path, encoding="utf-8") as handle:
             data = yaml.safe_load(handle)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark
+        where = Location(path, mark.line + 1, mark.column + 1) if mark else Location(path)
+        raise UsageError(f"--os-cloud {name}: not valid YAML: {exc.problem or exc}", where) from None
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-        raise UsageError(f"--os-cloud {name}: {path} cannot be read as YAML or JSON: {exc}", Location(path)) from None
+        raise UsageError(f"--os-cloud {name}: {path} cannot be read: {exc}", Location(path)) from None
     clouds = data.get("clouds") if isinstance(data, dict) else None
     if not isinstance(clouds, dict):
         raise UsageError(f"--os-cloud {name}: {path} has no `clouds:` mapping", Location(path, 1, 1))
@@ -183,7 +187,11 @@ def _get_one(config: Any, name: str, validate: bool) -> Any:
     try:
         return config.get_one(cloud=name, validate=validate)
     except (exceptions.ConfigException, ksa_exceptions.ClientException) as exc:
-        raise UsageError(f"--os-cloud {name}: {exc}", Location(str(config.config_filename))) from None
+        raise UsageError(
+            f"--os-cloud {name}: {exc}",
+            Location(str(config.config_filename)),
+            "check the cloud's auth_type and its auth: options (secrets may be in secure.yaml)",
+        ) from None
 
 
 def load_cloud(name: str) -> Cloud:
@@ -203,7 +211,7 @@ def _load_cloud(name: str) -> Cloud:
             f"scenario-runner logs in with {', '.join(SUPPORTED_AUTH_TYPES)}",
             Location(str(config.config_filename)),
             "create an application credential (openstack application credential create NAME) and use "
-            "auth_type: v3applicationcredential, or log in with the CLI and use auth_type: v3token",
+            "auth_type: v3applicationcredential, or a token (openstack token issue) with auth_type: v3token",
         )
     region = _get_one(config, name, validate=True)  # keystoneauth's own check of the options
     return _to_cloud(name, region)
