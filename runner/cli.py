@@ -351,6 +351,11 @@ def _run_scenarios(args: argparse.Namespace, out: TextIO, err: TextIO, stop: Sto
     from .report.console import ConsoleReport
     from .schedule import run_all
 
+    cloud = None
+    if args.os_cloud:  # read before anything is set up: a bad cloud is exit 2, nothing sent
+        from .clouds import load_cloud
+
+        cloud = load_cloud(args.os_cloud)
     options = RunOptions(
         cli_vars=cli_vars,
         timeout=args.timeout,
@@ -359,10 +364,10 @@ def _run_scenarios(args: argparse.Namespace, out: TextIO, err: TextIO, stop: Sto
         keep_exchanges=args.verbose > 0,
     )
     services = RunServices(policy)
-    if args.os_cloud:
-        from .clouds import cloud_environment
-
-        services.environ.update(cloud_environment(args.os_cloud))
+    if cloud is not None:
+        cloud.apply(services.environ)
+        if not (args.cacert or args.insecure):  # the command line wins over clouds.yaml
+            options.cacert, options.insecure = cloud.cacert, cloud.insecure
     engine = Engine(services, args.redactor, options)
     console = ConsoleReport(out, verbosity=-1 if args.quiet else args.verbose)
     if console.wants_live and args.jobs == 1:

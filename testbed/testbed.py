@@ -366,12 +366,15 @@ def provision():
 
 
 def write_openrc():
-    """Shell file for the runner and humans: admin credentials plus a non-admin demo user."""
+    """Shell file for the runner and humans: admin credentials plus a non-admin demo user.
+
+    The scenarios carry no built-in credentials: every OS_* the login fragment
+    (scenarios/common/keystone-token.yaml) reads for password auth is written here."""
     pw = passwords()
-    values = {"OS_AUTH_URL": f"{KEYSTONE_URL}/v3", "OS_USERNAME": "admin",
+    values = {"OS_AUTH_TYPE": "password", "OS_AUTH_URL": f"{KEYSTONE_URL}/v3", "OS_USERNAME": "admin",
               "OS_PASSWORD": pw["admin"], "OS_PROJECT_NAME": "admin",
               "OS_USER_DOMAIN_ID": "default", "OS_PROJECT_DOMAIN_ID": "default",
-              "OS_REGION_NAME": REGION, "OS_IDENTITY_API_VERSION": "3",
+              "OS_REGION_NAME": REGION, "OS_INTERFACE": "public", "OS_IDENTITY_API_VERSION": "3",
               "OS_DEMO_USERNAME": "demo", "OS_DEMO_PASSWORD": pw["demo"],
               "OS_DEMO_PROJECT_NAME": "demo"}
     OPENRC.write_text("".join(f"export {k}={shlex.quote(v)}\n" for k, v in values.items()))
