@@ -28,7 +28,8 @@ tutorial: venv testbed-start
 	  $(BIN)/scenario-runner run scenarios/glance/ --junit reports/junit.xml
 
 test: venv testbed-start
-	$(BIN)/python -m pytest tests
+	set -a && . .testbed/openrc && set +a && \
+	  $(BIN)/python -m pytest tests
 
 lint: venv
 	$(BIN)/ruff check runner tests && $(BIN)/ruff format --check runner tests && $(BIN)/mypy
