@@ -33,7 +33,7 @@ def check_url(url: str, loc: Location) -> None:
     elif found.group(1).lower() in SENT_SCHEMES:
         return
     else:
-        problem = f"url {url!r} is a {found.group(1)}: URL"
+        problem = f"url {url!r} uses the {found.group(1)}: scheme"
     raise ScenarioFormatError(
         f"{problem}; the runner sends http:// and https:// requests only",
         loc,
@@ -72,8 +72,7 @@ def _compile_jmespath(expression: str, template: Template, lineno: int) -> None:
         raise ScenarioFormatError(
             f"invalid JMESPath expression {expression!r}: {detail}",
             _position_in_template(template, expression, position, lineno),
-            "JMESPath syntax: https://jmespath.org/tutorial.html, "
-            "e.g. jmespath('images[?status==`active`].id'); literals go in backquotes",
+            "JMESPath syntax: https://jmespath.org/tutorial.html, e.g. jmespath('images[?size > `1024`].id')",
         ) from None
 
 

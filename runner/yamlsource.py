@@ -18,6 +18,7 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from .errors import Location, ScenarioFormatError, relative_display
 from .yamllimits import (
+    MAX_CHARS,
     MAX_DEPTH,
     ExpansionTooLarge,
     check_characters,
@@ -194,13 +195,15 @@ class _Direct(_Located):
         new_location = tuple.__new__  # a Location without NamedTuple's Python-level __new__: one per key and value
         aliased: dict[int, Any] = {}  # a node met twice is an alias: it yields the same object
         met_alias = False
+        text_built = 0  # characters of strings built: more than the file holds only through aliases
 
         def build(node: Node, depth: int) -> Any:
-            nonlocal met_alias
+            nonlocal met_alias, text_built
             tag = node.tag
             cls = node.__class__
             if cls is ScalarNode:
                 if tag == _TAG + "str":
+                    text_built += len(node.value)
                     return node.value
                 if tag in _PLAIN_SCALARS:
                     return scalar_constructors[tag](self, node)
@@ -253,7 +256,7 @@ class _Direct(_Located):
             return result
 
         data = build(root, 1)
-        if met_alias:  # only aliases make the built data larger or deeper than the text
+        if met_alias or text_built > MAX_CHARS:  # only aliases make the data larger or deeper than the text
             check_graph(root, path)
         return data
 
