@@ -136,10 +136,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _positive(text: str) -> float:
+    import math
+
     try:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not math.isfinite(value):  # inf would wait forever, nan fails every comparison: an internal error later
+        raise argparse.ArgumentTypeError(f"{text!r} is not a finite number of seconds")
     if not value > 0:
         raise argparse.ArgumentTypeError(f"{text!r}: must be more than 0 seconds")
     return value

@@ -8,6 +8,7 @@ the CLI, the pytest plugin and the reports each render it their own way.
 from __future__ import annotations
 
 import os
+import stat
 from functools import lru_cache
 from pathlib import Path
 from typing import NamedTuple
@@ -31,7 +32,7 @@ class Location(NamedTuple):
 
     def source_line(self) -> str | None:
         """The quoted line, read lazily so errors stay cheap until someone prints them."""
-        if self.line <= 0:
+        if self.line <= 0 or not _quotable(self.path):
             return None
         try:
             with open(self.path, "rb") as fh:
@@ -65,6 +66,25 @@ class Location(NamedTuple):
 _LINE_LIMIT = 64 * 1024  # bytes of a line kept for quoting
 
 
+def _quotable(path: str) -> bool:
+    """Only regular files with a size are quoted: opening a FIFO to read it again would block, and
+    a /proc file (size 0) such as /proc/self/environ would print the process's environment."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return False
+    return stat.S_ISREG(st.st_mode) and st.st_size > 0
+
+
+# Control characters shown as their Unicode "control pictures" (NUL -> U+2400), one column each, so
+# a quoted line cannot move the cursor or ring the terminal and the caret stays under its column.
+_VISIBLE = {
+    **{code: 0x2400 + code for code in range(0x20) if code != 0x09},
+    0x7F: 0x2421,
+    **dict.fromkeys(range(0x80, 0xA0), 0xFFFD),  # C1 controls: some terminals obey them too
+}
+
+
 class UserError(Exception):
     """A mistake in what the user gave us (a scenario, an option, a file): exit code 2."""
 
@@ -81,7 +101,7 @@ class UserError(Exception):
         if self.location is not None:
             text = self.location.source_line()
             if text is not None:
-                text, col = _window(text, self.location.col)
+                text, col = _window(text.translate(_VISIBLE), self.location.col)
                 number = f"{self.location.line:>4} | "
                 lines.append(number + text)
                 if col > 0:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import difflib
 import hashlib
 import json
+import math
 from collections.abc import Callable
 from functools import cache
 from importlib import resources
@@ -194,6 +195,7 @@ _EMPTY_HINTS = {
 _NUMBER_HINTS = {
     "timeout": "a number of seconds without quotes, e.g. timeout: 10",
     "interval": "a number of seconds without quotes, e.g. interval: 2",
+    "max_body": "a number of bytes, e.g. max_body: 1048576",
 }
 _STATUS_HINT = "e.g. status: 200, status: [200, 204] or status: 2xx"
 
@@ -296,13 +298,87 @@ def check_structure(data: Any, fallback: Location, definition: str | None = None
             hint,
         )
     if _gate(definition)(data):
+        _check_finite(data, definition)
         return
     errors = list(_validator(definition).iter_errors(data))
     if not errors:
+        _check_finite(data, definition)
         return
     err = _first_error(errors, data, fallback)
     message, detail = _message(err, data)
     raise ScenarioFormatError(message, _location(err, data, fallback), detail)
+
+
+@cache
+def _number_paths(definition: str | None) -> tuple[tuple[str, ...], ...]:
+    """Where the format takes a number (timeouts, intervals, sizes), from the schema: ('steps', '*',
+    'poll', 'timeout'), ... with '*' for any item or key. JSON Schema has no way to say "finite",
+    and YAML's .inf and .nan are numbers, so this is checked next to it, for every number the
+    format takes, present and future."""
+    schema = format_schema()
+    root = schema["$defs"][definition] if definition is not None else schema
+    found: set[tuple[str, ...]] = set()
+
+    def walk(node: Any, path: tuple[str, ...]) -> None:
+        if not isinstance(node, dict):
+            return
+        ref = node.get("$ref")
+        if isinstance(ref, str) and ref.startswith("#/$defs/"):
+            walk(schema["$defs"][ref[len("#/$defs/") :]], path)
+        if node.get("type") in ("number", "integer"):
+            found.add(path)
+        for key, sub in node.get("properties", {}).items():
+            walk(sub, (*path, key))
+        for key in ("additionalProperties", "items"):
+            walk(node.get(key), (*path, "*"))
+        for key in ("anyOf", "oneOf", "allOf"):
+            for sub in node.get(key, []):
+                walk(sub, path)
+        for key in ("then", "else"):  # both branches: their keys do not overlap in the format
+            walk(node.get(key), path)
+
+    walk(root, ())
+    return tuple(sorted(found))
+
+
+_YAML_SPELLING = {"inf": ".inf", "-inf": "-.inf", "nan": ".nan"}
+
+
+def _check_finite(data: Any, definition: str | None) -> None:
+    """Refuse .inf/.nan where the format takes a number: `timeout: .nan` would pass the schema and
+    then fail the run with an internal error (or wait forever, for .inf)."""
+    bad = [
+        (location_of(parent, key, getattr(parent, "loc", Location("<string>"))), where, parent[key])
+        for path in _number_paths(definition)
+        for parent, key, where in _places(data, path, [])
+        if isinstance(parent[key], float) and not math.isfinite(parent[key])
+    ]
+    if bad:
+        loc, where, value = min(bad, key=lambda item: (item[0].line, item[0].col))  # the first in the file
+        raise ScenarioFormatError(
+            f"{_where(where)} must be a finite number, not {_YAML_SPELLING[str(value)]}",
+            loc,
+            _NUMBER_HINTS.get(str(where[-1]), "write a number such as 10"),
+        )
+
+
+def _places(node: Any, path: tuple[str, ...], where: list[Any]) -> list[tuple[Any, Any, list[Any]]]:
+    """(container, key, path so far) of each value that `path` reaches in `node`."""
+    head, rest = path[0], path[1:]
+    if head == "*":
+        if isinstance(node, list):
+            keys: list[Any] = list(range(len(node)))
+        elif isinstance(node, dict):
+            keys = list(node)
+        else:
+            return []
+    elif isinstance(node, dict) and head in node:
+        keys = [head]
+    else:
+        return []
+    if not rest:
+        return [(node, key, [*where, key]) for key in keys]
+    return [place for key in keys for place in _places(node[key], rest, [*where, key])]
 
 
 def _empty_message(path: str) -> str:

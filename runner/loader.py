@@ -17,6 +17,7 @@ from typing import Any
 from .errors import Location, ScenarioFormatError, UserError, relative_display
 from .files import ALGORITHMS, FilePolicy
 from .formatcheck import check_structure
+from .literals import check_jmespath, check_secrets, check_url
 from .model import (
     DEFAULT_MAX_BODY,
     Defaults,
@@ -32,6 +33,7 @@ from .model import (
 from .redact import MASK, is_secret_name
 from .schemafiles import build_validator
 from .templating import Compiled, Template, compile_value, is_template
+from .yamllimits import MAX_DEPTH
 from .yamlsource import LocDict, LocList, load_yaml
 
 SCENARIO_SUFFIX = ".scenario.yaml"
@@ -95,6 +97,14 @@ class Loader:
 
     def load(self, path: Path) -> list[Scenario]:
         """One scenario, or one per matrix row."""
+        try:
+            return self._load(path)
+        except RecursionError:  # whatever bound was missed: a located message, never a traceback
+            raise ScenarioFormatError(
+                "nested too deeply to be loaded", Location(relative_display(path), 1, 1), _NESTING_HINT
+            ) from None
+
+    def _load(self, path: Path) -> list[Scenario]:
         shown = relative_display(path)
         self.policy.inputs.add(path)  # an input of the run: no report may replace it
         data = load_yaml(str(path))
@@ -104,6 +114,7 @@ class Loader:
         secrets = set(data.get("secrets", []))
         vars_ = self._vars(data.get("vars"))
         state = _BuildState(resolved, secrets)
+        state.declare_secrets(data)
         steps = self._steps(data["steps"], base, (), state)
         finally_steps = self._steps(data.get("finally", LocList()), base, (), state)
         scenario = Scenario(
@@ -121,9 +132,13 @@ class Loader:
         matrix = data.get("matrix")
         rows: list[LocDict] = list(matrix) if matrix else []
         row_names = {k for row in rows for k in row}
-        compiled_rows = [{k: compile_value(v, row.value_loc(k)) for k, v in row.items()} for row in rows]
+        compiled_rows = [{k: _compile(v, row.value_loc(k)) for k, v in row.items()} for row in rows]
         templates = _all_templates(scenario) + [t for r in compiled_rows for c in r.values() for t in c.templates()]
         self._check_names(scenario, templates, state.captures | row_names)
+        check_jmespath(templates)
+        scope_names = {v.name for step in (*steps, *finally_steps) for v in step.scope}
+        assigned = self.extra_vars | state.captures | row_names | {n for n, _ in vars_} | scope_names
+        check_secrets(state.secret_uses, assigned)
         used = {name for t in templates for name in t.names}
         scenario.digest_algorithms = frozenset(used & set(ALGORITHMS))
         if not rows:
@@ -148,7 +163,7 @@ class Loader:
                     data.key_loc(name),
                     "use letters, digits and underscores, not starting with a digit",
                 )
-            out.append((name, compile_value(value, data.value_loc(name))))
+            out.append((name, _compile(value, data.value_loc(name))))
         return out
 
     def _defaults(self, data: LocDict | None) -> Defaults:
@@ -170,7 +185,7 @@ class Loader:
         return {
             k: None
             if v is None
-            else compile_value(
+            else _compile(
                 v if isinstance(v, str) else str(v).lower() if isinstance(v, bool) else str(v), data.value_loc(k)
             )
             for k, v in data.items()
@@ -206,6 +221,7 @@ class Loader:
         data = load_yaml(str(target))
         check_structure(data, Location(relative_display(target), 1, 1), "fragment")
         state.secrets.update(data.get("secrets", []))
+        state.declare_secrets(data)
         given = self._vars(item.get("vars"))
         given_names = {name for name, _ in given}
         defaults = [ScopeVar(n, v, True) for n, v in self._vars(data.get("vars")) if n not in given_names]
@@ -233,7 +249,7 @@ class Loader:
                     capture_data.key_loc(name),
                     "use letters, digits and underscores, so later templates can say {{ name }}",
                 )
-            captures[name] = compile_value(expr, capture_data.value_loc(name))
+            captures[name] = _compile(expr, capture_data.value_loc(name))
             state.captures.add(name)
         poll = None
         if "poll" in data:
@@ -266,7 +282,7 @@ class Loader:
                 data.value_loc(key),
                 "write it as \"{{ response.json.status == 'active' }}\"",
             )
-        return compile_value(value, data.value_loc(key))
+        return _compile(value, data.value_loc(key))
 
     def _request(self, data: LocDict, base: Path, loc: Location) -> RequestSpec:
         kinds = [k for k in BODY_KINDS if k in data]
@@ -277,14 +293,15 @@ class Loader:
                 "choose one of json, body, file or form",
             )
         kind = kinds[0] if kinds else None
-        body = compile_value(data[kind], data.value_loc(kind)) if kind else None
+        body = _compile(data[kind], data.value_loc(kind)) if kind else None
         if kind == "file" and body is not None and body.constant:
             self.policy.resolve(body.value, base, data.value_loc("file"))
+        check_url(data["url"], data.value_loc("url"))
         return RequestSpec(
             method=str(data.get("method", "GET")).upper(),
-            url=compile_value(data["url"], data.value_loc("url")),
+            url=_compile(data["url"], data.value_loc("url")),
             loc=loc,
-            params=compile_value(data["params"], data.value_loc("params")) if "params" in data else None,
+            params=_compile(data["params"], data.value_loc("params")) if "params" in data else None,
             headers=self._headers(data.get("headers")),
             body_kind=kind,
             body=body,
@@ -305,7 +322,7 @@ class Loader:
         if "status" in data:
             spec.status_loc = data.value_loc("status")
             self._check_status(data["status"], spec.status_loc)
-            spec.status = compile_value(data["status"], spec.status_loc)
+            spec.status = _compile(data["status"], spec.status_loc)
         for name, value in (data.get("headers") or {}).items():
             hloc = data["headers"].value_loc(name)
             if isinstance(value, dict):
@@ -315,10 +332,10 @@ class Loader:
                 spec.headers.append(HeaderExpectation(name, hloc, regex=regex, absent=bool(value.get("absent"))))
             else:
                 text = value if isinstance(value, str) else json.dumps(value)
-                spec.headers.append(HeaderExpectation(name, hloc, equals=compile_value(text, hloc)))
+                spec.headers.append(HeaderExpectation(name, hloc, equals=_compile(text, hloc)))
         if "json" in data:
             spec.json_loc = data.value_loc("json")
-            spec.json = compile_value(data["json"], spec.json_loc)
+            spec.json = _compile(data["json"], spec.json_loc)
         if "schema" in data:
             spec.schema = self._schema(data["schema"], base, data.value_loc("schema"))
         if "body" in data:
@@ -326,7 +343,7 @@ class Loader:
             body = data["body"]
             if "regex" in body:
                 _compile_regex(body["regex"], body.value_loc("regex"))
-            spec.body = {k: compile_value(v, body.value_loc(k)) for k, v in body.items()}
+            spec.body = {k: _compile(v, body.value_loc(k)) for k, v in body.items()}
         for index, expr in enumerate(data.get("assert", [])):
             aloc = data["assert"].item_loc(index)
             if not is_template(expr):
@@ -335,7 +352,7 @@ class Loader:
                     aloc,
                     'write it as "{{ response.json.images | length > 0 }}"',
                 )
-            spec.asserts.append(compile_value(expr, aloc))
+            spec.asserts.append(_compile(expr, aloc))
         return spec
 
     @staticmethod
@@ -403,6 +420,11 @@ class _BuildState:
         self.stack: list[Path] = [path]
         self.secrets = secrets
         self.captures: set[str] = set()
+        self.secret_uses: list[tuple[str, Location]] = []  # each name in a `secrets:`, where it is written
+
+    def declare_secrets(self, data: LocDict) -> None:
+        names = data.get("secrets") or LocList()
+        self.secret_uses += [(name, names.item_loc(i)) for i, name in enumerate(names)]
 
 
 def _all_templates(scenario: Scenario) -> list[Template]:
@@ -423,6 +445,18 @@ def _all_templates(scenario: Scenario) -> list[Template]:
         if c is not None:
             found.extend(c.templates())
     return found
+
+
+_NESTING_HINT = f"keep nesting (of YAML values, brackets and filters in templates) under {MAX_DEPTH} levels"
+
+
+def _compile(value: Any, loc: Location) -> Compiled:
+    """compile_value, with a template too deeply nested for Jinja's recursive compiler (a few
+    hundred brackets or filters) refused at its location rather than as a traceback."""
+    try:
+        return compile_value(value, loc)
+    except (RecursionError, SyntaxError):  # SyntaxError: Python's own limit on the generated code
+        raise ScenarioFormatError("template is nested too deeply to be compiled", loc, _NESTING_HINT) from None
 
 
 def _compile_regex(pattern: str, loc: Location) -> re.Pattern[str]:

@@ -136,6 +136,126 @@ def _with_local_refs(cls: Any, schema: dict[str, Any], path: Path, policy: FileP
         return Resource.from_contents(load_yaml(str(target)), default_specification=draft)
 
     id_key = "id" if cls.__name__ in ("Draft3Validator", "Draft4Validator") else "$id"
+    _check_ref_cycles(path, policy, draft, id_key, ref_only=cls.__name__ in _REF_ONLY_DRAFTS)
     if id_key not in schema:
         schema = {**schema, id_key: path.as_uri()}
     return cls(schema, registry=Registry(retrieve=retrieve))  # type: ignore[call-arg]
+
+
+# Keywords whose subschemas apply to the same instance (no step down into it): a `$ref` cycle made
+# only of these never ends, and jsonschema follows it until Python's recursion limit.
+_IN_PLACE_LISTS = ("allOf", "anyOf", "oneOf")
+_IN_PLACE_ONE = ("not", "if", "then", "else")
+_IN_PLACE_MAPS = ("dependentSchemas", "dependencies")
+_REFS = ("$ref", "$dynamicRef", "$recursiveRef")
+# Keywords whose subschemas apply to a part of the instance: a cycle through them ends with the data.
+_DESCEND_ONE = (
+    "items", "additionalItems", "additionalProperties", "contains", "propertyNames",
+    "unevaluatedItems", "unevaluatedProperties",
+)  # fmt: skip
+_DESCEND_MAPS = ("properties", "patternProperties")
+_DESCEND_LISTS = ("prefixItems", "items")
+_REF_ONLY_DRAFTS = ("Draft3Validator", "Draft4Validator", "Draft6Validator", "Draft7Validator")
+
+
+def _check_ref_cycles(path: Path, policy: FilePolicy, draft: Any, id_key: str, ref_only: bool) -> None:
+    """Refuse a `$ref` that leads back to where it is without looking inside the data
+    (`{"$ref": "#"}`, a → b → a through allOf...): validating anything with it would never end.
+
+    A recursive schema that steps into the data on the way (a tree whose `children` items refer to
+    the node schema) is fine and accepted. The walk is iterative and visits each subschema once.
+    """
+    from referencing import Registry, Resource
+    from referencing.exceptions import NoSuchResource, Unresolvable
+
+    loaded: dict[str, Resource] = {}  # one object per file, so a cycle across files is seen as one
+
+    def retrieve(uri: str) -> Resource:
+        if not uri.startswith("file://"):
+            raise NoSuchResource(ref=uri)  # type: ignore[call-arg]
+        if uri not in loaded:
+            target = policy.resolve(uri[len("file://") :], path.parent, None)
+            loaded[uri] = Resource.from_contents(load_yaml(str(target)), default_specification=draft)
+        return loaded[uri]
+
+    root = load_yaml(str(path))
+    if not isinstance(root, dict):
+        return
+    uri = root[id_key] if isinstance(root.get(id_key), str) else path.as_uri()
+    registry = Registry(retrieve=retrieve).with_resource(uri, draft.create_resource(root)).crawl()  # type: ignore[call-arg]
+    shown = relative_display(path)
+    # id(subschema) -> [(next subschema, the dict holding the $ref or None)], for in-place edges only
+    in_place: dict[int, list[tuple[Any, Any]]] = {}
+    seen: dict[int, Any] = {}
+    work: list[tuple[Any, Any]] = [(root, registry.resolver(base_uri=uri))]
+    while work:
+        node, resolver = work.pop()
+        if not isinstance(node, dict) or id(node) in seen:
+            continue
+        seen[id(node)] = node
+        if node is not root and isinstance(node.get(id_key), str):
+            resolver = resolver.in_subresource(draft.create_resource(node))
+        edges: list[tuple[Any, Any]] = []
+        for key in _REFS:
+            ref = node.get(key)
+            if isinstance(ref, str) or (key == "$recursiveRef" and ref is not None):
+                try:
+                    resolved = resolver.lookup(ref if isinstance(ref, str) else "#")
+                except (Unresolvable, UserError, KeyError, ValueError, TypeError):
+                    continue  # a missing target is reported by _check_refs, or when validating
+                edges.append((resolved.contents, node))
+                work.append((resolved.contents, resolved.resolver))
+        if not (ref_only and "$ref" in node):  # drafts before 2019-09 ignore a $ref's siblings
+            children = [node.get(k) for k in _IN_PLACE_ONE]
+            children += [c for k in _IN_PLACE_LISTS if isinstance(node.get(k), list) for c in node[k]]
+            children += [c for k in _IN_PLACE_MAPS if isinstance(node.get(k), dict) for c in node[k].values()]
+            edges += [(c, None) for c in children if isinstance(c, dict)]
+            work += [(c, resolver) for c in children]
+            work += [(node.get(k), resolver) for k in _DESCEND_ONE]
+            work += [(c, resolver) for k in _DESCEND_MAPS if isinstance(node.get(k), dict) for c in node[k].values()]
+            work += [(c, resolver) for k in _DESCEND_LISTS if isinstance(node.get(k), list) for c in node[k]]
+        in_place[id(node)] = edges
+    cycle = _find_cycle(in_place, root)
+    if cycle is not None:
+        holder = cycle
+        raise ScenarioFormatError(
+            f"$ref {holder.get('$ref', holder.get('$dynamicRef', '#'))!r} closes a loop of references that never "
+            "looks inside the data: validating with it would never end",
+            location_of(holder, "$ref", getattr(holder, "loc", Location(shown, 1, 1))),
+            "a recursive schema must step into the data on the way (through properties or items); "
+            "remove this $ref or point it at a different schema",
+        )
+
+
+def _find_cycle(in_place: dict[int, list[tuple[Any, Any]]], root: Any) -> Any:
+    """The dict holding a `$ref` on a cycle of in-place edges, or None (iterative depth-first search)."""
+    state: dict[int, int] = {}  # 1: on the current path, 2: done
+    for start in list(in_place):
+        if start in state:
+            continue
+        stack: list[tuple[int, int]] = [(start, 0)]
+        state[start] = 1
+        while stack:
+            key, index = stack.pop()
+            edges = in_place.get(key, [])
+            if index >= len(edges):
+                state[key] = 2
+                continue
+            stack.append((key, index + 1))
+            target, holder = edges[index]
+            if state.get(id(target)) == 1:
+                return holder if holder is not None else _ref_on_path(stack, in_place)
+            if id(target) not in state:
+                state[id(target)] = 1
+                stack.append((id(target), 0))
+    return None
+
+
+def _ref_on_path(stack: list[tuple[int, int]], in_place: dict[int, list[tuple[Any, Any]]]) -> Any:
+    """A cycle closed by an allOf/not... edge still contains a `$ref` (only refs can go back): the
+    latest one taken on the current path."""
+    for key, index in reversed(stack):
+        _, holder = in_place[key][index - 1]
+        if holder is not None:
+            return holder
+    return None

@@ -17,6 +17,16 @@ from yaml.constructor import ConstructorError
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from .errors import Location, ScenarioFormatError, relative_display
+from .yamllimits import (
+    MAX_CHARS,
+    MAX_DEPTH,
+    ExpansionTooLarge,
+    check_characters,
+    check_graph,
+    composing_too_deep,
+    expansion_error,
+    too_deep,
+)
 
 MIB = 1024 * 1024
 MAX_FILE_BYTES = MIB
@@ -66,6 +76,27 @@ class _Located(yaml.constructor.SafeConstructor):
     """Safe construction into located containers; `source_path` is set per instance."""
 
     source_path = "<string>"
+    _depth = 0
+
+    def get_single_data(self) -> Any:
+        """PyYAML's, with the composed document checked for depth and alias expansion first."""
+        node = self.get_single_node()  # type: ignore[attr-defined]
+        if node is None:
+            return None
+        check_graph(node, self.source_path)
+        return self.construct_document(node)  # type: ignore[no-untyped-call]
+
+    def compose_node(self, parent: Node | None, index: Any) -> Node:
+        """Only PyYAML's composer calls this (libyaml composes in C, and stops at 1000 levels itself):
+        it recurses per level, so depth is bounded while composing, not after."""
+        self._depth += 1
+        try:
+            problem = composing_too_deep(self, self._depth)
+            if problem is not None:
+                raise problem
+            return super().compose_node(parent, index)  # type: ignore[misc,no-any-return]
+        finally:
+            self._depth -= 1
 
     def construct_mapping(self, node: MappingNode, deep: bool = False) -> LocDict:  # type: ignore[override]
         if not isinstance(node, MappingNode):
@@ -155,6 +186,7 @@ class _Direct(_Located):
         try:
             return self._build_tree(node)
         except _Unusual:
+            check_graph(node, self.source_path)
             return self.construct_document(node)  # type: ignore[no-untyped-call]
 
     def _build_tree(self, root: Node) -> Any:
@@ -162,12 +194,16 @@ class _Direct(_Located):
         scalar_constructors = self.yaml_constructors
         new_location = tuple.__new__  # a Location without NamedTuple's Python-level __new__: one per key and value
         aliased: dict[int, Any] = {}  # a node met twice is an alias: it yields the same object
+        met_alias = False
+        text_built = 0  # characters of strings built: more than the file holds only through aliases
 
-        def build(node: Node) -> Any:
+        def build(node: Node, depth: int) -> Any:
+            nonlocal met_alias, text_built
             tag = node.tag
             cls = node.__class__
             if cls is ScalarNode:
                 if tag == _TAG + "str":
+                    text_built += len(node.value)
                     return node.value
                 if tag in _PLAIN_SCALARS:
                     return scalar_constructors[tag](self, node)
@@ -176,7 +212,10 @@ class _Direct(_Located):
             if done is not None:
                 if done is _IN_PROGRESS:
                     raise _Unusual
+                met_alias = True
                 return done
+            if depth > MAX_DEPTH:
+                raise too_deep(path, node)
             aliased[id(node)] = _IN_PROGRESS
             if cls is MappingNode and tag == _TAG + "map":
                 result: Any = LocDict()
@@ -185,7 +224,7 @@ class _Direct(_Located):
                 for key_node, value_node in node.value:
                     if key_node.tag == _TAG + "merge":
                         raise _Unusual
-                    key = build(key_node)
+                    key = build(key_node, depth + 1)
                     if not isinstance(key, str):
                         key = str(key)
                     mark = key_node.start_mark
@@ -196,7 +235,7 @@ class _Direct(_Located):
                             key_loc,
                             "YAML keeps only the last value of a repeated key; remove or rename one",
                         )
-                    result[key] = build(value_node)
+                    result[key] = build(value_node, depth + 1)
                     key_locs[key] = key_loc
                     mark = value_node.start_mark
                     value_locs[key] = new_location(Location, (path, mark.line + 1, mark.column + 1))
@@ -204,7 +243,7 @@ class _Direct(_Located):
                 result.value_locs = value_locs
             elif cls is SequenceNode and tag == _TAG + "seq":
                 items = node.value
-                result = LocList([build(child) for child in items])
+                result = LocList([build(child, depth + 1) for child in items])
                 result.item_locs = [
                     new_location(Location, (path, child.start_mark.line + 1, child.start_mark.column + 1))
                     for child in items
@@ -216,7 +255,10 @@ class _Direct(_Located):
             aliased[id(node)] = result
             return result
 
-        return build(root)
+        data = build(root, 1)
+        if met_alias or text_built > MAX_CHARS:  # only aliases make the data larger or deeper than the text
+            check_graph(root, path)
+        return data
 
 
 # libyaml parses about 7x faster with the same positions; it is used for every file, and a file it
@@ -337,6 +379,18 @@ def load_yaml(path: str) -> Any:
     shown = relative_display(path)
     if "\ufeff" in text[:1]:
         text = text[1:]
+    check_characters(text, shown)
+    try:
+        return _parse(text, shown)
+    except ExpansionTooLarge as exc:
+        raise expansion_error(exc, text, shown) from None
+    except RecursionError:  # a bound above was not enough: still a located message, not a traceback
+        raise ScenarioFormatError(
+            "YAML: nested too deeply to be read", Location(shown, 1, 1), f"keep nesting under {MAX_DEPTH} levels"
+        ) from None
+
+
+def _parse(text: str, shown: str) -> Any:
     for loader_class in (_FastLoader, _Loader):
         loader = loader_class(text)  # type: ignore[call-arg]
         loader.source_path = shown

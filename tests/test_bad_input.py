@@ -40,6 +40,57 @@ def _huge_file(tmp: Path) -> str:
     return "huge.scenario.yaml"
 
 
+GOOD_TEXT = (ROOT / GOOD).read_text("utf-8")
+NESTING = 600  # from about this depth the parser, the format check and Jinja hit Python's recursion limit
+
+
+def _deep_flow(tmp: Path) -> str:
+    """600 levels of brackets in a JSON body: a RecursionError traceback before the limit existed."""
+    head = GOOD_TEXT.replace("    expect:", "      json: " + "[" * NESTING + "]" * NESTING + "\n    expect:")
+    (tmp / "deep-flow.scenario.yaml").write_text(head)
+    return "deep-flow.scenario.yaml"
+
+
+def _deep_block(tmp: Path) -> str:
+    """600 levels of indented mappings (block style), each one space deeper than its parent."""
+    body = "".join(" " * (6 + level) + f"k{level}:\n" for level in range(NESTING)) + " " * (6 + NESTING) + "v: 1\n"
+    (tmp / "deep-block.scenario.yaml").write_text(
+        GOOD_TEXT.replace("    expect:", "      json:\n" + body + "    expect:")
+    )
+    return "deep-block.scenario.yaml"
+
+
+def _alias_bomb(tmp: Path) -> str:
+    """Billion laughs: 9 levels of 10 aliases, 10^9 values from about 600 bytes. Made here, not
+    committed: tools that read every YAML file of the repository (tests/corpus.py) would expand it."""
+    lines = ["name: Billion laughs (9 levels x 10 aliases)", "vars:", "  a: &a [" + ", ".join(["lol"] * 10) + "]"]
+    for prev, name in zip("abcdefgh", "bcdefghi", strict=True):
+        lines.append(f"  {name}: &{name} [" + ", ".join([f"*{prev}"] * 10) + "]")
+    (tmp / "yaml-alias-bomb.scenario.yaml").write_text(
+        "\n".join(lines) + '\nsteps:\n  - name: Get\n    request:\n      url: "{{ env.SR_TEST_BASE }}/echo"\n'
+        '      json: {laughs: "{{ i }}"}\n'
+    )
+    return "yaml-alias-bomb.scenario.yaml"
+
+
+def _nul(tmp: Path) -> str:
+    """A NUL byte in a step name, as a binary file or a broken generator leaves it."""
+    (tmp / "nul.scenario.yaml").write_bytes(GOOD_TEXT.replace("name: Get", "name: Ge\x00t").encode())
+    return "nul.scenario.yaml"
+
+
+def _escape(tmp: Path) -> str:
+    """An ESC control character (a terminal escape sequence) in a URL."""
+    (tmp / "esc.scenario.yaml").write_bytes(GOOD_TEXT.replace("/echo", "/echo\x1b[2J").encode())
+    return "esc.scenario.yaml"
+
+
+def _vars_file_nul(tmp: Path) -> str:
+    (tmp / "vars.yaml").write_bytes(b"image_file: cirros\nflavor: m1.\x00tiny\n")
+    (tmp / "good.scenario.yaml").write_text(GOOD_TEXT)
+    return "good.scenario.yaml"
+
+
 @dataclass(frozen=True)
 class Case:
     name: str
@@ -83,6 +134,12 @@ EXTRA_CASES = [
         hinted=False,
     ),
     Case("huge-file", "", make=_huge_file),
+    Case("yaml-alias-bomb", "", make=_alias_bomb),
+    Case("deep-flow", "", make=_deep_flow),
+    Case("deep-block", "", make=_deep_block),
+    Case("nul", "", make=_nul),
+    Case("control-character", "", make=_escape),
+    Case("cli-vars-file-nul", "", ("--vars-file", "vars.yaml"), usage=True, make=_vars_file_nul),
 ]
 ALL_CASES = _file_cases() + EXTRA_CASES
 

@@ -52,7 +52,7 @@ def test_absent_false_means_present(sr, server):
 
 FRAGMENT = """
 vars: {kind: default-kind, api_token: "{{ 'tok-' ~ 'literal-12345' }}"}
-secrets: [kind_secret]
+secrets: [api_token]  # a name nothing defines is refused (docs/errors.md)
 steps:
   - name: Fragment step
     request: {url: "{{ env.BASE }}/echo", params: {kind: "{{ kind }}", t: "{{ api_token }}"}}
@@ -176,7 +176,8 @@ def test_schema_refs(sr, server):
     run = sr.run("r.scenario.yaml")
     assert "at /headers/Host: " in run.message("Checked through a YAML $ref without its own $schema")
     sr.write(
-        "m.scenario.yaml", "name: M\nsteps:\n  - {name: a, request: {url: x}, expect: {schema: schemas/missing.json}}\n"
+        "m.scenario.yaml",
+        "name: M\nsteps:\n  - {name: a, request: {url: 'http://x'}, expect: {schema: schemas/missing.json}}\n",
     )
     run = sr.main("validate", "m.scenario.yaml")
     assert run.code == 2 and "schemas/missing.json:1:10: file 'nope.json' does not exist" in run.err

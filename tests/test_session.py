@@ -113,7 +113,9 @@ def test_params_are_encoded_and_never_reused_for_the_same_url(sr, server):
     ],
 )
 def test_unusable_urls_are_reported_not_raised(sr, server, url, message):
-    sr.write("bad.scenario.yaml", f"name: Bad\nsteps:\n  - name: Go\n    request: {{url: '{url}'}}\n")
+    """A URL that comes out of a template is checked when it is rendered (a literal one is refused
+    when the file is loaded: tests/bad_input/url-*)."""
+    sr.write("bad.scenario.yaml", f"name: Bad\nsteps:\n  - name: Go\n    request: {{url: \"{{{{ '{url}' }}}}\"}}\n")
     run = sr.run("bad.scenario.yaml")
     assert run.code == 1
     assert "Traceback" not in run.out + run.err
