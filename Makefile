@@ -32,7 +32,7 @@ test: venv testbed-start
 	  $(BIN)/python -m pytest tests
 
 lint: venv
-	$(BIN)/ruff check runner tests && $(BIN)/ruff format --check runner tests && $(BIN)/mypy
+	$(BIN)/ruff check runner tests && $(BIN)/ruff format --check runner tests && $(BIN)/mypy && $(BIN)/lint-imports
 
 clean:
 	rm -rf $(VENV) reports/*.xml

@@ -88,7 +88,7 @@ def _shutdown(sock: Any) -> None:
 
 
 class Stoppable(Protocol):
-    """What a running scenario offers the switch (runner/engine.py's _ScenarioRun)."""
+    """What a running scenario offers the switch (runner/engine/run.py's _ScenarioRun)."""
 
     abort: Abort
 
@@ -99,7 +99,7 @@ class Stoppable(Protocol):
 class Stop:
     """The run-wide switch: pulled once per signal, it triggers every running scenario's Abort.
 
-    What a pull means is each scenario's business (runner/engine.py): the first stops the current
+    What a pull means is each scenario's business (runner/engine/run.py): the first stops the current
     step and lets the cleanup run, the next abandons the cleanup. `phase` says what the run is doing,
     for the signal handler: while loading and writing reports there is nothing to stop gracefully.
     `pull` runs in a signal handler, on the main thread, which may be holding the lock: hence

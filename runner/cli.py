@@ -1,8 +1,10 @@
-"""The `scenario-runner` command: parse options, load everything, run, report, map to exit codes.
+"""The `scenario-runner` command: parse options, run through a Session, report, map to exit codes.
 
 `main(argv) -> int` never raises for anything a user can cause: bad input is exit 2 with a located
 message and nothing sent; failures are exit 1; Ctrl-C/SIGTERM is 130 with reports still written.
-Heavy modules are imported inside the commands so `--version` and `--help` start fast.
+The run itself is set up by runner/session.py, shared with the pytest plugin; this module only
+parses arguments, prints, writes the reports and chooses the exit code. Heavy modules are imported
+inside the commands so `--version` and `--help` start fast.
 """
 
 from __future__ import annotations
@@ -10,11 +12,10 @@ from __future__ import annotations
 import argparse
 import enum
 import os
-import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO, cast
+from typing import TYPE_CHECKING, TextIO, cast
 
 from . import __version__
 
@@ -22,6 +23,7 @@ if TYPE_CHECKING:
     from .abort import Stop
     from .files import InputFiles
     from .model import Scenario
+    from .session import Session
 
 
 class ExitStatus(enum.IntEnum):
@@ -163,10 +165,10 @@ def main(argv: Sequence[str] | None = None, stdout: TextIO | None = None, stderr
         if args.command in ("run", "validate"):
             # One scrub for the console: everything these commands print passes the run's masker,
             # and a console that goes away (a closed pipe) no longer stops them.
-            from .redact import Redactor, ScrubbedStream
+            from .redact import ScrubbedStream
+            from .session import run_redactor
 
-            redactor = Redactor()
-            redactor.add_from_env(os.environ)
+            redactor = run_redactor(os.environ)
             args.redactor = redactor
             out = cast(TextIO, ScrubbedStream(out, redactor))
             err = cast(TextIO, ScrubbedStream(err, redactor))
@@ -223,105 +225,33 @@ def _from_curl(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     return ExitStatus.SUCCESS
 
 
-def _parse_vars(args: argparse.Namespace) -> dict[str, Any]:
-    from .errors import Location, UsageError
-    from .yamlsource import LocDict, load_yaml
+def _session(args: argparse.Namespace) -> Session:
+    """The run's set-up from the options (runner/session.py); `validate` has only the loading ones."""
+    from .session import Session, SessionOptions
 
-    values: dict[str, Any] = {}
-    for path in args.vars_file:
-        data = load_yaml(path)
-        if not isinstance(data, LocDict):
-            raise UsageError("a vars file must hold a mapping of names to values", Location(path, 1, 1))
-        values.update(data)
-    for item in args.var:
-        name, sep, value = item.partition("=")
-        if not sep or not re.match(r"^[A-Za-z_]\w*$", name):
-            raise UsageError(f"--var {item!r}: expected NAME=VALUE", hint="e.g. --var image_file=data/cirros.qcow2")
-        values[name] = value
-    return values
+    options = SessionOptions(vars=args.var, vars_files=args.vars_file, allow_paths=args.allow_path)
+    if args.command == "run":
+        options.timeout, options.insecure, options.cacert = args.timeout, args.insecure, args.cacert
+        options.os_cloud, options.jobs, options.keep_exchanges = args.os_cloud, args.jobs, args.verbose > 0
+    return Session(options, args.redactor)
 
 
-def _load(args: argparse.Namespace, err: TextIO) -> tuple[list[Scenario], int, Any, dict[str, Any]]:
-    """Load every file; print one located message per bad file. Returns (scenarios, errors, ...)."""
-    from .errors import UserError
-    from .files import FilePolicy
-    from .loader import Loader, discover
+def _load(args: argparse.Namespace, session: Session, err: TextIO) -> tuple[list[Scenario], int]:
+    """Load every file; print one located message per bad file. Returns (selected scenarios, errors)."""
+    from .session import select
 
-    cli_vars = _parse_vars(args)
-    policy = FilePolicy(args.allow_path)
-    loader = Loader(policy, cli_vars)
-    scenarios: list[Scenario] = []
-    errors = 0
-    files = discover(args.paths)
-    if not files:
-        raise UserError(f"no *.scenario.yaml files in {' '.join(args.paths)}")
-    for path in files:
-        try:
-            scenarios.extend(loader.load(path))
-        except UserError as exc:
-            errors += 1
-            err.write(exc.render() + "\n")
-    return _select(scenarios, args), errors, policy, cli_vars
-
-
-def _select(scenarios: list[Scenario], args: argparse.Namespace) -> list[Scenario]:
-    from .errors import UsageError
-
-    loaded = scenarios
-    if args.tag:
-        scenarios = [s for s in scenarios if set(s.tags) & set(args.tag)]
-    if args.keyword:
-        scenarios = [s for s in scenarios if _keyword_match(args.keyword, f"{s.name} {s.path}")]
-    if loaded and not scenarios:
-        # A typo in a CI job's --tag must not turn the job green by running nothing.
-        tags = sorted({t for s in loaded for t in s.tags})
-        asked = " ".join([*(f"--tag {t}" for t in args.tag), *([f"-k {args.keyword!r}"] if args.keyword else [])])
-        if args.tag:
-            hint = f"tags in these files: {', '.join(tags)}" if tags else "none of these files has tags"
-        else:
-            names = ", ".join(repr(s.name) for s in loaded[:5]) + (", ..." if len(loaded) > 5 else "")
-            hint = f"-k matches words in scenario names and paths; names here: {names}"
-        raise UsageError(f"no scenario matches {asked} ({len(loaded)} loaded)", hint=hint)
-    return scenarios
-
-
-def _keyword_match(expression: str, text: str) -> bool:
-    """pytest-style -k: words are case-insensitive substrings, combined with and/or/not/()."""
-    from .errors import UsageError
-
-    tokens = re.findall(r"\(|\)|[^\s()]+", expression)
-    python = []
-    for token in tokens:
-        if token in ("and", "or", "not", "(", ")"):
-            python.append(token)
-        else:
-            python.append(str(token.lower() in text.lower()))
-    try:
-        return bool(eval(" ".join(python) or "True", {"__builtins__": {}}, {}))
-    except SyntaxError:
-        raise UsageError(f"-k {expression!r}: not a valid expression", hint="e.g. -k 'glance and not import'") from None
+    scenarios, errors = session.load(args.paths, lambda exc: err.write(exc.render() + "\n"))
+    return select(scenarios, args.tag, args.keyword), errors
 
 
 def _validate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    scenarios, errors, _, _ = _load(args, err)
+    scenarios, errors = _load(args, _session(args), err)
     if errors:
         err.write(f"{errors} file(s) invalid\n")
         return ExitStatus.USAGE
     steps = sum(len(s.steps) + len(s.finally_steps) for s in scenarios)
     out.write(f"{len(scenarios)} scenario(s), {steps} step(s): valid\n")
     return ExitStatus.SUCCESS
-
-
-def _shard(scenarios: list[Scenario], spec: str) -> list[Scenario]:
-    from .errors import UsageError
-
-    match = re.match(r"^(\d+)/(\d+)$", spec)
-    if not match or not 1 <= int(match.group(1)) <= int(match.group(2)):
-        raise UsageError(f"--shard {spec!r}: expected K/N with 1 <= K <= N", hint="e.g. --shard 2/4")
-    k, n = int(match.group(1)), int(match.group(2))
-    files = sorted({str(s.path) for s in scenarios})
-    mine = {f for i, f in enumerate(files) if i % n == k - 1}
-    return [s for s in scenarios if str(s.path) in mine]
 
 
 def _run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
@@ -336,50 +266,28 @@ def _run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 
 def _run_scenarios(args: argparse.Namespace, out: TextIO, err: TextIO, stop: Stop) -> int:
-    from .errors import UsageError
-
-    if args.jobs < 1:
-        raise UsageError("--jobs must be at least 1")
-    scenarios, errors, policy, cli_vars = _load(args, err)
+    session = _session(args)
+    scenarios, errors = _load(args, session, err)
     if errors:
         err.write(f"{errors} file(s) invalid; nothing was sent\n")
         return ExitStatus.USAGE
     if args.shard:
-        scenarios = _shard(scenarios, args.shard)
-    if args.cacert and not os.path.isfile(args.cacert):
-        raise UsageError(f"--cacert {args.cacert}: no such file")
-    _check_report_paths(args, policy.inputs)
+        from .session import shard
 
-    from .context import RunServices
-    from .engine import Engine, RunOptions
+        scenarios = shard(scenarios, args.shard)
+    _check_report_paths(args, session.inputs())
+
     from .report.console import ConsoleReport
     from .schedule import run_all
 
-    cloud = None
-    if args.os_cloud:  # read before anything is set up: a bad cloud is exit 2, nothing sent
-        from .clouds import load_cloud
-
-        cloud = load_cloud(args.os_cloud)
-    options = RunOptions(
-        cli_vars=cli_vars,
-        timeout=args.timeout,
-        insecure=args.insecure,
-        cacert=args.cacert,
-        keep_exchanges=args.verbose > 0,
-    )
-    services = RunServices(policy)
-    if cloud is not None:
-        cloud.apply(services.environ)
-        if not (args.cacert or args.insecure):  # the command line wins over clouds.yaml
-            options.cacert, options.insecure = cloud.cacert, cloud.insecure
-    engine = Engine(services, args.redactor, options)
+    engine = session.start()  # a bad --os-cloud is exit 2 here, nothing sent
     console = ConsoleReport(out, verbosity=-1 if args.quiet else args.verbose)
     if console.wants_live and args.jobs == 1:
-        options.progress = console.live
+        engine.options.progress = console.live
     try:
         run = run_all(engine, scenarios, console, jobs=args.jobs, fail_fast=args.fail_fast, stop=stop)
     finally:
-        services.close()
+        session.close()
     from .outputs import OutputError
     from .report import html, junit
     from .results import scrub
@@ -391,7 +299,7 @@ def _run_scenarios(args: argparse.Namespace, out: TextIO, err: TextIO, stop: Sto
         if not report_path:
             continue
         try:  # checked before the run; the disk may still fill up, or the run read the file (an upload)
-            writer(run, report_path, policy.inputs, f"{option} {report_path}")
+            writer(run, report_path, session.policy.inputs, f"{option} {report_path}")
             reports.append(report_path)
         except OutputError as exc:
             err.write(exc.render() + "\n")
@@ -417,8 +325,6 @@ def _check_report_paths(args: argparse.Namespace, inputs: InputFiles) -> None:
     a request, not end it in a traceback or a lost file (the policy: runner/outputs.py)."""
     from . import outputs
 
-    for path in (*args.vars_file, *([args.cacert] if args.cacert else [])):
-        inputs.add(path)  # read outside the file policy, still inputs
     reports = [(f"{option} {path}", path) for option, path in (("--junit", args.junit), ("--html", args.html)) if path]
     outputs.check(reports, inputs)
 

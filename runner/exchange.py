@@ -1,7 +1,8 @@
 """Human-readable, redacted accounts of an HTTP exchange, and a curl command reproducing it.
 
 Used for failed steps (console, JUnit `<system-out>`) and for `-v`. Bodies are shown as bounded
-excerpts; binary bytes and XML-illegal control characters are escaped so every report stays valid.
+excerpts; binary bytes and XML-illegal control characters are escaped so every report stays valid
+(runner/text.py, which the reports use too).
 """
 
 from __future__ import annotations
@@ -13,26 +14,7 @@ from urllib.parse import urlencode
 
 from .http import _MISSING, PreparedRequest, Response
 from .redact import SECRET_HEADERS, Redactor
-
-EXCERPT = 2048
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ufffe\uffff]")
-
-
-def printable(text: str) -> str:
-    """Escape control characters (XML 1.0 forbids most of them)."""
-    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
-
-
-def excerpt(data: bytes, total: int | None = None, limit: int = EXCERPT) -> str:
-    total = len(data) if total is None else total
-    if not data:
-        return "(empty body)"
-    head = data[:limit]
-    text = head.decode("utf-8", "replace")
-    if text.count("\ufffd") > max(8, len(text) // 20):
-        return f"({total} bytes of binary data)"
-    more = f"\n... ({total - len(head)} more bytes)" if total > len(head) else ""
-    return printable(text) + more
+from .text import EXCERPT, excerpt, one_line
 
 
 def _request_body(req: PreparedRequest) -> str | None:
@@ -52,12 +34,6 @@ def full_url(req: PreparedRequest) -> str:
     if not req.params:
         return req.url
     return req.url + ("&" if "?" in req.url else "?") + urlencode(req.params, doseq=True)
-
-
-def one_line(text: str) -> str:
-    """A value printed on a line of its own (a header, a URL, a name): CR and LF escaped too, so a
-    value cannot pass for another header or overwrite the line before it on a terminal."""
-    return printable(text).replace("\r", "\\r").replace("\n", "\\n")
 
 
 def format_exchange(req: PreparedRequest, response: Response | None, redactor: Redactor) -> str:

@@ -2,73 +2,90 @@
 
 Follows pytest's documented non-Python-test pattern (`pytest_collect_file` -> File -> Item with
 `repr_failure`/`reportinfo`), so `--junitxml`, `-k`, `-x` and pytest-xdist's `-n` work unchanged: xdist
-spreads scenarios over processes or hosts. The only module importing pytest; nothing imports it.
+spreads scenarios over processes or hosts. The run is set up by runner/session.py, as for
+`scenario-runner run`. The only module importing pytest; nothing imports it.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from .engine import Engine, RunOptions
+from .engine import Engine
 from .errors import UserError, relative_display
-from .files import FilePolicy
-from .loader import SCENARIO_SUFFIX, Loader
+from .loader import SCENARIO_SUFFIX
 from .model import Scenario
-from .redact import Redactor
 from .results import Outcome, ScenarioResult
+from .session import Session, SessionOptions
 
-_ENGINE = pytest.StashKey[Engine]()
-_LOADER = pytest.StashKey[Loader]()
+_SESSION = pytest.StashKey[Session]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("scenario-runner", "scenario-runner (*.scenario.yaml)")
     group.addoption("--sr-var", action="append", default=[], metavar="NAME=VALUE", help="set a scenario variable")
+    group.addoption(
+        "--sr-vars-file", action="append", default=[], metavar="FILE", help="YAML or JSON file of variables"
+    )
     group.addoption("--sr-timeout", type=float, default=None, metavar="S", help="default request timeout")
     group.addoption("--sr-insecure", action="store_true", help="do not verify TLS certificates")
     group.addoption("--sr-cacert", default=None, metavar="FILE", help="CA bundle for TLS verification")
     group.addoption("--sr-allow-path", action="append", default=[], metavar="DIR", help="allow reading files here")
+    group.addoption(
+        "--sr-os-cloud",
+        default=os.environ.get("OS_CLOUD"),
+        metavar="NAME",
+        help="take OS_* variables from this clouds.yaml entry (default: $OS_CLOUD)",
+    )
     group.addoption("--sr-no-collect", action="store_true", help="do not collect *.scenario.yaml files")
 
 
-def _cli_vars(config: pytest.Config) -> dict[str, Any]:
-    values: dict[str, Any] = {}
-    for item in config.getoption("--sr-var"):
-        name, sep, value = item.partition("=")
-        if not sep:
-            raise pytest.UsageError(f"--sr-var {item!r}: expected NAME=VALUE")
-        values[name] = value
-    return values
+def pytest_configure(config: pytest.Config) -> None:
+    """The run's set-up (runner/session.py, as for `scenario-runner run`), from the --sr-* options.
+    Bad values are pytest usage errors. The cloud and the engine wait for scenarios to run."""
+    if config.getoption("--sr-no-collect"):
+        return
+    options = SessionOptions(
+        vars=config.getoption("--sr-var"),
+        vars_files=config.getoption("--sr-vars-file"),
+        allow_paths=[config.rootpath, *config.getoption("--sr-allow-path")],
+        timeout=config.getoption("--sr-timeout"),
+        insecure=config.getoption("--sr-insecure"),
+        cacert=config.getoption("--sr-cacert"),
+        os_cloud=config.getoption("--sr-os-cloud"),
+        prefix="--sr-",
+    )
+    try:
+        config.stash[_SESSION] = Session(options)
+    except UserError as exc:
+        raise pytest.UsageError(exc.render()) from None
 
 
-def _loader(config: pytest.Config) -> Loader:
-    if _LOADER not in config.stash:
-        policy = FilePolicy([config.rootpath, *config.getoption("--sr-allow-path")])
-        config.stash[_LOADER] = Loader(policy, _cli_vars(config))
-    return config.stash[_LOADER]
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Start the engine once scenarios were collected: a bad --sr-os-cloud or --sr-cacert is a
+    usage error before any test runs, not a failure of each scenario."""
+    if any(isinstance(item, ScenarioItem) for item in session.items):
+        try:
+            _session(session.config).start()
+        except UserError as exc:
+            raise pytest.UsageError(exc.render()) from None
+
+
+def _session(config: pytest.Config) -> Session:
+    return config.stash[_SESSION]
 
 
 def _engine(config: pytest.Config) -> Engine:
-    if _ENGINE not in config.stash:
-        from .context import RunServices
-
-        options = RunOptions(
-            cli_vars=_cli_vars(config),
-            timeout=config.getoption("--sr-timeout"),
-            insecure=config.getoption("--sr-insecure"),
-            cacert=config.getoption("--sr-cacert"),
-        )
-        config.stash[_ENGINE] = Engine(RunServices(_loader(config).policy), Redactor(), options)
-    return config.stash[_ENGINE]
+    return _session(config).start()
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
-    if _ENGINE in config.stash:
-        config.stash[_ENGINE].services.close()
+    if _SESSION in config.stash:
+        config.stash[_SESSION].close()
 
 
 def pytest_collect_file(parent: pytest.Collector, file_path: Path) -> pytest.Collector | None:
@@ -84,7 +101,7 @@ class ScenarioFileError(Exception):
 class ScenarioFile(pytest.File):
     def collect(self) -> Iterator[pytest.Item]:
         try:
-            scenarios = _loader(self.config).load(self.path)
+            scenarios = _session(self.config).load_file(self.path)
         except UserError as exc:
             raise self.CollectError(exc.render()) from None
         for scenario in scenarios:
@@ -144,7 +161,7 @@ class ScenarioItem(pytest.Item):
                 if step.curl:
                     lines.append("    reproduce: " + step.curl)
         # pytest writes this text (console, --junitxml): it passes the run's scrub like every output.
-        return _engine(self.config).redactor.mask("\n".join(lines))
+        return _session(self.config).redactor.mask("\n".join(lines))
 
     def reportinfo(self) -> tuple[Path, int, str]:
         return self.path, max(self.scenario.loc.line - 1, 0), f"scenario: {self.name}"

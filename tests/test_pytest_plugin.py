@@ -129,3 +129,92 @@ def test_pytest_timeout_in_a_step_still_runs_the_cleanup(pytester: pytest.Pytest
     deleted = [r for r in served.state.requests if r["method"] == "DELETE"]
     assert len(created) == 1 and len(deleted) == 1  # the image did not stay on the server
     assert deleted[0]["path"].startswith("/images/") and served.state.images == {}
+
+
+# --- the run's set-up is runner/session.py's, as for `scenario-runner run` ----------------------------
+
+VARS = """
+name: Vars from the command line
+steps:
+  - name: Echo
+    request: {url: "{{ env.SR_BASE }}/echo?who={{ who }}&what={{ what }}"}
+    expect: {json: {query: {who: file-then-var, what: from-file}}}
+"""
+
+
+def test_vars_file_then_var_as_on_the_command_line(pytester: pytest.Pytester, served: TestServer) -> None:
+    write(pytester, **{"v.scenario.yaml": VARS, "vars.yaml": "who: from-file\nwhat: from-file\n"})
+    result = pytester.runpytest("--sr-vars-file", "vars.yaml", "--sr-var", "who=file-then-var")
+    result.assert_outcomes(passed=1)
+
+
+@pytest.mark.parametrize("bad", ["no-equals", "1x=2", "a-b=c"])
+def test_sr_var_names_are_checked_like_var(pytester: pytest.Pytester, served: TestServer, bad: str) -> None:
+    write(pytester, **{"v.scenario.yaml": VARS})
+    result = pytester.runpytest("--sr-var", bad)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([f"*--sr-var {bad!r}: expected NAME=VALUE*", "*e.g. --sr-var image_file=*"])
+    assert served.state.requests == []
+
+
+def test_a_missing_cacert_is_a_usage_error_before_anything_is_sent(
+    pytester: pytest.Pytester, served: TestServer
+) -> None:
+    write(pytester, **{"a.scenario.yaml": PASSING})
+    result = pytester.runpytest("--sr-cacert", "nope.pem")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--sr-cacert nope.pem: no such file*"])
+    assert served.state.requests == []
+
+
+CLOUD = """
+name: Env from clouds.yaml
+steps:
+  - name: Token
+    request:
+      method: POST
+      url: "{{ env.OS_AUTH_URL }}/tokens"
+      json: {auth: {identity: {password: {user: {name: "{{ env.OS_USERNAME }}", password: "{{ env.OS_PASSWORD }}"}}}}}
+    expect: {status: 201}
+    capture: {region: "{{ env.OS_REGION_NAME }}"}
+  - name: Wrong on purpose, to see the masked exchange
+    request: {url: "{{ env.OS_AUTH_URL }}/echo?p={{ env.OS_PASSWORD }}"}
+    expect: {status: 299}
+"""
+
+
+@pytest.fixture
+def cloud(pytester: pytest.Pytester, served: TestServer, monkeypatch: pytest.MonkeyPatch) -> TestServer:
+    pytest.importorskip("openstack")
+    from server import PASSWORD
+
+    for name in ("OS_CLOUD", "OS_CLIENT_CONFIG_FILE", "OS_CLIENT_SECURE_FILE", "OS_PASSWORD", "OS_AUTH_URL"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HOME", str(pytester.path / "home"))
+    write(
+        pytester,
+        **{
+            "clouds.yaml": f"clouds:\n  lab:\n    auth: {{auth_url: '{served.url}', username: admin}}\n"
+            "    region_name: RegionTwo\n",
+            "secure.yaml": f"clouds:\n  lab:\n    auth: {{password: '{PASSWORD}'}}\n",
+            "c.scenario.yaml": CLOUD,
+        },
+    )
+    return served
+
+
+def test_sr_os_cloud_sets_env_and_its_password_is_masked(pytester: pytest.Pytester, cloud: TestServer) -> None:
+    from server import PASSWORD
+
+    result = pytester.runpytest_subprocess("-p", "no:benchmark", "--sr-os-cloud", "lab")
+    result.assert_outcomes(failed=1)
+    text = result.stdout.str()
+    assert "PASSED  Token" in text and "status: expected 299, got 200" in text
+    assert PASSWORD not in text and "p=***" in text
+
+
+def test_an_unknown_sr_os_cloud_is_a_usage_error(pytester: pytest.Pytester, cloud: TestServer) -> None:
+    result = pytester.runpytest_subprocess("-p", "no:benchmark", "--sr-os-cloud", "nope")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--sr-os-cloud nope: no such cloud in*", "*clouds there: lab*"])
+    assert cloud.state.requests == []

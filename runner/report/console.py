@@ -12,8 +12,8 @@ import sys
 import time
 from typing import TextIO
 
-from ..exchange import one_line, printable
 from ..results import Outcome, RunResult, ScenarioResult, StepResult
+from ..text import one_line, printable
 
 _LABELS = {
     Outcome.PASSED: ("PASS", "32"),

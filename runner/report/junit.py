@@ -14,10 +14,10 @@ from pathlib import Path
 
 from junit_xml import TestCase, TestSuite
 
-from ..exchange import one_line, printable
 from ..files import InputFiles
 from ..outputs import write as write_output
 from ..results import Outcome, RunResult, ScenarioResult, StepResult
+from ..text import one_line, printable
 
 
 def _case(scenario: ScenarioResult, step: StepResult) -> TestCase:

@@ -1,0 +1,20 @@
+"""Executing scenarios: render -> send -> check -> capture, with polling, skipping and cleanup.
+
+One concern a module (arrows: may import):
+
+    options   RunOptions, what a front decides about requests
+    captures  the scenario's variables and the secrets learned as values enter them
+    request   a step's request prepared from its spec and scope  (-> captures)
+    poll      sending it, and polling until a condition holds
+    step      one step end to end: when, prepare, send/poll, check, capture  (-> request, poll)
+    run       Engine and the scenario loop: skipping, interruption, cleanup  (-> step)
+
+Run-level fixtures (set-up/teardown once per run) and loops (`for_each`) are meant to come as
+fixtures.py and loops.py beside these, reusing step.StepRunner and captures.Variables. Nothing
+leaves the engine unmasked: every output masks with every secret the run learned.
+"""
+
+from .options import RunOptions
+from .run import Engine, StepCallback
+
+__all__ = ["Engine", "RunOptions", "StepCallback"]

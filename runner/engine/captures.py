@@ -1,0 +1,85 @@
+"""A scenario's variables: the scope its templates see, and the secrets learned as values enter it.
+
+Every value enters the scope through here (--var, a matrix row, the scenario's `vars`, a step's
+`vars`, captures), so one rule decides what becomes a secret: a name the scenario lists in
+`secrets:`, or a name that looks secret (runner/redact.py). Values set on the command line win over
+everything the scenario says. Run-level fixtures are meant to seed this scope the same way.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..context import RunServices
+from ..errors import UserError
+from ..model import Scenario, Step
+from ..redact import Redactor, is_secret_name
+from ..results import Failure, Outcome, StepResult
+from ..templating import Scope
+from .options import RunOptions
+
+
+class Variables:
+    """The values of one scenario run, shared by its steps; each step renders in a copy (`step_scope`)."""
+
+    def __init__(self, scenario: Scenario, services: RunServices, options: RunOptions, redactor: Redactor):
+        self.scenario = scenario
+        self.services = services
+        self.options = options
+        self.redactor = redactor
+        self.context: dict[str, Any] = Scope.with_globals()
+
+    def setup(self) -> None:
+        """The names every step sees: env, run_id, scenario; then --var, the matrix row, `vars`."""
+        services = self.services
+        run_id = services.run_id
+        if self.scenario.matrix_index is not None:
+            run_id = f"{run_id}-{self.scenario.matrix_index}"
+        ctx = self.context
+        ctx.update(env=services.environ, run_id=run_id)
+        ctx["scenario"] = {"name": self.scenario.name, "file": str(self.scenario.path)}
+        for name, value in self.options.cli_vars.items():
+            self.assign(name, value)  # a --var may set a name the scenario lists in `secrets:`
+        helpers = services.helpers(self.scenario.path.resolve().parent, self.scenario.digest_algorithms)
+        fixed = set(self.options.cli_vars)
+        for name, compiled in (self.scenario.matrix_row or {}).items():
+            if name not in fixed:
+                self.assign(name, compiled.render(Scope({**ctx, **helpers})))
+        fixed |= set(self.scenario.matrix_row or {})
+        for name, compiled in self.scenario.vars:
+            if name not in fixed:
+                self.assign(name, compiled.render(Scope({**ctx, **helpers})))
+
+    def assign(self, name: str, value: Any) -> None:
+        self.context[name] = value
+        if name in self.scenario.secrets or is_secret_name(name):
+            self.redactor.add(value)
+
+    def step_scope(self, step: Step) -> Scope:
+        """What one step renders in: the scenario's values and the helpers bound to the step's file."""
+        local = Scope(self.context)
+        local.update(self.services.helpers(step.base_dir, self.scenario.digest_algorithms))
+        return local
+
+    def render_step_vars(self, step: Step, local: dict[str, Any]) -> None:
+        """The step's own `vars` (and its fragments'), in the step's scope only."""
+        for var in step.scope:
+            if var.name in self.options.cli_vars or (var.default and var.name in self.context):
+                continue
+            local[var.name] = value = var.value.render(local)
+            if var.name in self.scenario.secrets or is_secret_name(var.name):
+                self.redactor.add(value)
+
+    def capture(self, step: Step, local: dict[str, Any], result: StepResult, strict: bool) -> None:
+        """Capture values; when `strict` is false (the step already failed) capture what is there."""
+        for name, compiled in step.captures.items():
+            try:
+                value = compiled.render(local)
+            except UserError as exc:
+                if not strict:
+                    continue
+                result.outcome = Outcome.FAILED
+                result.failures.append(Failure(f"capture {name}: {exc.message}", str(exc.location or step.loc)))
+                continue
+            self.assign(name, value)
+            local[name] = value

@@ -1,0 +1,290 @@
+"""Running one scenario: its steps in order, then its `finally` steps whatever ended them.
+
+Promises kept here: a failing step skips the rest of its scenario with a reason naming it;
+`finally` steps always run (after failures, errors and interruption, bounded in time) and see every
+captured value; an interruption is recorded on the step it stopped and raised again once the
+cleanup ran; a scenario left behind says what may remain on the server. One step's own pipeline is
+step.py's; its request, polling and captures have modules of their own (request.py, poll.py,
+captures.py).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from ..abort import RequestAborted, Stop
+from ..context import RunServices
+from ..errors import UserError, relative_display
+from ..http import Session
+from ..model import Scenario, Step
+from ..redact import Redactor, is_secret_name
+from ..results import Outcome, ScenarioResult, StepResult
+from ..templating import Scope
+from .captures import Variables
+from .options import RunOptions
+from .request import describe_url
+from .step import StepRunner
+
+StepCallback = Callable[[ScenarioResult, StepResult], None]
+
+
+class Engine:
+    """Runs scenarios with what a run shares (file policy, digests, the masker, the options).
+
+    Safe to use from several threads at once (`--jobs`): each scenario gets its own HTTP session,
+    variables and StepRunner; only run-wide things (the masker, the digest cache) are shared.
+    """
+
+    def __init__(self, services: RunServices, redactor: Redactor, options: RunOptions):
+        self.services = services
+        self.redactor = redactor
+        self.options = options
+        redactor.add_from_env(services.environ)
+        for name, value in options.cli_vars.items():
+            if is_secret_name(name):
+                redactor.add(value)
+
+    def run(
+        self,
+        scenario: Scenario,
+        result: ScenarioResult,
+        on_step: StepCallback | None = None,
+        stop: Stop | None = None,
+    ) -> None:
+        """Run one scenario, filling `result` as it goes (so an interruption keeps what happened).
+
+        `stop` is how a run interrupts scenarios on worker threads, where signals do not arrive:
+        while the scenario runs, pulling it stops the current step (see runner/abort.py). An
+        interruption (that, or any BaseException raised into a step) is raised again after the
+        `finally` steps ran.
+        """
+        started = time.perf_counter()
+        run = _ScenarioRun(self, scenario, result, on_step)
+        if stop is not None:
+            stop.register(run)
+        try:
+            run.execute()
+        finally:
+            if stop is not None:
+                stop.unregister(run)
+            run.session.close()
+            result.duration = time.perf_counter() - started
+
+
+class _ScenarioRun:
+    """One scenario while it runs: the loop over its steps, skipping, interruption and cleanup.
+
+    Also what a run's `Stop` holds on to (runner/abort.py's Stoppable): `abort` stops its step from
+    another thread, `abandon` records it as left behind.
+    """
+
+    def __init__(
+        self,
+        engine: Engine,
+        scenario: Scenario,
+        result: ScenarioResult,
+        on_step: StepCallback | None,
+    ):
+        self.engine = engine
+        self.scenario = scenario
+        self.result = result
+        self.on_step = on_step
+        self.redactor = engine.redactor
+        self.options = engine.options
+        self.session = Session(engine.services.proxies)
+        self.abort = self.session.abort  # what Stop triggers: stops the request in flight, the poll's sleep
+        self.variables = Variables(scenario, engine.services, engine.options, engine.redactor)
+        self.steps = StepRunner(
+            scenario, engine.services, engine.options, engine.redactor, self.variables, self.session
+        )
+        self._pending: Step | None = None  # the step being handled now, not yet recorded
+        self._listener_error: Exception | None = None  # raised once the scenario has ended
+
+    # --- the scenario ---------------------------------------------------------------------------
+
+    def execute(self) -> None:
+        """The steps, then the `finally` steps whatever ended the steps.
+
+        Anything that is not an ordinary Exception raised into a step (KeyboardInterrupt,
+        SystemExit, pytest-timeout's Failed, RequestAborted from a pulled Stop) is an interruption:
+        the step is recorded as interrupted with its cause, the rest is skipped, the `finally` steps
+        run bounded by cleanup_timeout, then the interruption is raised again so the caller stops
+        as it asked. A second interruption abandons the cleanup and records what may remain on the
+        server. A bug of ours outside a step (an Exception here) still runs the cleanup, then is
+        raised for the caller to report.
+        """
+        failed: str | None = None
+        stopped: BaseException | None = None
+        index = -1
+        steps = self.scenario.steps
+        try:
+            failed = self._setup()
+            for index, step in enumerate(steps):  # noqa: B007 - the except clause reads index
+                self._pending = step
+                if failed is not None:
+                    self._record(_skipped(step, f"skipped: step '{failed}' failed"))
+                    continue
+                self.abort.check()  # an interruption that arrived between steps
+                outcome = self._record(self.steps.run(step))
+                if outcome.outcome in (Outcome.FAILED, Outcome.ERROR):
+                    failed = step.name
+            self.abort.check()  # ...or after the last one: the cleanup then runs bounded
+        except BaseException as exc:  # every way a step can end must reach the cleanup
+            stopped = exc
+            if not isinstance(exc, Exception):
+                self.result.interrupted = True
+            if self._pending is not None:
+                failed = self._pending.name
+                self._record(self._stopped_step(self._pending, exc))
+            elif index < 0:  # while the scenario's variables rendered
+                failed = "(scenario variables)"
+                self._record(_error_result(failed, "", _cause(exc, self.redactor)))
+            reason = "interrupted" if not isinstance(exc, Exception) else "internal error in scenario-runner"
+            for step in steps[index + 1 :]:
+                self._record(_skipped(step, f"skipped: {reason}"))
+        self._cleanup(stopped)
+
+    def _cleanup(self, stopped: BaseException | None) -> None:
+        """The `finally` steps. After an interruption they run bounded in time with the brake
+        released; an interruption during them stops that step only, the next abandons the rest."""
+        if stopped is None and self.abort.is_set():  # arrived just after the last step
+            stopped = RequestAborted(self.abort.cause)
+            self.result.interrupted = True
+        interruptions = 0
+        if stopped is not None and not isinstance(stopped, Exception):
+            interruptions = 1
+            self.steps.deadline = time.perf_counter() + self.options.cleanup_timeout
+        self.abort.clear()
+        latest = stopped
+        steps = self.scenario.finally_steps
+        for index, step in enumerate(steps):
+            self._pending = step
+            if self.abort.is_set():  # arrived between two cleanup steps: this one has not started
+                latest = RequestAborted(self.abort.cause)
+                self.abort.clear()
+                self.result.interrupted = True
+                interruptions += 1
+                if interruptions > 1:
+                    for rest in steps[index:]:
+                        self._record(self._not_run(rest))
+                    raise latest
+                self.steps.deadline = time.perf_counter() + self.options.cleanup_timeout
+            try:
+                self._record(self.steps.run(step, is_finally=True))
+            except BaseException as exc:  # see execute()
+                latest = exc
+                self.abort.clear()
+                if not isinstance(exc, Exception):
+                    interruptions += 1
+                if interruptions <= 1 or isinstance(exc, Exception):  # the other cleanup steps still run
+                    if interruptions == 1 and not isinstance(exc, Exception):
+                        self.steps.deadline = time.perf_counter() + self.options.cleanup_timeout
+                    if self._pending is not None:
+                        self._record(self._stopped_step(step, exc, is_finally=True))
+                    continue
+                if self._pending is not None:
+                    message = "interrupted again: cleanup abandoned; its request may not have completed"
+                    self._record(self._interrupted(step, message, is_finally=True))
+                for rest in steps[index + 1 :]:
+                    self._record(self._not_run(rest))
+                raise
+        if latest is not None:
+            raise latest
+        if self._listener_error is not None:
+            raise self._listener_error
+
+    def _setup(self) -> str | None:
+        """The scenario's variables; the name of the failed pseudo-step when they cannot render."""
+        try:
+            self.variables.setup()
+        except UserError as exc:
+            hint = f" (hint: {exc.hint})" if exc.hint else ""
+            where = f"{exc.location}: " if exc.location else ""
+            self._record(_error_result("(scenario variables)", str(exc.location or ""), f"{where}{exc.message}{hint}"))
+            return "(scenario variables)"
+        return None
+
+    def _stopped_step(self, step: Step, exc: BaseException, is_finally: bool = False) -> StepResult:
+        if isinstance(exc, Exception):
+            result = self.steps.current or StepResult(step.name, str(step.loc), Outcome.ERROR, is_finally=is_finally)
+            result.outcome, result.error = Outcome.ERROR, self.redactor.mask(_cause(exc, self.redactor))
+            return result
+        return self._interrupted(step, _cause(exc, self.redactor), is_finally)
+
+    def _not_run(self, step: Step) -> StepResult:
+        """A cleanup step the user did not let run: what it would have sent, so that someone can
+        delete by hand what may remain. Rendered with the values captured so far, masked; a step
+        whose `when` is false had nothing to clean up."""
+        if step.when is not None:
+            try:
+                needed = bool(step.when.render(Scope(self.variables.context)))
+            except Exception:  # cannot tell: list it
+                needed = True
+            if not needed:
+                skipped = _skipped(step, f"skipped: cleanup abandoned; {step.when.value.source} is false")
+                skipped.is_finally = True
+                return skipped
+        result = StepResult(step.name, str(step.loc), Outcome.ERROR, is_finally=True)
+        result.method, result.url = step.request.method, describe_url(step, self.variables, self.redactor)
+        result.error = f"not run: cleanup abandoned; what it cleans up may remain: {result.method} {result.url}"
+        return result
+
+    def may_remain(self) -> list[str]:
+        """The cleanup requests not run yet (or still in flight) when a scenario is left behind."""
+        recorded = sum(1 for r in self.result.steps if r.is_finally)
+        pending = self.scenario.finally_steps[recorded:]
+        return [
+            f"{s.request.method} {describe_url(s, self.variables, self.redactor)} (finally: {s.name})" for s in pending
+        ]
+
+    def abandon(self) -> ScenarioResult:
+        """Called from the main thread when this scenario does not answer a second interruption
+        (a step that cannot be woken, such as a connection being opened): the run ends without it."""
+        self.result.interrupted = True
+        remain = self.may_remain()
+        error = "interrupted twice: abandoned during a request; its cleanup did not run"
+        if remain:
+            error += "; may remain: " + ", ".join(remain)
+        self.result.steps.append(
+            StepResult("(abandoned)", relative_display(self.scenario.path), Outcome.ERROR, error=error)
+        )
+        return self.result
+
+    def _record(self, step_result: StepResult) -> StepResult:
+        self.result.steps.append(step_result)
+        self.steps.current = self._pending = None
+        if self.on_step is not None:
+            try:
+                self.on_step(self.result, step_result)
+            except Exception as exc:  # a bug in a report: the scenario and its cleanup go on
+                self._listener_error = self._listener_error or exc
+        return step_result
+
+    def _interrupted(self, step: Step, message: str, is_finally: bool = False) -> StepResult:
+        """The step Ctrl-C stopped, as far as it got: its request and how long it had waited,
+        which is what someone reading the report of a cancelled CI job wants to know."""
+        self.result.interrupted = True
+        result = self.steps.current or StepResult(step.name, str(step.loc), Outcome.ERROR)
+        result.outcome, result.error, result.is_finally = Outcome.ERROR, message, is_finally
+        return result
+
+
+def _cause(exc: BaseException, redactor: Redactor) -> str:
+    """What stopped a step, in the words of the report."""
+    if isinstance(exc, RequestAborted):
+        return exc.cause
+    if isinstance(exc, KeyboardInterrupt):
+        return "interrupted (Ctrl-C or SIGTERM)"
+    if isinstance(exc, Exception):
+        return f"internal error in scenario-runner: {type(exc).__name__}: {exc}"
+    text = str(exc).strip()
+    return redactor.mask(f"interrupted by {type(exc).__name__}" + (f": {text}" if text else ""))
+
+
+def _skipped(step: Step, reason: str) -> StepResult:
+    return StepResult(step.name, str(step.loc), Outcome.SKIPPED, skip_reason=reason)
+
+
+def _error_result(name: str, location: str, message: str) -> StepResult:
+    return StepResult(name, location, Outcome.ERROR, error=message)

@@ -1,0 +1,129 @@
+"""One step, end to end: `when` -> prepare -> send (and poll) -> check -> capture -> learn secrets.
+
+The pipeline every kind of step shares (scenario steps, `finally` steps; run-level fixtures and
+loop iterations are meant to reuse it); what surrounds a step (skipping after a failure,
+interruptions, cleanup) is run.py's. A step never raises for what a user can cause: template and
+transport errors, and bugs of ours, end up in its StepResult. Interruptions (BaseException) pass.
+"""
+
+from __future__ import annotations
+
+import time
+
+from ..checks import run_checks
+from ..context import RunServices
+from ..errors import UserError
+from ..exchange import curl_command, format_exchange, full_url
+from ..http import PreparedRequest, Response, Session, TransportError
+from ..model import Scenario, Step
+from ..redact import Redactor
+from ..results import Outcome, StepResult
+from .captures import Variables
+from .options import RunOptions
+from .poll import send_and_poll
+from .request import prepare
+
+
+class StepRunner:
+    """Runs the steps of one scenario run with its session and variables.
+
+    `current` is the step running now, as far as it got, for whoever records an interruption;
+    `deadline` bounds requests and polls of a cleanup after an interruption.
+    """
+
+    def __init__(
+        self,
+        scenario: Scenario,
+        services: RunServices,
+        options: RunOptions,
+        redactor: Redactor,
+        variables: Variables,
+        session: Session,
+    ):
+        self.scenario = scenario
+        self.services = services
+        self.options = options
+        self.redactor = redactor
+        self.variables = variables
+        self.session = session
+        self.deadline: float | None = None
+        self.current: StepResult | None = None
+
+    def run(self, step: Step, is_finally: bool = False) -> StepResult:
+        started = time.perf_counter()
+        result = StepResult(step.name, str(step.loc), Outcome.PASSED, is_finally=is_finally)
+        self.current = result  # until recorded: what an interruption reports
+        local = self.variables.step_scope(step)
+        request: PreparedRequest | None = None
+        response: Response | None = None
+        try:
+            self.variables.render_step_vars(step, local)
+            if step.when is not None and not step.when.render(local):
+                result.outcome = Outcome.SKIPPED
+                result.skip_reason = f"skipped: {step.when.value.source} is false"
+                return result
+            request = prepare(
+                step,
+                local,
+                scenario=self.scenario,
+                options=self.options,
+                redactor=self.redactor,
+                policy=self.services.policy,
+                deadline=self.deadline,
+            )
+            result.method, result.url = request.method, full_url(request)
+            response = send_and_poll(
+                step,
+                request,
+                local,
+                result,
+                session=self.session,
+                services=self.services,
+                options=self.options,
+                max_body=self.scenario.defaults.max_body,
+                deadline=self.deadline,
+            )
+            if result.outcome is Outcome.PASSED:
+                failures = run_checks(step.expect, response, local)
+                if failures:
+                    result.failures.extend(failures)
+                    result.outcome = Outcome.ERROR if any(f.error for f in failures) else Outcome.FAILED
+            # Capture even when a check failed: a resource the server did create (201 where the
+            # scenario said 200) must still be known to the cleanup steps.
+            self.variables.capture(step, local, result, strict=result.outcome is Outcome.PASSED)
+        except UserError as exc:
+            result.outcome = Outcome.ERROR
+            where = f"{exc.location}: " if exc.location else ""
+            result.error = f"{where}{exc.message}" + (f" (hint: {exc.hint})" if exc.hint else "")
+        except TransportError as exc:
+            result.outcome = Outcome.ERROR
+            result.error = str(exc)
+        except Exception as exc:  # a bug of ours must still leave a complete report
+            result.outcome = Outcome.ERROR
+            result.error = f"internal error in scenario-runner: {type(exc).__name__}: {exc}"
+        finally:
+            result.duration = time.perf_counter() - started
+        self._finish(result, request, response)
+        return result
+
+    def _finish(self, result: StepResult, request: PreparedRequest | None, response: Response | None) -> None:
+        """Learn the secrets the exchange carried; keep the exchange only where someone will read it.
+
+        Texts in `result` are not masked here: every output masks what it writes, with every secret
+        known when it writes (runner/redact.py), so a secret learned later is still masked in files.
+        """
+        redactor = self.redactor
+        if response is not None:
+            result.status = response.status
+            if response.sent_url:
+                result.url = response.sent_url  # as sent: requests quotes and adds the query
+            redactor.learn_sent(response.sent_url, response.sent_headers, response.sent_body)
+            redactor.add_from_headers(response.headers)
+            redactor.add_from_json_body(response.content)
+        # The session sends its cookies with every request and servers echo them; a cookie set by a
+        # redirect never shows in the final response's headers, so learn them from the jar.
+        for cookie in self.session.cookies:
+            redactor.add(cookie.value)
+        if request is not None and (result.outcome is not Outcome.PASSED or self.options.keep_exchanges):
+            result.exchange = format_exchange(request, response, redactor)
+            result.curl = curl_command(request, redactor)

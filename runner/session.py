@@ -1,0 +1,211 @@
+"""One run's set-up, shared by both fronts: the command line (cli.py) and the pytest plugin.
+
+Built from plain options, so that `scenario-runner run` and `pytest` set a run up the same way and
+cannot drift apart: variables (vars files, then NAME=VALUE options, every NAME checked), the file
+policy, the masker (which learns the environment's secrets at once, so that even a message about a
+bad option is masked), the loader, selection (tags, -k) and sharding, the clouds.yaml entry, and the
+engine with the run's services. The fronts only parse arguments, print, and map outcomes to exit
+codes. Run-level fixtures, when they come, are set up and torn down here: once per session, which is
+once per run, shard or pytest-xdist worker.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .errors import Location, UsageError, UserError
+from .files import FilePolicy, InputFiles
+from .loader import Loader, discover
+from .model import Scenario
+from .redact import Redactor
+from .yamlsource import LocDict, load_yaml
+
+if TYPE_CHECKING:
+    from .engine import Engine
+
+_NAME = re.compile(r"^[A-Za-z_]\w*$")
+
+
+@dataclass
+class SessionOptions:
+    """What a front was told, as plain values. `prefix` is how the front spells its options in
+    messages: `--` for the command line (`--var`), `--sr-` for pytest (`--sr-var`)."""
+
+    vars: Sequence[str] = ()  # NAME=VALUE, in order; later ones win
+    vars_files: Sequence[str] = ()  # YAML or JSON mappings, read before `vars`
+    allow_paths: Sequence[str | Path] = ()
+    timeout: float | None = None
+    insecure: bool = False
+    cacert: str | None = None
+    os_cloud: str | None = None
+    jobs: int = 1
+    keep_exchanges: bool = False
+    prefix: str = "--"
+
+
+def run_redactor(environ: Mapping[str, str] = os.environ) -> Redactor:
+    """The run's masker, knowing the environment's secrets from the start. A front that prints before
+    its session exists (cli.main wraps the console first) makes it here and hands it over."""
+    redactor = Redactor()
+    redactor.add_from_env(environ)
+    return redactor
+
+
+class Session:
+    """One run: set up from options, then load, select, start the engine, close.
+
+    Raises UsageError (exit 2 on the command line, a usage error in pytest) for bad options, always
+    before anything is sent.
+    """
+
+    def __init__(self, options: SessionOptions, redactor: Redactor | None = None):
+        self.options = options
+        self.redactor = redactor if redactor is not None else run_redactor()
+        if options.jobs < 1:
+            raise UsageError(f"{options.prefix}jobs must be at least 1")
+        self.cli_vars = parse_vars(options.vars, options.vars_files, options.prefix)
+        self.policy = FilePolicy(options.allow_paths)
+        self.loader = Loader(self.policy, self.cli_vars)
+        self.engine: Engine | None = None
+
+    def load(self, paths: Sequence[str], report: Callable[[UserError], object]) -> tuple[list[Scenario], int]:
+        """Every scenario file under `paths`; a file that does not load is reported and counted."""
+        files = discover(paths)
+        if not files:
+            raise UserError(f"no *.scenario.yaml files in {' '.join(paths)}")
+        scenarios: list[Scenario] = []
+        errors = 0
+        for path in files:
+            try:
+                scenarios.extend(self.loader.load(path))
+            except UserError as exc:
+                errors += 1
+                report(exc)
+        return scenarios, errors
+
+    def load_file(self, path: Path) -> list[Scenario]:
+        return self.loader.load(path)
+
+    def inputs(self) -> InputFiles:
+        """Every file the run reads, for the report paths to be checked against (runner/outputs.py);
+        a --cacert that does not exist is refused here, before anything is sent."""
+        cacert = self.options.cacert
+        if cacert and not os.path.isfile(cacert):
+            raise UsageError(f"{self.options.prefix}cacert {cacert}: no such file")
+        inputs = self.policy.inputs
+        for path in (*self.options.vars_files, *([cacert] if cacert else [])):
+            inputs.add(path)  # read outside the file policy, still inputs
+        return inputs
+
+    def start(self) -> Engine:
+        """The engine, with the cloud's variables and TLS settings applied; built once."""
+        if self.engine is not None:
+            return self.engine
+        self.inputs()
+        from .context import RunServices
+        from .engine import Engine, RunOptions
+
+        options = self.options
+        cloud = None
+        if options.os_cloud:  # read before anything is set up: a bad cloud is a usage error, nothing sent
+            cloud = _load_cloud(options.os_cloud, options.prefix)
+        run_options = RunOptions(
+            cli_vars=self.cli_vars,
+            timeout=options.timeout,
+            insecure=options.insecure,
+            cacert=options.cacert,
+            keep_exchanges=options.keep_exchanges,
+        )
+        services = RunServices(self.policy)
+        if cloud is not None:
+            cloud.apply(services.environ)
+            if not (options.cacert or options.insecure):  # the command line wins over clouds.yaml
+                run_options.cacert, run_options.insecure = cloud.cacert, cloud.insecure
+        self.engine = Engine(services, self.redactor, run_options)
+        return self.engine
+
+    def close(self) -> None:
+        if self.engine is not None:
+            self.engine.services.close()
+
+
+def _load_cloud(name: str, prefix: str) -> Any:
+    """runner/clouds.py speaks the command line's option name; the plugin's is spelled differently."""
+    from .clouds import load_cloud
+
+    try:
+        return load_cloud(name)
+    except UsageError as exc:
+        if prefix != "--" and exc.message.startswith("--os-cloud"):
+            exc.message = f"{prefix}os-cloud" + exc.message[len("--os-cloud") :]
+            exc.args = (exc.message,)
+        raise
+
+
+def parse_vars(items: Iterable[str], files: Iterable[str], prefix: str = "--") -> dict[str, Any]:
+    """Vars files in order, then NAME=VALUE items in order; every NAME must be a template name."""
+    values: dict[str, Any] = {}
+    for path in files:
+        data = load_yaml(path)
+        if not isinstance(data, LocDict):
+            raise UsageError("a vars file must hold a mapping of names to values", Location(path, 1, 1))
+        values.update(data)
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or not _NAME.match(name):
+            raise UsageError(
+                f"{prefix}var {item!r}: expected NAME=VALUE", hint=f"e.g. {prefix}var image_file=data/cirros.qcow2"
+            )
+        values[name] = value
+    return values
+
+
+def select(scenarios: list[Scenario], tags: Sequence[str], keyword: str | None) -> list[Scenario]:
+    """Scenarios with any of `tags` and matching `keyword`; selecting none of many is a usage error."""
+    loaded = scenarios
+    if tags:
+        scenarios = [s for s in scenarios if set(s.tags) & set(tags)]
+    if keyword:
+        scenarios = [s for s in scenarios if keyword_match(keyword, f"{s.name} {s.path}")]
+    if loaded and not scenarios:
+        # A typo in a CI job's --tag must not turn the job green by running nothing.
+        known = sorted({t for s in loaded for t in s.tags})
+        asked = " ".join([*(f"--tag {t}" for t in tags), *([f"-k {keyword!r}"] if keyword else [])])
+        if tags:
+            hint = f"tags in these files: {', '.join(known)}" if known else "none of these files has tags"
+        else:
+            names = ", ".join(repr(s.name) for s in loaded[:5]) + (", ..." if len(loaded) > 5 else "")
+            hint = f"-k matches words in scenario names and paths; names here: {names}"
+        raise UsageError(f"no scenario matches {asked} ({len(loaded)} loaded)", hint=hint)
+    return scenarios
+
+
+def keyword_match(expression: str, text: str) -> bool:
+    """pytest-style -k: words are case-insensitive substrings, combined with and/or/not/()."""
+    tokens = re.findall(r"\(|\)|[^\s()]+", expression)
+    python = []
+    for token in tokens:
+        if token in ("and", "or", "not", "(", ")"):
+            python.append(token)
+        else:
+            python.append(str(token.lower() in text.lower()))
+    try:
+        return bool(eval(" ".join(python) or "True", {"__builtins__": {}}, {}))
+    except SyntaxError:
+        raise UsageError(f"-k {expression!r}: not a valid expression", hint="e.g. -k 'glance and not import'") from None
+
+
+def shard(scenarios: list[Scenario], spec: str) -> list[Scenario]:
+    """The K-th of N parts, by file, so that a matrix's rows and a file's scenarios stay together."""
+    match = re.match(r"^(\d+)/(\d+)$", spec)
+    if not match or not 1 <= int(match.group(1)) <= int(match.group(2)):
+        raise UsageError(f"--shard {spec!r}: expected K/N with 1 <= K <= N", hint="e.g. --shard 2/4")
+    k, n = int(match.group(1)), int(match.group(2))
+    files = sorted({str(s.path) for s in scenarios})
+    mine = {f for i, f in enumerate(files) if i % n == k - 1}
+    return [s for s in scenarios if str(s.path) in mine]
