@@ -11,6 +11,7 @@ once per run, shard or pytest-xdist worker.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -68,6 +69,12 @@ class Session:
         self.redactor = redactor if redactor is not None else run_redactor()
         if options.jobs < 1:
             raise UsageError(f"{options.prefix}jobs must be at least 1")
+        timeout = options.timeout
+        if timeout is not None and not (math.isfinite(timeout) and timeout > 0):
+            raise UsageError(
+                f"{options.prefix}timeout {timeout!r}: must be a finite number of seconds, more than 0",
+                hint="e.g. 30",
+            )
         self.cli_vars = parse_vars(options.vars, options.vars_files, options.prefix)
         self.policy = FilePolicy(options.allow_paths)
         self.loader = Loader(self.policy, self.cli_vars)

@@ -218,3 +218,11 @@ def test_an_unknown_sr_os_cloud_is_a_usage_error(pytester: pytest.Pytester, clou
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*--sr-os-cloud nope: no such cloud in*", "*clouds there: lab*"])
     assert cloud.state.requests == []
+
+
+@pytest.mark.parametrize("value", ["inf", "nan", "0", "-1"])
+def test_a_timeout_that_is_not_a_finite_positive_number_is_a_usage_error(pytester, value):
+    write(pytester, **{"t.scenario.yaml": "name: T\nsteps:\n  - {name: S, request: {url: 'http://127.0.0.1:1/'}}\n"})
+    result = pytester.runpytest("--sr-timeout", value)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert "--sr-timeout" in result.stderr.str() and "finite number of seconds" in result.stderr.str()
