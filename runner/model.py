@@ -86,6 +86,7 @@ class ScopeVar:
 
     `default` marks a fragment's own `vars:`: they apply only where the scenario, a capture or
     --var has not defined the name. An include's `vars:` are explicit and win, except over --var.
+    The loader makes one object per include; the engine renders each once per run, by identity.
     """
 
     name: str

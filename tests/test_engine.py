@@ -754,6 +754,41 @@ def test_includes_with_vars(sr, server):
     assert len(run.suite("Includes").findall("testcase")) == 3
 
 
+def test_include_vars_are_rendered_once_per_include(sr, server):
+    """A fragment's `vars` and the `vars` beside an include keep one value in every step of that
+    include (a project and its user get the same suffix); two includes of it get two values."""
+    sr.write(
+        "common/pair.yaml",
+        """
+        vars: {suffix: "{{ uuid() }}"}
+        steps:
+          - name: Project
+            request: {method: POST, url: "{{ env.BASE }}/echo", json: {project: "p-{{ suffix }}", tag: "{{ tag }}"}}
+          - name: User
+            request: {method: POST, url: "{{ env.BASE }}/echo", json: {user: "u-{{ suffix }}", tag: "{{ tag }}"}}
+        """,
+    )
+    sr.write(
+        "pair.scenario.yaml",
+        """
+        name: Pairs
+        steps:
+          - include: common/pair.yaml
+            vars: {tag: "{{ uuid() }}"}
+          - include: common/pair.yaml
+            vars: {tag: "{{ uuid() }}"}
+        """,
+    )
+    run = sr.run("pair.scenario.yaml")
+    assert run.code == 0, run.output
+    bodies = [json.loads(r["body"]) for r in server.state.requests]
+    first, second = bodies[:2], bodies[2:]
+    for project, user in (first, second):
+        assert project["project"][2:] == user["user"][2:]  # one suffix per include
+        assert project["tag"] == user["tag"]
+    assert first[0]["project"] != second[0]["project"] and first[0]["tag"] != second[0]["tag"]
+
+
 def test_matrix_runs_each_row_with_unique_names(sr, server):
     sr.write(
         "matrix.scenario.yaml",

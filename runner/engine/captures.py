@@ -28,6 +28,10 @@ class Variables:
         self.options = options
         self.redactor = redactor
         self.context: dict[str, Any] = Scope.with_globals()
+        # The value of each include's `vars` (and its fragment's), rendered once per include of this
+        # run: `u: "{{ uuid() }}"` is the same in every step of one include, and differs between two
+        # includes of the same fragment. Keyed by the ScopeVar object: the loader makes one per include.
+        self._include_values: dict[int, Any] = {}
 
     def setup(self) -> None:
         """The names every step sees: env, run_id, scenario; then --var, the matrix row, `vars`."""
@@ -62,11 +66,16 @@ class Variables:
         return local
 
     def render_step_vars(self, step: Step, local: dict[str, Any]) -> None:
-        """The step's own `vars` (and its fragments'), in the step's scope only."""
+        """The `vars` of the includes the step came from, in the step's scope only (once per include)."""
+        rendered = self._include_values
         for var in step.scope:
             if var.name in self.options.cli_vars or (var.default and var.name in self.context):
                 continue
-            local[var.name] = value = var.value.render(local)
+            key = id(var)
+            if key in rendered:
+                local[var.name] = rendered[key]
+                continue
+            local[var.name] = rendered[key] = value = var.value.render(local)
             if var.name in self.scenario.secrets or is_secret_name(var.name):
                 self.redactor.add(value)
 
