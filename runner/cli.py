@@ -154,8 +154,10 @@ def _positive(text: str) -> float:
 def main(argv: Sequence[str] | None = None, stdout: TextIO | None = None, stderr: TextIO | None = None) -> int:
     from .errors import UserError
 
-    out = stdout or sys.stdout
-    err = stderr or sys.stderr
+    # A descriptor closed before we started (`>&-`) leaves sys.stdout None: the console is lost from
+    # the start, which must not stop the run any more than losing it later does.
+    out = stdout or sys.stdout or open(os.devnull, "w")  # noqa: SIM115 - lives as long as the process
+    err = stderr or sys.stderr or open(os.devnull, "w")  # noqa: SIM115
     parser = build_parser()
     try:
         try:
@@ -275,12 +277,12 @@ def _run_scenarios(args: argparse.Namespace, out: TextIO, err: TextIO, stop: Sto
         from .session import shard
 
         scenarios = shard(scenarios, args.shard)
-    _check_report_paths(args, session.inputs())
+    engine = session.start()  # a bad --os-cloud is exit 2 here, nothing sent
+    _check_report_paths(args, session.inputs())  # after the cloud: its clouds.yaml is an input too
 
     from .report.console import ConsoleReport
     from .schedule import run_all
 
-    engine = session.start()  # a bad --os-cloud is exit 2 here, nothing sent
     console = ConsoleReport(out, verbosity=-1 if args.quiet else args.verbose)
     if console.wants_live and args.jobs == 1:
         engine.options.progress = console.live

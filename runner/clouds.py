@@ -74,6 +74,7 @@ class Cloud:
     env: dict[str, str]
     cacert: str | None = None  # a CA bundle (`cacert:`), None for the system's
     insecure: bool = False  # `verify: false` or `insecure: true`
+    files: tuple[str, ...] = ()  # clouds.yaml, secure.yaml, clouds-public.yaml, cacert: inputs of the run
 
     def apply(self, environ: dict[str, str]) -> None:
         """Replace the OS_* variables of `environ` (a copy of the process environment) with the cloud's."""
@@ -214,7 +215,13 @@ def _load_cloud(name: str) -> Cloud:
             "auth_type: v3applicationcredential, or a token (openstack token issue) with auth_type: v3token",
         )
     region = _get_one(config, name, validate=True)  # keystoneauth's own check of the options
-    return _to_cloud(name, region)
+    cloud = _to_cloud(name, region)
+    loader = _openstack_config()
+    candidates = [*_files(loader, "clouds"), *_secure_files(loader), *_files(loader, "clouds-public")]
+    secure_override = os.environ.get("OS_CLIENT_SECURE_FILE")
+    read = [path for path in (*candidates, secure_override, cloud.cacert) if path and os.path.isfile(path)]
+    cloud.files = tuple(dict.fromkeys(read))  # what a report must never replace (runner/outputs.py)
+    return cloud
 
 
 def _to_cloud(name: str, region: Any) -> Cloud:

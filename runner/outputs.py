@@ -9,6 +9,10 @@ A report (and `from-curl -o`) never replaces an input of the run nor anything bu
 - a character device or a FIFO (`/dev/null`, `/dev/stdout`, `mkfifo`): streamed into, never renamed
   over (as root, `--junit /dev/null` used to replace the machine's /dev/null with a regular file);
   a FIFO nobody reads is an error after a short wait, not a hang;
+- one of the process's own descriptors (`/dev/stdout`, `/dev/stderr`, `/dev/fd/N`, `/proc/self/fd/N`):
+  written into through the descriptor, appended, whatever it is (a terminal, a pipe to `tee`, a log
+  file the shell redirected to): resolving the link would replace the log file, or name a pipe that
+  no path can open;
 - a directory, a block device, a socket: refused;
 - a file the run reads (scenario, fragment, schema, vars file, CA bundle, upload, digest helper
   path), compared by (st_dev, st_ino) so a hard link or a symlink to one counts: refused. The
@@ -24,6 +28,7 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 import stat
 import tempfile
 import time
@@ -57,6 +62,7 @@ class Target:
     stream: bool  # True: a character device or FIFO, written into; False: replaced atomically
     identity: object  # (st_dev, st_ino) of an existing file, else the resolved path
     device: bool = False  # a character device (several reports may go to /dev/null)
+    descriptor: bool = False  # /dev/stdout and the like: whatever the descriptor is, written into
 
 
 def check(outputs: Sequence[tuple[str, str]], inputs: InputFiles, what: str = "report") -> None:
@@ -74,8 +80,57 @@ def check(outputs: Sequence[tuple[str, str]], inputs: InputFiles, what: str = "r
         seen[target.identity] = label
 
 
+_DESCRIPTOR = re.compile(r"^/(dev/(stdout|stderr|fd/\d+)|proc/(self|thread-self|\d+)/fd/\d+)$")
+
+
+def _descriptor_path(path: str | Path) -> str | None:
+    """`path`, or the symlink on the way to its target, that names an open descriptor, if one does."""
+    current = os.path.abspath(path)
+    for _ in range(8):
+        if _DESCRIPTOR.match(current):
+            return current
+        if not os.path.islink(current):
+            return None
+        current = os.path.normpath(os.path.join(os.path.dirname(current), os.readlink(current)))
+    return None
+
+
+def _is_descriptor(path: str | Path) -> bool:
+    return _descriptor_path(path) is not None
+
+
+def _own_descriptor(path: str) -> int | None:
+    """The number of our own descriptor that `path` names (/dev/stdout: 1), to write through it: a
+    new open() of a log file gets an offset of its own, and the console's next line would overwrite
+    the report."""
+    named = _descriptor_path(path)
+    if named is None:
+        return None
+    alias = {"/dev/stdout": 1, "/dev/stderr": 2}.get(named)
+    if alias is not None:
+        return alias
+    match = re.match(r"^/(?:dev/fd|proc/(self|thread-self|\d+)/fd)/(\d+)$", named)
+    if match is None or (match.group(1) and match.group(1).isdigit() and int(match.group(1)) != os.getpid()):
+        return None
+    return int(match.group(2))
+
+
 def examine(label: str, path: str | Path, inputs: InputFiles | None = None, what: str = "report") -> Target:
     """Classify `path` under the policy, or raise OutputError saying why nothing may be written there."""
+    if _is_descriptor(path):
+        try:
+            st = os.stat(path)
+        except OSError as exc:
+            raise OutputError(
+                f"{label}: cannot use this path ({exc.strerror})", hint="is the descriptor open?"
+            ) from None
+        found = inputs.find(st) if inputs is not None and stat.S_ISREG(st.st_mode) else None
+        if found is not None:
+            raise OutputError(
+                f"{label}: is {relative_display(found)}, an input of this run; a {what} never replaces one",
+                hint=f"write the {what} elsewhere",
+            )
+        return Target(str(path), True, (st.st_dev, st.st_ino), device=True, descriptor=True)
     real = os.path.realpath(path)
     try:
         st = os.stat(real)
@@ -130,21 +185,36 @@ def write(
     data = text.encode("utf-8")
     try:
         if target.stream:
-            _stream(label, target.real, data, fifo=not target.device)
+            _stream(label, target.real, data, fifo=not target.device, any_kind=target.descriptor)
         else:
             _replace(target.real, data)
     except OSError as exc:
         raise OutputError(f"{label}: cannot write the {what}: {exc.strerror or exc}") from None
 
 
-def _stream(label: str, real: str, data: bytes, fifo: bool) -> None:
-    """Write into a character device or FIFO in place: no truncation, no rename."""
+def _stream(label: str, real: str, data: bytes, fifo: bool, any_kind: bool = False) -> None:
+    """Write into a character device, a FIFO or one of our descriptors in place: no truncation, no
+    rename; appended (a descriptor redirected to a log file keeps the lines before the report)."""
+    own = _own_descriptor(real) if any_kind else None
+    fd = os.dup(own) if own is not None else _open_stream(label, real, fifo)
+    try:
+        mode = os.fstat(fd).st_mode
+        if not (any_kind or stat.S_ISCHR(mode) or stat.S_ISFIFO(mode)):  # replaced since examine(): an input now?
+            raise OutputError(f"{label}: changed since it was checked; nothing was written")
+        os.set_blocking(fd, True)  # a slow reader is waited for, not an EAGAIN
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+    finally:
+        os.close(fd)
+
+
+def _open_stream(label: str, real: str, fifo: bool) -> int:
     deadline = time.monotonic() + FIFO_WAIT
     while True:
         try:
             # O_NONBLOCK: opening a FIFO nobody reads fails with ENXIO instead of blocking forever.
-            fd = os.open(real, os.O_WRONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
-            break
+            return os.open(real, os.O_WRONLY | os.O_APPEND | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
         except OSError as exc:
             if exc.errno != errno.ENXIO or not fifo:  # a device without its driver says ENXIO too
                 raise
@@ -154,16 +224,6 @@ def _stream(label: str, real: str, data: bytes, fifo: bool) -> None:
                     hint="start the reader first, e.g. `cat FIFO > junit.xml &`",
                 ) from None
             time.sleep(_POLL)
-    try:
-        mode = os.fstat(fd).st_mode
-        if not (stat.S_ISCHR(mode) or stat.S_ISFIFO(mode)):  # replaced since examine(): may be an input now
-            raise OutputError(f"{label}: changed since it was checked; nothing was written")
-        os.set_blocking(fd, True)  # a slow reader is waited for, not an EAGAIN
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
-    finally:
-        os.close(fd)
 
 
 def _replace(real: str, data: bytes) -> None:

@@ -31,7 +31,7 @@ import html
 import json
 import re
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, TextIO
 from urllib.parse import quote, quote_plus, unquote, urlsplit
 
@@ -41,6 +41,7 @@ MASK = "***"
 MIN_SECRET_LENGTH = 3
 ANCHOR = 8  # characters of a form the automaton matches; the rest is verified
 MIN_BASE64_CORE = 6  # shorter misaligned base64 fragments would mask ordinary words
+LEARN_LIMIT = 256 * 1024  # bodies larger than this are not decoded to find escaped forms
 SECRET_HEADERS = frozenset(
     {
         "authorization",
@@ -121,6 +122,8 @@ def derived_forms(text: str) -> set[str]:
         json.dumps(as_json)[1:-1],  # a JSON document quoted inside another (echoed bodies)
         html.escape(text, quote=True),
         html.escape(text, quote=False),
+        repr(text)[1:-1],  # messages quote values with !r: 'Pa\\'ss"word' escapes the quote
+        ascii(text)[1:-1],
         text.replace("'", "'\"'\"'"),  # inside shlex.quote's single quotes (curl lines)
         *percent,
         *(_lower_hex(p) for p in percent),
@@ -225,6 +228,12 @@ class Redactor:
                 continue
             text = value.decode("latin-1") if isinstance(value, bytes) else str(value)
             self.add(text)
+            lowered = name.lower()
+            if lowered in ("cookie", "set-cookie"):  # each value, also of a cookie the jar refused
+                pairs = text.split(";") if lowered == "cookie" else text.split(";", 1)[:1]
+                for pair in pairs:
+                    self.add(pair.partition("=")[2].strip())
+                continue
             scheme, _, credential = text.partition(" ")
             if credential:  # "Bearer abc": the credential alone too
                 self.add(credential.strip())
@@ -263,15 +272,37 @@ class Redactor:
                 password = None
             if password:
                 self.add(unquote(password))
+        self._learn_url_parameters(url)
         if self._blocks:
-            self._learn_encoded(url)
-            if body and len(body) <= 65536 and (b"%" in body or b"+" in body):
-                self._learn_encoded(body.decode("latin-1"))
+            self._learn_encoded(url, _percent_decode)
+            if body and len(body) <= LEARN_LIMIT and (b"%" in body or b"+" in body):
+                self._learn_encoded(body.decode("latin-1"), _percent_decode)
 
-    def _learn_encoded(self, text: str) -> None:
-        if "%" not in text and "+" not in text:
+    def learn_received(self, headers: Mapping[str, Any], body: bytes) -> None:
+        """Learn from a response: secret headers and cookies, secret-named fields of a JSON body, a
+        secret-named parameter of a redirect's Location, and the exact escaped form (`\\u0026`,
+        `\\/`, `\\u0068`: servers escape JSON differently) in which a known secret appears in the body."""
+        self.add_from_headers(headers)
+        location = headers.get("Location") if hasattr(headers, "get") else None
+        if location:
+            self._learn_url_parameters(str(location))
+        self.add_from_json_body(body)
+        if self._blocks and body and b"\\" in body and len(body) <= LEARN_LIMIT:
+            self._learn_encoded(body.decode("utf-8", "replace"), _json_unescape)
+
+    def _learn_url_parameters(self, url: str) -> None:
+        """`?access_token=...`, `#id_token=...` (an OAuth redirect): parameters named like secrets."""
+        if "=" not in url:
             return
-        decoded, origin = _percent_decode(text)
+        _, _, rest = url.partition("?") if "?" in url else url.partition("#")
+        for part in re.split(r"[&#]", rest):
+            name, sep, value = part.partition("=")
+            if sep and value and is_secret_name(unquote(name)):
+                self.add(unquote(value.replace("+", " ")))
+
+    def _learn_encoded(self, text: str, decode: Callable[[str], tuple[str, list[int]]]) -> None:
+        """Decode `text`, find known secrets in the decoded text, learn the encoded substrings."""
+        decoded, origin = decode(text)
         if decoded == text:
             return
         found = [text[origin[start] : origin[end]] for start, end in self._spans(decoded)]
@@ -320,6 +351,29 @@ class Redactor:
         return len(self._forms)
 
 
+_JSON_ESCAPE = re.compile(r"\\(?:u[0-9A-Fa-f]{4}|[\"\\/bfnrt])")
+_JSON_SIMPLE = {'"': '"', "\\": "\\", "/": "/", "b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t"}
+
+
+def _json_unescape(text: str) -> tuple[str, list[int]]:
+    """`text` with JSON string escapes decoded, and where each decoded character came from."""
+    decoded: list[str] = []
+    origin: list[int] = []
+    at = 0
+    for match in _JSON_ESCAPE.finditer(text):
+        start, end = match.span()
+        decoded.extend(text[at:start])
+        origin.extend(range(at, start))
+        escape = match.group()
+        decoded.append(chr(int(escape[2:], 16)) if escape[1] == "u" else _JSON_SIMPLE[escape[1]])
+        origin.append(start)
+        at = end
+    decoded.extend(text[at:])
+    origin.extend(range(at, len(text)))
+    origin.append(len(text))
+    return "".join(decoded), origin
+
+
 def _percent_decode(text: str) -> tuple[str, list[int]]:
     """`text` with %XX sequences (UTF-8) and `+` decoded, and for each decoded character (and the
     end) the index in `text` where it starts, so a span found in the decoded text maps back."""
@@ -350,6 +404,25 @@ def _percent_decode(text: str) -> tuple[str, list[int]]:
     return "".join(decoded), origin
 
 
+# A line of a file quoted in an error message (runner/errors.py: `  12 | key: value`). Files are quoted
+# before their values were learned (a load error stops the load), so a value whose key names a
+# secret is masked by its name.
+_QUOTED_ASSIGNMENT = re.compile(r"^(\s*\d+ \| [\s-]*[\"']?)([\w.-]+)([\"']?\s*[:=]\s*)(\S.*)$", re.M)
+
+
+def mask_quoted_secrets(text: str) -> str:
+    if " | " not in text:
+        return text
+    return _QUOTED_ASSIGNMENT.sub(
+        lambda m: (
+            m.group(1) + m.group(2) + m.group(3) + MASK
+            if is_secret_name(m.group(2)) and m.group(2) != "secrets"  # the format's list of names
+            else m.group()
+        ),
+        text,
+    )
+
+
 class ScrubbedStream:
     """The console as the run sees it: every write is masked, and a lost console does not stop the run.
 
@@ -367,7 +440,7 @@ class ScrubbedStream:
     def write(self, text: str) -> int:
         if not self.lost:
             try:
-                self.stream.write(self.redactor.mask(text))
+                self.stream.write(self.redactor.mask(mask_quoted_secrets(text)))
             except (OSError, ValueError):  # EPIPE, EIO (terminal gone), or a closed file object
                 self._lose()
         return len(text)

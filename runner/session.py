@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from .engine import Engine
 
 _NAME = re.compile(r"^[A-Za-z_]\w*$")
+_CA_BUNDLE_VARIABLES = ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "SSL_CERT_FILE", "OS_CACERT")
 
 
 @dataclass
@@ -79,6 +80,7 @@ class Session:
         self.policy = FilePolicy(options.allow_paths)
         self.loader = Loader(self.policy, self.cli_vars)
         self.engine: Engine | None = None
+        self._cloud_files: tuple[str, ...] = ()
 
     def load(self, paths: Sequence[str], report: Callable[[UserError], object]) -> tuple[list[Scenario], int]:
         """Every scenario file under `paths`; a file that does not load is reported and counted."""
@@ -105,8 +107,12 @@ class Session:
         if cacert and not os.path.isfile(cacert):
             raise UsageError(f"{self.options.prefix}cacert {cacert}: no such file")
         inputs = self.policy.inputs
-        for path in (*self.options.vars_files, *([cacert] if cacert else [])):
+        bundles = [os.environ.get(name) for name in _CA_BUNDLE_VARIABLES]  # what requests or the cloud may read
+        for path in (*self.options.vars_files, *([cacert] if cacert else []), *self._cloud_files):
             inputs.add(path)  # read outside the file policy, still inputs
+        for bundle in bundles:
+            if bundle and os.path.isfile(bundle):
+                inputs.add(bundle)
         return inputs
 
     def start(self) -> Engine:
@@ -130,6 +136,7 @@ class Session:
         )
         services = RunServices(self.policy)
         if cloud is not None:
+            self._cloud_files = cloud.files
             cloud.apply(services.environ)
             if not (options.cacert or options.insecure):  # the command line wins over clouds.yaml
                 run_options.cacert, run_options.insecure = cloud.cacert, cloud.insecure
@@ -165,8 +172,11 @@ def parse_vars(items: Iterable[str], files: Iterable[str], prefix: str = "--") -
     for item in items:
         name, sep, value = item.partition("=")
         if not sep or not _NAME.match(name):
+            # Only the name part is shown: what follows may be a password typed with the wrong separator.
+            head = re.match(r"[^=:]*", item).group()  # type: ignore[union-attr]
+            shown = item[: len(head) + 1] + ("..." if len(head) + 1 < len(item) else "")
             raise UsageError(
-                f"{prefix}var {item!r}: expected NAME=VALUE", hint=f"e.g. {prefix}var image_file=data/cirros.qcow2"
+                f"{prefix}var {shown!r}: expected NAME=VALUE", hint=f"e.g. {prefix}var image_file=data/cirros.qcow2"
             )
         values[name] = value
     return values

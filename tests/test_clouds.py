@@ -647,3 +647,25 @@ def test_tutorial_with_a_token_from_clouds_yaml(tutorial: Path, keystone_admin: 
     login = written.split("< 201", 1)[0]  # the login request, as -v prints it
     assert '"token"' in login and '"password"' not in login
     assert token not in written and "gAAAAA" not in written  # nor the new token Keystone returned
+
+
+@pytest.mark.parametrize("report", ["clouds.yaml", "secure.yaml"])
+def test_a_report_never_replaces_the_cloud_files(lab: TestServer, tmp_path: Path, report: str) -> None:
+    """clouds.yaml and secure.yaml are inputs of the run like a vars file: refused before a request."""
+    before = (tmp_path / report).read_bytes()
+    err = io.StringIO()
+    code = main(["run", "t.scenario.yaml", "--os-cloud", "lab", "--junit", report], stdout=io.StringIO(), stderr=err)
+    assert code == 2, err.getvalue()
+    assert "an input of this run" in err.getvalue()
+    assert (tmp_path / report).read_bytes() == before and lab.state.requests == []
+
+
+def test_a_report_never_replaces_a_ca_bundle_from_the_environment(
+    lab: TestServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bundle = tmp_path / "ca.pem"
+    bundle.write_text("-----BEGIN CERTIFICATE-----\n")
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(bundle))
+    err = io.StringIO()
+    assert main(["run", "t.scenario.yaml", "--junit", "ca.pem"], stdout=io.StringIO(), stderr=err) == 2
+    assert "an input of this run" in err.getvalue() and bundle.read_text() == "-----BEGIN CERTIFICATE-----\n"

@@ -58,6 +58,8 @@ class Variables:
         self.context[name] = value
         if name in self.scenario.secrets or is_secret_name(name):
             self.redactor.add(value)
+        elif isinstance(value, (dict, list)):  # `creds: {admin: {password: ...}}` from a vars file
+            self.redactor.add_from_json(value)
 
     def step_scope(self, step: Step) -> Scope:
         """What one step renders in: the scenario's values and the helpers bound to the step's file."""

@@ -118,8 +118,7 @@ class StepRunner:
             if response.sent_url:
                 result.url = response.sent_url  # as sent: requests quotes and adds the query
             redactor.learn_sent(response.sent_url, response.sent_headers, response.sent_body)
-            redactor.add_from_headers(response.headers)
-            redactor.add_from_json_body(response.content)
+            redactor.learn_received(response.headers, response.content)
         # The session sends its cookies with every request and servers echo them; a cookie set by a
         # redirect never shows in the final response's headers, so learn them from the jar.
         for cookie in self.session.cookies:
