@@ -18,7 +18,7 @@ from .errors import Location, ScenarioFormatError, UserError, relative_display
 from .files import ALGORITHMS, FilePolicy
 from .formatcheck import check_structure
 from .literals import check_jmespath, check_secrets, check_url
-from .matrixdata import DataRow, read_rows
+from .matrixdata import read_rows, row_labels
 from .model import (
     DEFAULT_MAX_BODY,
     Defaults,
@@ -31,7 +31,8 @@ from .model import (
     ScopeVar,
     Step,
 )
-from .redact import MASK, is_secret_name
+from .renames import Renames, check_renamed, parse_capture_as
+from .renames import aliases as step_aliases
 from .schemafiles import build_validator
 from .templating import Compiled, Template, compile_value, is_template
 from .yamllimits import MAX_DEPTH
@@ -135,13 +136,13 @@ class Loader:
         if isinstance(matrix, list) or not matrix:  # inline rows: templates, rendered per row
             inline: list[LocDict] = list(matrix) if matrix else []
             compiled_rows = [{k: _compile(v, row.value_loc(k)) for k, v in row.items()} for row in inline]
-            labels = _row_labels(inline, secrets)
+            labels = row_labels(inline, secrets)
             rows = list(inline)
         else:  # a data file: data, used as it is
             data_rows = read_rows(matrix, data.value_loc("matrix"), base, self.policy)
             rows = [row.values for row in data_rows]
             compiled_rows = [{k: Compiled(v, constant=True) for k, v in row.items()} for row in rows]
-            labels = _data_row_labels(data_rows, secrets)
+            labels = row_labels(data_rows, secrets)
         row_names = {k for row in rows for k in row}
         templates = _all_templates(scenario) + [t for r in compiled_rows for c in r.values() for t in c.templates()]
         self._check_names(scenario, templates, state.captures | row_names, state.renamed_away)
@@ -204,7 +205,7 @@ class Loader:
     # --- steps and includes --------------------------------------------------------------------
 
     def _steps(
-        self, items: LocList, base: Path, scope: tuple[ScopeVar, ...], state: _BuildState, renames: _Renames
+        self, items: LocList, base: Path, scope: tuple[ScopeVar, ...], state: _BuildState, renames: Renames
     ) -> list[Step]:
         steps: list[Step] = []
         for index, item in enumerate(items):
@@ -215,7 +216,7 @@ class Loader:
         return steps
 
     def _include(
-        self, item: LocDict, base: Path, scope: tuple[ScopeVar, ...], state: _BuildState, renames: _Renames
+        self, item: LocDict, base: Path, scope: tuple[ScopeVar, ...], state: _BuildState, renames: Renames
     ) -> list[Step]:
         loc = item.value_loc("include")
         target = self.policy.resolve(item["include"], base, loc)
@@ -240,38 +241,15 @@ class Loader:
         given_names = {name for name, _ in given}
         defaults = [ScopeVar(n, v, True) for n, v in self._vars(data.get("vars")) if n not in given_names]
         layer = (*scope, *(ScopeVar(n, v, False) for n, v in given), *defaults)
-        rename = self._capture_as(item.get("capture_as"))
+        rename = parse_capture_as(item.get("capture_as"))
         state.stack.append(target)
         try:
             steps = self._steps(data["steps"], target.parent, layer, state, (*renames, rename))
         finally:
             state.stack.pop()
         if rename:
-            _check_renamed(item, steps, len(renames), target, state)
+            check_renamed(item, steps, len(renames), target, state.renamed_away)
         return steps
-
-    @staticmethod
-    def _capture_as(data: LocDict | None) -> dict[str, str]:
-        """An include's `capture_as: {fragment name: scenario name}`, checked on its own."""
-        if not data:
-            return {}
-        seen: dict[str, str] = {}
-        for name, new in data.items():
-            for what, value, loc in (("name", name, data.key_loc(name)), ("new name", new, data.value_loc(name))):
-                if not IDENTIFIER.match(value):
-                    raise ScenarioFormatError(
-                        f"capture_as {what} '{value}' is not an identifier",
-                        loc,
-                        "use letters, digits and underscores, so later templates can say {{ name }}",
-                    )
-            if new in seen:
-                raise ScenarioFormatError(
-                    f"capture_as gives the name '{new}' to both '{seen[new]}' and '{name}'",
-                    data.value_loc(name),
-                    "each output needs a name of its own, or the second would overwrite the first",
-                )
-            seen[new] = name
-        return dict(data)
 
     def _step(
         self,
@@ -280,9 +258,9 @@ class Loader:
         scope: tuple[ScopeVar, ...],
         state: _BuildState,
         loc: Location,
-        renames: _Renames,
+        renames: Renames,
     ) -> Step:
-        aliases = _aliases(renames)
+        aliases = step_aliases(renames)
         captures = {}
         capture_data = data.get("capture") or LocDict()
         for name, expr in capture_data.items():
@@ -461,65 +439,6 @@ class Loader:
                     template.loc.within(template.source, found.start() if found else None),
                     hint,
                 )
-
-
-def _row_labels(rows: list[LocDict] | list[dict[str, Any]], secrets: set[str]) -> list[str]:
-    """Readable, unique names for matrix rows: JUnit and -k need to tell rows apart.
-
-    Scenario names are printed as they are, never through the redactor, so a secret value of a row
-    (`password: ...`) is masked here; rows that differ only by it are told apart by their number.
-    """
-
-    def hidden(key: str) -> bool:
-        return key in secrets or is_secret_name(key)
-
-    plain = [", ".join(f"{k}={MASK if hidden(k) else v}" for k, v in row.items()) for row in rows]
-    if len(set(plain)) == len(plain):
-        return plain
-    typed = [
-        ", ".join(f"{k}={MASK if hidden(k) else json.dumps(v, default=str)}" for k, v in row.items()) for row in rows
-    ]
-    return [label if typed.count(label) == 1 else f"{label} #{i + 1}" for i, label in enumerate(typed)]
-
-
-def _data_row_labels(rows: list[DataRow], secrets: set[str]) -> list[str]:
-    """Rows of a data file: the `name` column, or the values as for inline rows; unique."""
-    generated = iter(_row_labels([r.values for r in rows if r.name is None], secrets))
-    labels = [r.name if r.name is not None else next(generated) for r in rows]
-    if len(set(labels)) == len(labels):
-        return labels
-    return [label if labels.count(label) == 1 else f"{label} #{i + 1}" for i, label in enumerate(labels)]
-
-
-_Renames = tuple[dict[str, str], ...]
-
-
-def _global_name(name: str, renames: _Renames) -> str:
-    """What the scenario calls `name` of the innermost fragment: each include's rename, inside out."""
-    for rename in reversed(renames):
-        name = rename.get(name, name)
-    return name
-
-
-def _aliases(renames: _Renames) -> dict[str, str]:
-    names = {n for rename in renames for n in rename}
-    return {n: g for n in sorted(names) if (g := _global_name(n, renames)) != n}
-
-
-def _check_renamed(item: LocDict, steps: list[Step], level: int, target: Path, state: _BuildState) -> None:
-    """Every name in `capture_as:` must be something the fragment captures (as the fragment calls it)."""
-    data: LocDict = item["capture_as"]
-    outputs = {_global_name(c, s.renames[level + 1 :]) for s in steps for c in s.captures}
-    for name, new in data.items():
-        if name not in outputs:
-            close = difflib.get_close_matches(name, sorted(outputs), n=1)
-            listed = ", ".join(sorted(outputs)) or "nothing"
-            raise ScenarioFormatError(
-                f"capture_as renames '{name}', but {relative_display(target)} does not capture it",
-                data.key_loc(name),
-                f"did you mean '{close[0]}'?" if close else f"the fragment captures: {listed}",
-            )
-        state.renamed_away.setdefault(name, (new, data.key_loc(name)))
 
 
 class _BuildState:

@@ -24,6 +24,7 @@ from typing import Any
 
 from .errors import Location, ScenarioFormatError, relative_display
 from .files import FilePolicy
+from .redact import MASK, is_secret_name
 from .yamlsource import LocDict, LocList, load_yaml
 
 MAX_DATA_BYTES = 16 * 1024 * 1024
@@ -469,3 +470,36 @@ def _check_rows(rows: list[DataRow], shown: str) -> None:
                 "row names tell the runs apart in the console, JUnit and -k: make each one unique",
             )
         named[row.name] = row
+
+
+# --- names ------------------------------------------------------------------------------------------
+
+
+def row_labels(rows: list[LocDict] | list[DataRow], secrets: set[str]) -> list[str]:
+    """Readable, unique names for matrix rows (inline or from a data file): JUnit and -k need to tell
+    rows apart. A data file's `name` column is the row's name; other rows are named by their values."""
+    if not rows or not isinstance(rows[0], DataRow):
+        return _value_labels(rows, secrets)  # type: ignore[arg-type]
+    data_rows: list[DataRow] = rows  # type: ignore[assignment]
+    generated = iter(_value_labels([r.values for r in data_rows if r.name is None], secrets))
+    labels = [r.name if r.name is not None else next(generated) for r in data_rows]
+    if len(set(labels)) == len(labels):
+        return labels
+    return [label if labels.count(label) == 1 else f"{label} #{i + 1}" for i, label in enumerate(labels)]
+
+
+def _value_labels(rows: list[dict[str, Any]], secrets: set[str]) -> list[str]:
+    """`k=v, ...` for each row. Scenario names are printed as they are, never through the redactor,
+    so a secret value of a row (`password: ...`) is masked here; rows that differ only by it are
+    told apart by their number."""
+
+    def hidden(key: str) -> bool:
+        return key in secrets or is_secret_name(key)
+
+    plain = [", ".join(f"{k}={MASK if hidden(k) else v}" for k, v in row.items()) for row in rows]
+    if len(set(plain)) == len(plain):
+        return plain
+    typed = [
+        ", ".join(f"{k}={MASK if hidden(k) else json.dumps(v, default=str)}" for k, v in row.items()) for row in rows
+    ]
+    return [label if typed.count(label) == 1 else f"{label} #{i + 1}" for i, label in enumerate(typed)]
