@@ -18,6 +18,7 @@ from .errors import Location, ScenarioFormatError, UserError, relative_display
 from .files import ALGORITHMS, FilePolicy
 from .formatcheck import check_structure
 from .literals import check_jmespath, check_secrets, check_url
+from .matrixdata import read_rows, row_labels
 from .model import (
     DEFAULT_MAX_BODY,
     Defaults,
@@ -30,7 +31,8 @@ from .model import (
     ScopeVar,
     Step,
 )
-from .redact import MASK, is_secret_name
+from .renames import Renames, check_renamed, parse_capture_as
+from .renames import aliases as step_aliases
 from .schemafiles import build_validator
 from .templating import Compiled, Template, compile_value, is_template
 from .yamllimits import MAX_DEPTH
@@ -115,8 +117,8 @@ class Loader:
         vars_ = self._vars(data.get("vars"))
         state = _BuildState(resolved, secrets)
         state.declare_secrets(data)
-        steps = self._steps(data["steps"], base, (), state)
-        finally_steps = self._steps(data.get("finally", LocList()), base, (), state)
+        steps = self._steps(data["steps"], base, (), state, ())
+        finally_steps = self._steps(data.get("finally", LocList()), base, (), state, ())
         scenario = Scenario(
             name=data["name"],
             path=path,
@@ -130,21 +132,30 @@ class Loader:
             defaults=self._defaults(data.get("defaults")),
         )
         matrix = data.get("matrix")
-        rows: list[LocDict] = list(matrix) if matrix else []
+        rows: list[dict[str, Any]]
+        if isinstance(matrix, list) or not matrix:  # inline rows: templates, rendered per row
+            inline: list[LocDict] = list(matrix) if matrix else []
+            compiled_rows = [{k: _compile(v, row.value_loc(k)) for k, v in row.items()} for row in inline]
+            labels = row_labels(inline, secrets)
+            rows = list(inline)
+        else:  # a data file: data, used as it is
+            data_rows = read_rows(matrix, data.value_loc("matrix"), base, self.policy)
+            rows = [row.values for row in data_rows]
+            compiled_rows = [{k: Compiled(v, constant=True) for k, v in row.items()} for row in rows]
+            labels = row_labels(data_rows, secrets)
         row_names = {k for row in rows for k in row}
-        compiled_rows = [{k: _compile(v, row.value_loc(k)) for k, v in row.items()} for row in rows]
         templates = _all_templates(scenario) + [t for r in compiled_rows for c in r.values() for t in c.templates()]
-        self._check_names(scenario, templates, state.captures | row_names)
+        self._check_names(scenario, templates, state.captures | row_names, state.renamed_away)
         check_jmespath(templates)
         scope_names = {v.name for step in (*steps, *finally_steps) for v in step.scope}
-        assigned = self.extra_vars | state.captures | row_names | {n for n, _ in vars_} | scope_names
-        check_secrets(state.secret_uses, assigned)
+        assigned = self.extra_vars | state.captures | state.local_captures | row_names | {n for n, _ in vars_}
+        check_secrets(state.secret_uses, assigned | scope_names)
         used = {name for t in templates for name in t.names}
         scenario.digest_algorithms = frozenset(used & set(ALGORITHMS))
         if not rows:
             return [scenario]
         out = []
-        for index, (compiled_row, label) in enumerate(zip(compiled_rows, _row_labels(rows, secrets), strict=True)):
+        for index, (compiled_row, label) in enumerate(zip(compiled_rows, labels, strict=True)):
             copy = Scenario(**{**scenario.__dict__})
             copy.name = f"{scenario.name} [{label}]"
             copy.matrix_row = compiled_row
@@ -193,16 +204,20 @@ class Loader:
 
     # --- steps and includes --------------------------------------------------------------------
 
-    def _steps(self, items: LocList, base: Path, scope: tuple[ScopeVar, ...], state: _BuildState) -> list[Step]:
+    def _steps(
+        self, items: LocList, base: Path, scope: tuple[ScopeVar, ...], state: _BuildState, renames: Renames
+    ) -> list[Step]:
         steps: list[Step] = []
         for index, item in enumerate(items):
             if "include" in item:
-                steps.extend(self._include(item, base, scope, state))
+                steps.extend(self._include(item, base, scope, state, renames))
             else:
-                steps.append(self._step(item, base, scope, state, items.item_loc(index)))
+                steps.append(self._step(item, base, scope, state, items.item_loc(index), renames))
         return steps
 
-    def _include(self, item: LocDict, base: Path, scope: tuple[ScopeVar, ...], state: _BuildState) -> list[Step]:
+    def _include(
+        self, item: LocDict, base: Path, scope: tuple[ScopeVar, ...], state: _BuildState, renames: Renames
+    ) -> list[Step]:
         loc = item.value_loc("include")
         target = self.policy.resolve(item["include"], base, loc)
         if target in state.stack:
@@ -226,11 +241,15 @@ class Loader:
         given_names = {name for name, _ in given}
         defaults = [ScopeVar(n, v, True) for n, v in self._vars(data.get("vars")) if n not in given_names]
         layer = (*scope, *(ScopeVar(n, v, False) for n, v in given), *defaults)
+        rename = parse_capture_as(item.get("capture_as"))
         state.stack.append(target)
         try:
-            return self._steps(data["steps"], target.parent, layer, state)
+            steps = self._steps(data["steps"], target.parent, layer, state, (*renames, rename))
         finally:
             state.stack.pop()
+        if rename:
+            check_renamed(item, steps, len(renames), target, state.renamed_away)
+        return steps
 
     def _step(
         self,
@@ -239,7 +258,9 @@ class Loader:
         scope: tuple[ScopeVar, ...],
         state: _BuildState,
         loc: Location,
+        renames: Renames,
     ) -> Step:
+        aliases = step_aliases(renames)
         captures = {}
         capture_data = data.get("capture") or LocDict()
         for name, expr in capture_data.items():
@@ -250,7 +271,8 @@ class Loader:
                     "use letters, digits and underscores, so later templates can say {{ name }}",
                 )
             captures[name] = _compile(expr, capture_data.value_loc(name))
-            state.captures.add(name)
+            state.captures.add(aliases.get(name, name))
+            state.local_captures.add(name)
         poll = None
         if "poll" in data:
             p = data["poll"]
@@ -271,6 +293,8 @@ class Loader:
             poll=poll,
             when=self._expression(data, "when") if "when" in data else None,
             scope=scope,
+            aliases=aliases,
+            renames=renames,
         )
 
     @staticmethod
@@ -378,48 +402,52 @@ class Loader:
 
     # --- names ---------------------------------------------------------------------------------
 
-    def _check_names(self, scenario: Scenario, templates: list[Template], defined: set[str]) -> None:
-        """Reject templates naming something nothing defines: a typo should fail before any request."""
+    def _check_names(
+        self,
+        scenario: Scenario,
+        templates: list[Template],
+        defined: set[str],
+        renamed: dict[str, tuple[str, Location]],
+    ) -> None:
+        """Reject templates naming something nothing defines: a typo should fail before any request.
+
+        A step of an include with `capture_as:` also knows the fragment's own names for its outputs;
+        elsewhere only the new names are defined.
+        """
         known = set(BUILTIN_NAMES) | self.extra_vars | defined | {n for n, _ in scenario.vars}
         for step in (*scenario.steps, *scenario.finally_steps):
             known.update(v.name for v in step.scope)
+        local: dict[int, set[str]] = {}
+        for step in (*scenario.steps, *scenario.finally_steps):
+            if step.aliases:
+                for template in _step_templates(step):
+                    local.setdefault(id(template), set()).update(step.aliases)
         for template in templates:
-            for name in sorted(template.names - known):
+            for name in sorted(template.names - known - local.get(id(template), set())):
                 close = difflib.get_close_matches(name, sorted(known), n=1)
                 found = re.search(rf"\b{name}\b", template.source)
+                hint = (
+                    f"did you mean '{close[0]}'?"
+                    if close
+                    else "define it under `vars:`, capture it in a step, or pass --var NAME=VALUE"
+                )
+                if name in renamed:
+                    new, where = renamed[name]
+                    hint = f"the include at {where} renames the fragment's '{name}' to '{new}': use '{new}'"
                 raise ScenarioFormatError(
                     f"undefined variable '{name}' in {template.source!r}",
                     template.loc.within(template.source, found.start() if found else None),
-                    f"did you mean '{close[0]}'?"
-                    if close
-                    else "define it under `vars:`, capture it in a step, or pass --var NAME=VALUE",
+                    hint,
                 )
-
-
-def _row_labels(rows: list[LocDict], secrets: set[str]) -> list[str]:
-    """Readable, unique names for matrix rows: JUnit and -k need to tell rows apart.
-
-    Scenario names are printed as they are, never through the redactor, so a secret value of a row
-    (`password: ...`) is masked here; rows that differ only by it are told apart by their number.
-    """
-
-    def hidden(key: str) -> bool:
-        return key in secrets or is_secret_name(key)
-
-    plain = [", ".join(f"{k}={MASK if hidden(k) else v}" for k, v in row.items()) for row in rows]
-    if len(set(plain)) == len(plain):
-        return plain
-    typed = [
-        ", ".join(f"{k}={MASK if hidden(k) else json.dumps(v, default=str)}" for k, v in row.items()) for row in rows
-    ]
-    return [label if typed.count(label) == 1 else f"{label} #{i + 1}" for i, label in enumerate(typed)]
 
 
 class _BuildState:
     def __init__(self, path: Path, secrets: set[str]):
         self.stack: list[Path] = [path]
         self.secrets = secrets
-        self.captures: set[str] = set()
+        self.captures: set[str] = set()  # as the scenario calls them (after `capture_as:`)
+        self.local_captures: set[str] = set()  # as the files that capture them call them
+        self.renamed_away: dict[str, tuple[str, Location]] = {}  # fragment name -> (new name, where)
         self.secret_uses: list[tuple[str, Location]] = []  # each name in a `secrets:`, where it is written
 
     def declare_secrets(self, data: LocDict) -> None:
@@ -428,19 +456,29 @@ class _BuildState:
 
 
 def _all_templates(scenario: Scenario) -> list[Template]:
-    found: list[Template] = []
     compiled: list[Compiled | None] = [v for _, v in scenario.vars]
     compiled += [h for h in scenario.defaults.headers.values() if h is not None]
+    found = _templates(compiled)
     for step in (*scenario.steps, *scenario.finally_steps):
-        r, e = step.request, step.expect
-        compiled += [r.url, r.params, r.body, *step.captures.values()]
-        compiled += [h for h in r.headers.values() if h is not None]
-        compiled += [v.value for v in step.scope]
-        compiled += [e.status, e.json, *e.body.values(), *e.asserts]
-        compiled += [h.equals for h in e.headers]
-        if step.poll:
-            compiled += [step.poll.until, step.poll.fail_if]
-        compiled.append(step.when)
+        found.extend(_step_templates(step))
+    return found
+
+
+def _step_templates(step: Step) -> list[Template]:
+    r, e = step.request, step.expect
+    compiled: list[Compiled | None] = [r.url, r.params, r.body, *step.captures.values()]
+    compiled += [h for h in r.headers.values() if h is not None]
+    compiled += [v.value for v in step.scope]
+    compiled += [e.status, e.json, *e.body.values(), *e.asserts]
+    compiled += [h.equals for h in e.headers]
+    if step.poll:
+        compiled += [step.poll.until, step.poll.fail_if]
+    compiled.append(step.when)
+    return _templates(compiled)
+
+
+def _templates(compiled: list[Compiled | None]) -> list[Template]:
+    found: list[Template] = []
     for c in compiled:
         if c is not None:
             found.extend(c.templates())

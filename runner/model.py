@@ -106,6 +106,12 @@ class Step:
     when: Compiled | None = None  # run only when true (e.g. cleanup of something maybe created)
     # Variables of the include(s) this step came from, outermost first, rendered before the step.
     scope: tuple[ScopeVar, ...] = ()
+    # Names renamed by the `capture_as:` of the include(s) this step came from: the name the step's
+    # file uses -> the name the scenario sees. The step captures `token` as `demo_token`, and reads
+    # `demo_token` when it says `token`.
+    aliases: dict[str, str] = field(default_factory=dict)
+    # Each enclosing include's `capture_as:` (outermost first), for the loader to compose.
+    renames: tuple[dict[str, str], ...] = ()
 
 
 @dataclass

@@ -54,17 +54,27 @@ class Variables:
             if name not in fixed:
                 self.assign(name, compiled.render(Scope({**ctx, **helpers})))
 
-    def assign(self, name: str, value: Any) -> None:
+    def assign(self, name: str, value: Any, local_name: str | None = None) -> None:
+        """Set `name`; a value is secret by its name, or by the name its fragment gave it (`local_name`)."""
         self.context[name] = value
-        if name in self.scenario.secrets or is_secret_name(name):
+        if any(n in self.scenario.secrets or is_secret_name(n) for n in (name, local_name or name)):
             self.redactor.add(value)
         elif isinstance(value, (dict, list)):  # `creds: {admin: {password: ...}}` from a vars file
             self.redactor.add_from_json(value)
 
     def step_scope(self, step: Step) -> Scope:
-        """What one step renders in: the scenario's values and the helpers bound to the step's file."""
+        """What one step renders in: the scenario's values and the helpers bound to the step's file.
+
+        In a fragment included with `capture_as:`, the fragment's names for its outputs read the
+        renamed values (or nothing yet), never a value of the same name from outside.
+        """
         local = Scope(self.context)
         local.update(self.services.helpers(step.base_dir, self.scenario.digest_algorithms))
+        for name, renamed in step.aliases.items():
+            if renamed in self.context:
+                local[name] = self.context[renamed]
+            else:
+                local.pop(name, None)
         return local
 
     def render_step_vars(self, step: Step, local: dict[str, Any]) -> None:
@@ -92,5 +102,5 @@ class Variables:
                 result.outcome = Outcome.FAILED
                 result.failures.append(Failure(f"capture {name}: {exc.message}", str(exc.location or step.loc)))
                 continue
-            self.assign(name, value)
+            self.assign(step.aliases.get(name, name), value, local_name=name)
             local[name] = value

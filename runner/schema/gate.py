@@ -2,7 +2,7 @@
 # It answers only valid/invalid; see runner/schema/make_gate.py for why it exists.
 # mypy: ignore-errors
 # ruff: noqa
-SCHEMA_SHA256 = "1db68beca57025612ca6c1078582eeb497d59de0776c17d22822d0dc915b7c4d"
+SCHEMA_SHA256 = "7ea55506a06d5e29de128e8c52b6327a99e94c0d9cb93ccba9d16331b9160cf2"
 from decimal import Decimal
 class JsonSchemaValueException(ValueError):
     """Raised by the generated checks; only its type matters here."""
@@ -112,6 +112,19 @@ def validate____defs_include(data, custom_formats={}, name_prefix=None):
             data_keys.remove("vars")
             data__vars = data["vars"]
             validate____defs_vars(data__vars, custom_formats, (name_prefix or "data") + ".vars")
+        if "capture_as" in data_keys:
+            data_keys.remove("capture_as")
+            data__captureas = data["capture_as"]
+            if not isinstance(data__captureas, (dict)):
+                raise JsonSchemaValueException("" + (name_prefix or "data") + ".capture_as must be object")
+            data__captureas_is_dict = isinstance(data__captureas, dict)
+            if data__captureas_is_dict:
+                data__captureas_keys = set(data__captureas.keys())
+                for data__captureas_key in data__captureas_keys:
+                    if data__captureas_key not in []:
+                        data__captureas_value = data__captureas.get(data__captureas_key)
+                        if not isinstance(data__captureas_value, (str)):
+                            raise JsonSchemaValueException("" + (name_prefix or "data") + ".capture_as.{data__captureas_key}".format(**locals()) + " must be string")
         if data_keys:
             raise JsonSchemaValueException("" + (name_prefix or "data") + " must not contain "+str(data_keys)+" properties")
     return data
@@ -538,15 +551,7 @@ def validate____defs___scenario_root(data, custom_formats={}, name_prefix=None):
         if "matrix" in data_keys:
             data_keys.remove("matrix")
             data__matrix = data["matrix"]
-            if not isinstance(data__matrix, (list)):
-                raise JsonSchemaValueException("" + (name_prefix or "data") + ".matrix must be array")
-            data__matrix_is_list = isinstance(data__matrix, (list))
-            if data__matrix_is_list:
-                data__matrix_len = len(data__matrix)
-                if data__matrix_len < 1:
-                    raise JsonSchemaValueException("" + (name_prefix or "data") + ".matrix must contain at least 1 items")
-                for data__matrix_x, data__matrix_item in enumerate(data__matrix):
-                    validate____defs_vars(data__matrix_item, custom_formats, (name_prefix or "data") + ".matrix[{data__matrix_x}]".format(**locals()))
+            validate____defs_matrix(data__matrix, custom_formats, (name_prefix or "data") + ".matrix")
         if "steps" in data_keys:
             data_keys.remove("steps")
             data__steps = data["steps"]
@@ -569,6 +574,69 @@ def validate____defs___scenario_root(data, custom_formats={}, name_prefix=None):
                 data__finally_len = len(data__finally)
                 for data__finally_x, data__finally_item in enumerate(data__finally):
                     validate____defs_steporinclude(data__finally_item, custom_formats, (name_prefix or "data") + ".finally[{data__finally_x}]".format(**locals()))
+        if data_keys:
+            raise JsonSchemaValueException("" + (name_prefix or "data") + " must not contain "+str(data_keys)+" properties")
+    return data
+
+def validate____defs_matrix(data, custom_formats={}, name_prefix=None):
+    try:
+        if not isinstance(data, (list)):
+            raise JsonSchemaValueException("" + (name_prefix or "data") + " must be array")
+    except (JsonSchemaValueException, JsonSchemaValuesException):
+        try:
+            if not isinstance(data, (str)):
+                raise JsonSchemaValueException("" + (name_prefix or "data") + " must be string")
+        except (JsonSchemaValueException, JsonSchemaValuesException):
+            validate____defs_matrixfile(data, custom_formats, (name_prefix or "data") + "")
+        else:
+            validate____defs_datafile(data, custom_formats, (name_prefix or "data") + "")
+    else:
+        if not isinstance(data, (list)):
+            raise JsonSchemaValueException("" + (name_prefix or "data") + " must be array")
+        data_is_list = isinstance(data, (list))
+        if data_is_list:
+            data_len = len(data)
+            if data_len < 1:
+                raise JsonSchemaValueException("" + (name_prefix or "data") + " must contain at least 1 items")
+            for data_x, data_item in enumerate(data):
+                validate____defs_vars(data_item, custom_formats, (name_prefix or "data") + "[{data_x}]".format(**locals()))
+    return data
+
+def validate____defs_datafile(data, custom_formats={}, name_prefix=None):
+    if not isinstance(data, (str)):
+        raise JsonSchemaValueException("" + (name_prefix or "data") + " must be string")
+    if isinstance(data, str):
+        data_len = len(data)
+        if data_len < 1:
+            raise JsonSchemaValueException("" + (name_prefix or "data") + " must be longer than or equal to 1 characters")
+    return data
+
+def validate____defs_matrixfile(data, custom_formats={}, name_prefix=None):
+    if not isinstance(data, (dict)):
+        raise JsonSchemaValueException("" + (name_prefix or "data") + " must be object")
+    data_is_dict = isinstance(data, dict)
+    if data_is_dict:
+        data__missing_keys = set(['file']) - data.keys()
+        if data__missing_keys:
+            raise JsonSchemaValueException("" + (name_prefix or "data") + " must contain ")
+        data_keys = set(data.keys())
+        if "file" in data_keys:
+            data_keys.remove("file")
+            data__file = data["file"]
+            validate____defs_datafile(data__file, custom_formats, (name_prefix or "data") + ".file")
+        if "types" in data_keys:
+            data_keys.remove("types")
+            data__types = data["types"]
+            if not isinstance(data__types, (dict)):
+                raise JsonSchemaValueException("" + (name_prefix or "data") + ".types must be object")
+            data__types_is_dict = isinstance(data__types, dict)
+            if data__types_is_dict:
+                data__types_keys = set(data__types.keys())
+                for data__types_key in data__types_keys:
+                    if data__types_key not in []:
+                        data__types_value = data__types.get(data__types_key)
+                        if not (isinstance(data__types_value, str) and data__types_value == 'string' or isinstance(data__types_value, str) and data__types_value == 'integer' or isinstance(data__types_value, str) and data__types_value == 'number' or isinstance(data__types_value, str) and data__types_value == 'boolean' or isinstance(data__types_value, str) and data__types_value == 'json'):
+                            raise JsonSchemaValueException("" + (name_prefix or "data") + ".types.{data__types_key}".format(**locals()) + " must be one of ['string', 'integer', 'number', 'boolean', 'json']")
         if data_keys:
             raise JsonSchemaValueException("" + (name_prefix or "data") + " must not contain "+str(data_keys)+" properties")
     return data
