@@ -84,13 +84,14 @@ def _engine(config: pytest.Config) -> Engine:
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    """Run-level fixtures are torn down once per pytest session (per xdist worker): a teardown
-    step that fails is printed and fails the session, as a `finally` step fails its scenario."""
+    """Run-level fixtures are torn down once per pytest session (per xdist worker). A fixture
+    step (set-up or teardown) that failed is printed and fails the session, as in `scenario-runner
+    run`: its dependents were only skipped, and a session of skips must not pass."""
     if _SESSION not in session.config.stash:
         return
     runner_session = _session(session.config)
     results = runner_session.close()
-    failed = [(f, s) for f in results for s in f.steps if s.name.startswith("teardown: ") and s.outcome in _BAD]
+    failed = [(f, s) for f in results for s in f.steps if s.outcome in _BAD]
     if not failed:
         return
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")

@@ -163,8 +163,9 @@ class Fixtures:
                 instance.expires_at = _moment(fixture.expires.render(Scope(context)))
             except UserError as exc:
                 message = f"{exc.location}: {exc.message}" if exc.location else exc.message
+                message += f" (hint: {exc.hint})" if exc.hint else ""
                 result.steps.append(StepResult("(expires)", str(fixture.loc), Outcome.ERROR, error=message))
-                instance.failure, instance.values = f"expires: {one_line(message)[:_REASON_LIMIT]}", None
+                instance.failure, instance.values = _failure(result), None
         return result
 
     def teardown(self, stop: Stop | None = None, on_done: Callable[[ScenarioResult], None] | None = None) -> None:
