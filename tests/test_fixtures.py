@@ -34,6 +34,7 @@ steps:
       token_expires_at: "{{ response.json.expires_at }}"
 teardown:
   - name: Log out
+    when: "{{ token is defined }}"
     request: {method: DELETE, url: "{{ env.BASE }}/login", headers: {X-Subject-Token: "{{ token }}"}}
     expect: {status: 204}
 """.replace("THE-PASSWORD", PASSWORD)
@@ -146,6 +147,7 @@ def test_a_failing_fixture_skips_its_dependents_with_the_reason(sr, server):
     assert reason in run.out
     assert html.escape(reason) in (sr.dir / "report.html").read_text()
     assert len(logouts(server)) == 0  # nothing was set up: nothing to tear down
+    assert run.outcome("teardown: Log out", "fixture: ../common/login.yaml") == "skipped"  # its `when`
 
 
 def test_a_short_lived_token_is_renewed_before_a_scenario_starts(sr, server):
@@ -365,3 +367,50 @@ def test_an_expires_that_is_not_a_time_fails_the_fixture(sr, server):
     assert "expires: 'soon' is not a time" in run.message("(expires)")
     assert "failed: step '(expires)': expires: 'soon' is not a time" in run.message("Who am I")
     assert len(logouts(server)) == 1  # it was set up: it is torn down
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+def test_an_interrupted_fixture_skips_its_dependents_and_is_torn_down(sr, server):
+    sr.write(
+        "common/slow.yaml",
+        """
+        steps:
+          - name: Slow set-up
+            request: {method: POST, url: "{{ env.BASE }}/echo?made=1"}
+            capture: {made: "{{ response.json.query.made }}"}
+          - name: Hangs
+            request: {url: "{{ env.BASE }}/fault/hang?seconds=30"}
+        teardown:
+          - name: Undo
+            when: "{{ made is defined }}"
+            request: {method: DELETE, url: "{{ env.BASE }}/echo?made={{ made }}"}
+        """,
+    )
+    for name in ("a", "b"):
+        sr.write(
+            f"suite/{name}.scenario.yaml",
+            f"""
+            name: {name}
+            fixtures: [../common/slow.yaml]
+            steps:
+              - name: Never
+                request: {{url: "{{{{ env.BASE }}}}/echo?scenario={name}"}}
+            """,
+        )
+    proc = _start(sr, server)
+    deadline = time.monotonic() + 15
+    while not any(r["path"] == "/fault/hang" for r in server.state.requests):
+        assert time.monotonic() < deadline and proc.poll() is None, proc.communicate()
+        time.sleep(0.02)
+    time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=10)
+
+    assert proc.returncode == 130, out + err
+    assert not any("scenario=" in r["query"] for r in server.state.requests)
+    assert [r["query"] for r in server.state.requests if r["method"] == "DELETE"] == ["made=1"]
+    text = (sr.dir / "junit.xml").read_text()
+    assert 'name="teardown: Undo"' in text
+    assert "skipped: fixture &apos;../common/slow.yaml&apos; failed: step &apos;Hangs&apos;: interrupted" in text or (
+        "skipped: fixture '../common/slow.yaml' failed: step 'Hangs': interrupted" in text
+    )
