@@ -272,6 +272,18 @@ def _message(err: ValidationError, data: Any) -> tuple[str, str | None]:
     return f"{where}: {err.message}", None
 
 
+def _narrow(err: ValidationError) -> ValidationError:
+    """For `fixtures:` (a list or a mapping of a path or {use, vars}), the error of the form the
+    value has: "unknown key 'var'" rather than "'fixtures' has an invalid value"."""
+    path = list(err.absolute_path)
+    while path[:1] == ["fixtures"] and err.validator in ("anyOf", "oneOf") and err.context:
+        deeper = [e for e in err.context if not (e.validator == "type" and not e.relative_path)]
+        if not deeper:
+            break
+        err = min(deeper, key=lambda e: -len(e.absolute_path))
+    return err
+
+
 def _anyof_hint(err: ValidationError) -> str | None:
     kinds = []
     for option in err.validator_value if isinstance(err.validator_value, list) else []:
@@ -304,7 +316,7 @@ def check_structure(data: Any, fallback: Location, definition: str | None = None
     if not errors:
         _check_finite(data, definition)
         return
-    err = _first_error(errors, data, fallback)
+    err = _narrow(_first_error(errors, data, fallback))
     message, detail = _message(err, data)
     raise ScenarioFormatError(message, _location(err, data, fallback), detail)
 

@@ -102,3 +102,34 @@ def check_secrets(declared: Iterable[tuple[str, Location]], defined: set[str]) -
             if close
             else "list names defined under `vars:`, captured by a step, or passed with --var NAME=VALUE",
         )
+
+
+def check_fixture_reads(templates: Iterable[Template], namespaces: dict[str, tuple[str, frozenset[str]]]) -> None:
+    """`{{ demo.tokn }}`, where `demo` names a fixture (the mapping form of `fixtures:`): each value
+    read from a fixture by a literal attribute or key must be one its steps capture. `namespaces`
+    maps each such name to (the fixture's file as written, the names it captures)."""
+    for template in templates:
+        for name in sorted(template.names & set(namespaces)):
+            written, provided = namespaces[name]
+            for node in ENV.parse(template.source).find_all((nodes.Getattr, nodes.Getitem)):
+                target = getattr(node, "node", None)
+                if not (isinstance(target, nodes.Name) and target.name == name):
+                    continue
+                arg = getattr(node, "arg", None)
+                if isinstance(node, nodes.Getattr):
+                    key: object = node.attr
+                elif isinstance(arg, nodes.Const):
+                    key = arg.value
+                else:
+                    continue  # a computed key: checked when it renders
+                if not isinstance(key, str) or key in provided:
+                    continue
+                close = difflib.get_close_matches(key, sorted(provided), n=1)
+                found = re.search(rf"\b{re.escape(name)}\s*(\.|\[)\s*['\"]?{re.escape(key)}", template.source)
+                raise ScenarioFormatError(
+                    f"fixture '{name}' ({written}) has no value '{key}' in {template.source!r}",
+                    template.loc.within(template.source, found.start() if found else None),
+                    f"did you mean '{name}.{close[0]}'?"
+                    if close
+                    else f"its steps capture: {', '.join(sorted(provided)) or 'nothing'}",
+                )

@@ -17,12 +17,14 @@ from typing import Any
 from .errors import Location, ScenarioFormatError, UserError, relative_display
 from .files import ALGORITHMS, FilePolicy
 from .formatcheck import check_structure
-from .literals import check_jmespath, check_secrets, check_url
+from .literals import check_fixture_reads, check_jmespath, check_secrets, check_url
 from .matrixdata import read_rows, row_labels
 from .model import (
     DEFAULT_MAX_BODY,
     Defaults,
     ExpectSpec,
+    Fixture,
+    FixtureUse,
     HeaderExpectation,
     PollSpec,
     RequestSpec,
@@ -94,6 +96,7 @@ class Loader:
         self.policy = policy
         self.extra_vars = set(extra_vars)
         self._schemas: dict[Path, Any] = {}
+        self._fixtures: dict[tuple[str, str], Fixture] = {}  # one object per (file, vars): shared
 
     # --- scenarios ---------------------------------------------------------------------------
 
@@ -117,6 +120,7 @@ class Loader:
         vars_ = self._vars(data.get("vars"))
         state = _BuildState(resolved, secrets)
         state.declare_secrets(data)
+        fixtures = self._fixture_uses(data, base)
         steps = self._steps(data["steps"], base, (), state, ())
         finally_steps = self._steps(data.get("finally", LocList()), base, (), state, ())
         scenario = Scenario(
@@ -130,6 +134,7 @@ class Loader:
             vars=vars_,
             secrets=secrets,
             defaults=self._defaults(data.get("defaults")),
+            fixtures=fixtures,
         )
         matrix = data.get("matrix")
         rows: list[dict[str, Any]]
@@ -145,11 +150,15 @@ class Loader:
             labels = row_labels(data_rows, secrets)
         row_names = {k for row in rows for k in row}
         templates = _all_templates(scenario) + [t for r in compiled_rows for c in r.values() for t in c.templates()]
-        self._check_names(scenario, templates, state.captures | row_names, state.renamed_away)
+        provided = _provided(fixtures)
+        _check_read_only(provided, data, rows, state)
+        self._check_names(scenario, templates, state.captures | row_names | set(provided), state.renamed_away)
         check_jmespath(templates)
+        namespaces = {u.name: (u.written, u.fixture.captures) for u in fixtures if u.name}
+        check_fixture_reads(templates, namespaces)
         scope_names = {v.name for step in (*steps, *finally_steps) for v in step.scope}
         assigned = self.extra_vars | state.captures | state.local_captures | row_names | {n for n, _ in vars_}
-        check_secrets(state.secret_uses, assigned | scope_names)
+        check_secrets(state.secret_uses, assigned | scope_names | set(provided))
         used = {name for t in templates for name in t.names}
         scenario.digest_algorithms = frozenset(used & set(ALGORITHMS))
         if not rows:
@@ -202,6 +211,80 @@ class Loader:
             for k, v in data.items()
         }
 
+    # --- run-level fixtures --------------------------------------------------------------------
+
+    def _fixture_uses(self, data: LocDict, base: Path) -> list[FixtureUse]:
+        """`fixtures:` as a list (captures become names of their own) or a mapping (one name each)."""
+        given = data.get("fixtures")
+        if not given:
+            return []
+        entries: list[tuple[str | None, Any, Location]] = []
+        if isinstance(given, LocDict):
+            for name, value in given.items():
+                if not IDENTIFIER.match(name):
+                    raise ScenarioFormatError(
+                        f"fixture name '{name}' is not an identifier",
+                        given.key_loc(name),
+                        "use letters, digits and underscores, so templates can say {{ name.token }}",
+                    )
+                entries.append((name, value, given.value_loc(name)))
+        else:
+            entries = [(None, value, given.item_loc(i)) for i, value in enumerate(given)]
+        uses = []
+        for use_name, value, loc in entries:
+            if isinstance(value, LocDict):
+                written, vars_data, path_loc = value["use"], value.get("vars"), value.value_loc("use")
+            else:
+                written, vars_data, path_loc = value, None, loc
+            uses.append(FixtureUse(self._fixture(written, vars_data, base, path_loc), use_name, loc, written))
+        return uses
+
+    def _fixture(self, written: str, vars_data: LocDict | None, base: Path, loc: Location) -> Fixture:
+        """The fixture for (file, vars as written): built once, shared by every scenario naming it."""
+        target = self.policy.resolve(written, base, loc)
+        if target.name.endswith(SCENARIO_SUFFIX):
+            raise ScenarioFormatError(
+                f"'{written}' is a scenario, not a fragment",
+                loc,
+                "a fixture is a fragment (any other *.yaml file) with `steps:`, and optionally `teardown:`",
+            )
+        key = (str(target), json.dumps(vars_data or {}, sort_keys=True, default=str))
+        cached = self._fixtures.get(key)
+        if cached is not None:
+            return cached
+        shown = relative_display(target)
+        data = load_yaml(str(target))
+        check_structure(data, Location(shown, 1, 1), "fragment")
+        state = _BuildState(target, set(data.get("secrets", [])))
+        state.declare_secrets(data)
+        given = self._vars(vars_data)
+        given_names = {n for n, _ in given}
+        defaults = [ScopeVar(n, v, True) for n, v in self._vars(data.get("vars")) if n not in given_names]
+        layer = (*(ScopeVar(n, v, False) for n, v in given), *defaults)  # one layer: one render per setup
+        steps = self._steps(data["steps"], target.parent, layer, state, ())
+        teardown = self._steps(data.get("teardown", LocList()), target.parent, layer, state, ())
+        expires = _compile(data["expires"], data.value_loc("expires")) if "expires" in data else None
+        fixture = Fixture(
+            key=key,
+            path=target,
+            loc=data.loc,
+            steps=steps,
+            teardown=teardown,
+            captures=frozenset(state.captures),
+            secrets=state.secrets,
+            expires=expires,
+            renew_before=float(data.get("renew_before", 60)),
+        )
+        # Its templates see what a fixture's steps see: env, run_id, --var, its vars and captures.
+        as_scenario = Scenario(name=shown, path=target, loc=data.loc, steps=steps, finally_steps=teardown)
+        templates = _all_templates(as_scenario) + (expires.templates() if expires else [])
+        self._check_names(as_scenario, templates, state.captures, state.renamed_away)
+        check_jmespath(templates)
+        check_secrets(state.secret_uses, self.extra_vars | state.captures | {v.name for v in layer})
+        fixture.digest_algorithms = frozenset({n for t in templates for n in t.names} & set(ALGORITHMS))
+        self._fixtures[key] = fixture
+        return fixture
+
     # --- steps and includes --------------------------------------------------------------------
 
     def _steps(
@@ -235,10 +318,18 @@ class Loader:
             )
         data = load_yaml(str(target))
         check_structure(data, Location(relative_display(target), 1, 1), "fragment")
+        if data.get("teardown"):
+            raise ScenarioFormatError(
+                f"'{item['include']}' has a `teardown:`, which runs once at the end of a run: it is a fixture",
+                loc,
+                f"name it under `fixtures:` (fixtures: [{item['include']}]) instead of including it",
+            )
         state.secrets.update(data.get("secrets", []))
         state.declare_secrets(data)
         given = self._vars(item.get("vars"))
         given_names = {name for name, _ in given}
+        for name in given_names:
+            state.include_vars.setdefault(name, item["vars"].key_loc(name))
         defaults = [ScopeVar(n, v, True) for n, v in self._vars(data.get("vars")) if n not in given_names]
         layer = (*scope, *(ScopeVar(n, v, False) for n, v in given), *defaults)
         rename = parse_capture_as(item.get("capture_as"))
@@ -273,6 +364,7 @@ class Loader:
             captures[name] = _compile(expr, capture_data.value_loc(name))
             state.captures.add(aliases.get(name, name))
             state.local_captures.add(name)
+            state.capture_locs.setdefault(aliases.get(name, name), capture_data.key_loc(name))
         poll = None
         if "poll" in data:
             p = data["poll"]
@@ -441,6 +533,48 @@ class Loader:
                 )
 
 
+def _provided(uses: list[FixtureUse]) -> dict[str, FixtureUse]:
+    """The names a scenario's fixtures give it; two that would give the same name are refused."""
+    provided: dict[str, FixtureUse] = {}
+    for use in uses:
+        for name in sorted([use.name] if use.name else use.fixture.captures):
+            other = provided.get(name)
+            if other is not None:
+                raise ScenarioFormatError(
+                    f"fixtures '{other.label}' and '{use.label}' both provide '{name}'",
+                    use.loc,
+                    "name them, so each keeps its values apart: fixtures: {admin: {use: ...}, demo: {use: ...}}"
+                    " and write {{ admin.token }}, {{ demo.token }}",
+                )
+            provided[name] = use
+    return provided
+
+
+def _check_read_only(
+    provided: dict[str, FixtureUse], data: LocDict, rows: list[dict[str, Any]], state: _BuildState
+) -> None:
+    """A fixture's values are shared by every scenario of the run: none may set them again."""
+    if not provided:
+        return
+    places: list[tuple[str, str, Location]] = []
+    vars_data = data.get("vars") or LocDict()
+    places += [("variable", n, vars_data.key_loc(n)) for n in vars_data]
+    matrix_loc = data.value_loc("matrix") if "matrix" in data else data.loc
+    places += [
+        ("matrix column", n, row.key_loc(n) if isinstance(row, LocDict) else matrix_loc) for row in rows for n in row
+    ]
+    places += [("capture", n, loc) for n, loc in state.capture_locs.items()]
+    places += [("include variable", n, loc) for n, loc in state.include_vars.items()]
+    for kind, name, loc in sorted(places, key=lambda p: (p[2].line, p[2].col)):
+        use = provided.get(name)
+        if use is None:
+            continue
+        hint = "use another name; fixture values are read-only (shared by every scenario of the run)"
+        if kind in ("capture", "include variable") and not use.name:
+            hint += f"; if this is an include of {use.written}, remove it: the fixture already provides '{name}'"
+        raise ScenarioFormatError(f"{kind} '{name}' would overwrite the value of fixture '{use.label}'", loc, hint)
+
+
 class _BuildState:
     def __init__(self, path: Path, secrets: set[str]):
         self.stack: list[Path] = [path]
@@ -449,6 +583,8 @@ class _BuildState:
         self.local_captures: set[str] = set()  # as the files that capture them call them
         self.renamed_away: dict[str, tuple[str, Location]] = {}  # fragment name -> (new name, where)
         self.secret_uses: list[tuple[str, Location]] = []  # each name in a `secrets:`, where it is written
+        self.capture_locs: dict[str, Location] = {}  # where each name is first captured
+        self.include_vars: dict[str, Location] = {}  # names an include's `vars:` set explicitly
 
     def declare_secrets(self, data: LocDict) -> None:
         names = data.get("secrets") or LocList()

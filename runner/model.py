@@ -129,3 +129,41 @@ class Scenario:
     digest_algorithms: frozenset[str] = frozenset()  # md5/sha256/sha512 used by its templates
     matrix_row: dict[str, Any] | None = None
     matrix_index: int | None = None
+    fixtures: list[FixtureUse] = field(default_factory=list)
+
+
+@dataclass
+class Fixture:
+    """A run-level fixture: a fragment whose steps run once per run for each (file, vars) (`key`),
+    whose captures every scenario naming it reads, and whose `teardown` runs at the end of the run.
+
+    `expires` (a template over its captures: an ISO 8601 time or seconds since the epoch) says when
+    what it made stops working; it is set up again before a scenario starts with less than
+    `renew_before` seconds left. The loader makes one object per key, shared by the scenarios.
+    """
+
+    key: tuple[str, str]
+    path: Path
+    loc: Location
+    steps: list[Step]
+    teardown: list[Step] = field(default_factory=list)
+    captures: frozenset[str] = frozenset()
+    secrets: set[str] = field(default_factory=set)
+    expires: Compiled | None = None
+    renew_before: float = 60.0
+    digest_algorithms: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
+class FixtureUse:
+    """A scenario's use of a fixture: `name` (the mapping form) holds its captures under one name
+    (`{{ demo.token }}`); without one (the list form) they are names of their own (`{{ token }}`)."""
+
+    fixture: Fixture
+    name: str | None
+    loc: Location
+    written: str  # the path as the scenario wrote it
+
+    @property
+    def label(self) -> str:
+        return self.name or self.written

@@ -83,6 +83,30 @@ def _engine(config: pytest.Config) -> Engine:
     return _session(config).start()
 
 
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Run-level fixtures are torn down once per pytest session (per xdist worker). A fixture
+    step (set-up or teardown) that failed is printed and fails the session, as in `scenario-runner
+    run`: its dependents were only skipped, and a session of skips must not pass."""
+    if _SESSION not in session.config.stash:
+        return
+    runner_session = _session(session.config)
+    results = runner_session.close()
+    failed = [(f, s) for f in results for s in f.steps if s.outcome in _BAD]
+    if not failed:
+        return
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    for fixture, step in failed:
+        message = step.error or "; ".join(f.message for f in step.failures) or step.outcome.value
+        line = runner_session.redactor.mask(f"{fixture.name}: {step.name} {step.outcome.value.upper()}: {message}")
+        if reporter is not None:
+            reporter.write_line(line, red=True)
+    if session.exitstatus == pytest.ExitCode.OK:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+_BAD = (Outcome.FAILED, Outcome.ERROR)
+
+
 def pytest_unconfigure(config: pytest.Config) -> None:
     if _SESSION in config.stash:
         config.stash[_SESSION].close()
@@ -129,6 +153,8 @@ class ScenarioItem(pytest.Item):
         pytest still stops or fails as it meant to, and repr_failure shows the interrupted step."""
         self._result = result = ScenarioResult(self.scenario.name, relative_display(self.scenario.path))
         _engine(self.config).run(self.scenario, result)
+        if result.skip_reason is not None:  # a fixture it needs failed: `pytest -rs` shows why
+            pytest.skip(_session(self.config).redactor.mask(result.skip_reason.removeprefix("skipped: ")))
         if not result.passed:
             raise ScenarioFailed(result)
 

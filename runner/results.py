@@ -73,6 +73,7 @@ class ScenarioResult:
     steps: list[StepResult] = field(default_factory=list)
     duration: float = 0.0
     interrupted: bool = False
+    skip_reason: str | None = None  # not run at all: a fixture it needs failed
 
     @property
     def outcome(self) -> Outcome:
@@ -93,6 +94,7 @@ class ScenarioResult:
 @dataclass
 class RunResult:
     scenarios: list[ScenarioResult] = field(default_factory=list)
+    fixtures: list[ScenarioResult] = field(default_factory=list)  # each set-up (and its teardown)
     duration: float = 0.0
     interrupted: bool = False
     abandoned: bool = False  # a second interruption: worker threads were left behind
@@ -100,14 +102,15 @@ class RunResult:
 
     def counts(self) -> dict[Outcome, int]:
         counts = dict.fromkeys(Outcome, 0)
-        for scenario in self.scenarios:
+        for scenario in (*self.fixtures, *self.scenarios):
             for step in scenario.steps:
                 counts[step.outcome] += 1
         return counts
 
     @property
     def passed(self) -> bool:
-        return not self.interrupted and not self.internal_errors and all(s.passed for s in self.scenarios)
+        everything = (*self.fixtures, *self.scenarios)
+        return not self.interrupted and not self.internal_errors and all(s.passed for s in everything)
 
 
 def scrub(value: Any, mask: Callable[[str], str]) -> None:

@@ -109,10 +109,14 @@ def run_all(
     started = time.perf_counter()
     stop.phase = "running"
     try:
-        _run(engine, scenarios, console, run, max(jobs, 1), fail_fast, stop)
+        try:
+            _run(engine, scenarios, console, run, max(jobs, 1), fail_fast, stop)
+        finally:  # still "running": a signal stops the current teardown step, a second one the rest
+            engine.fixtures.teardown(stop, console.scenario_block)
     except Exception as exc:  # a bug in the scheduler itself
         run.internal_errors.append(f"{type(exc).__name__}: {exc}")
     finally:
+        run.fixtures[:] = engine.fixtures.results
         stop.phase = "reporting"
         run.interrupted = run.interrupted or stop.pulls > 0 or any(r.interrupted for r in run.scenarios)
         run.duration = time.perf_counter() - started
@@ -131,6 +135,7 @@ def _run(
     live = jobs == 1  # one scenario at a time: its steps are printed as they end
     results = [_new_result(s) for s in scenarios]
     begun = [False] * len(scenarios)
+    set_ups: list[list[ScenarioResult]] = [[] for _ in scenarios]  # fixtures each scenario set up
     stop_new = threading.Event()  # --fail-fast: running scenarios finish, no new ones start
     wake = threading.Event()  # a worker ended
 
@@ -140,11 +145,15 @@ def _run(
                 return
             begun[index] = True
             result = results[index]
+            prepared = engine.fixtures.prepare(scenarios[index], stop)  # waits for one another worker sets up
+            set_ups[index] = prepared.results
             if live:
+                for fixture in prepared.results:
+                    console.scenario_block(fixture)
                 console.scenario_started(result)
             try:
                 on_step = (lambda _r, step: console.step_done(step)) if live else None
-                engine.run(scenarios[index], result, on_step=on_step, stop=stop)
+                engine.run(scenarios[index], result, on_step=on_step, stop=stop, prepared=prepared)
             except Exception as exc:  # a bug of ours: the scenario's cleanup has run
                 run.internal_errors.append(f"{type(exc).__name__}: {exc}")
             except BaseException:  # an interruption, recorded in the result
@@ -171,6 +180,8 @@ def _run(
                     if failure is not None:  # the console itself failed
                         run.internal_errors.append(f"{type(failure).__name__}: {failure}")
                     if not live and begun[printed]:
+                        for fixture in set_ups[printed]:
+                            console.scenario_block(fixture)
                         console.scenario_block(results[printed])
                     printed += 1
                 if printed == len(futures):

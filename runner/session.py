@@ -5,8 +5,9 @@ cannot drift apart: variables (vars files, then NAME=VALUE options, every NAME c
 policy, the masker (which learns the environment's secrets at once, so that even a message about a
 bad option is masked), the loader, selection (tags, -k) and sharding, the clouds.yaml entry, and the
 engine with the run's services. The fronts only parse arguments, print, and map outcomes to exit
-codes. Run-level fixtures, when they come, are set up and torn down here: once per session, which is
-once per run, shard or pytest-xdist worker.
+codes. Run-level fixtures live in the session's engine (runner/engine/fixtures.py): set up once per
+session, which is once per run, shard or pytest-xdist worker, and torn down by `close` at the
+latest (`scenario-runner run` tears them down in run_all, before its reports are written).
 """
 
 from __future__ import annotations
@@ -27,7 +28,9 @@ from .redact import Redactor
 from .yamlsource import LocDict, load_yaml
 
 if TYPE_CHECKING:
+    from .abort import Stop
     from .engine import Engine
+    from .results import ScenarioResult
 
 _NAME = re.compile(r"^[A-Za-z_]\w*$")
 _CA_BUNDLE_VARIABLES = ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "SSL_CERT_FILE", "OS_CACERT")
@@ -143,9 +146,16 @@ class Session:
         self.engine = Engine(services, self.redactor, run_options)
         return self.engine
 
-    def close(self) -> None:
-        if self.engine is not None:
+    def close(self, stop: Stop | None = None) -> list[ScenarioResult]:
+        """Tear the fixtures down (if nobody did yet), then drop the run's generated files. Returns
+        every fixture set-up of the run, with its teardown steps."""
+        if self.engine is None:
+            return []
+        try:
+            self.engine.fixtures.teardown(stop)
+        finally:
             self.engine.services.close()
+        return self.engine.fixtures.results
 
 
 def _load_cloud(name: str, prefix: str) -> Any:

@@ -61,6 +61,7 @@ class State:
         self.requests: list[dict[str, Any]] = []
         self.images: dict[str, dict[str, Any]] = {}
         self.counters: dict[str, int] = {}
+        self.sessions: dict[str, tuple[str, float]] = {}  # /login tokens: user, expiry (epoch seconds)
 
     def count(self, key: str) -> int:
         with self.lock:
@@ -241,6 +242,36 @@ class Handler(BaseHTTPRequestHandler):
             },
             {"X-Subject-Token": TOKEN},
         )
+
+    def route_login(self, parts: list[str], body: bytes) -> None:
+        """POST {"user": U, "password": PASSWORD} (?ttl=seconds, default 3600): a new token each time,
+        in X-Subject-Token, with `expires_at` as Keystone words it; DELETE with X-Subject-Token
+        revokes one. /whoami answers 401 for a token expired or revoked."""
+        state = self.server.state
+        if self.command == "DELETE":
+            found = state.sessions.pop(self.headers.get("X-Subject-Token", ""), None)
+            self._send(204 if found else 404)
+            return
+        data = json.loads(body or b"{}")
+        if data.get("password") != PASSWORD:
+            self._send(401, {"error": "bad credentials"})
+            return
+        ttl = float(self.query.get("ttl", ["3600"])[0])
+        expires = time.time() + ttl
+        token = f"fx-{uuid.uuid4().hex}"
+        with state.lock:
+            state.sessions[token] = (data.get("user", "admin"), expires)
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(expires)) + f".{int(expires % 1 * 1e6):06d}Z"
+        self._send(201, {"user": data.get("user", "admin"), "expires_at": stamp}, {"X-Subject-Token": token})
+
+    def route_whoami(self, parts: list[str], body: bytes) -> None:
+        """The user of a /login token; 401 when it is unknown, revoked or expired. ?sleep=S first."""
+        time.sleep(float(self.query.get("sleep", ["0"])[0]))
+        found = self.server.state.sessions.get(self.headers.get("X-Auth-Token", ""))
+        if found is None or found[1] <= time.time():
+            self._send(401, {"error": "token expired or unknown"})
+            return
+        self._send(200, {"user": found[0]})
 
     def route_images(self, parts: list[str], body: bytes) -> None:
         if not self._authorised():

@@ -95,7 +95,17 @@ def test_tutorial_suite_passes_and_leaves_nothing(workspace: Path, admin_token: 
     assert code == 0, out + err
     cases = junit_cases(workspace / "junit.xml")
     suites = list(ET.parse(workspace / "junit.xml").getroot().iter("testsuite"))
-    assert len(suites) == 3
+    assert sorted(s.get("name") for s in suites if s.get("name", "").startswith("fixture: ")) == [
+        "fixture: admin",
+        "fixture: demo",
+    ]
+    assert len(suites) == 5  # the three scenarios, and the two logins they share
+    # One POST /v3/auth/tokens per credential per run: the admin's (shared by the three scenarios)
+    # and the demo user's, both from scenarios/common/keystone-token.yaml.
+    assert [c.get("classname") for c in cases if c.get("name") == "Get a Keystone token"] == [
+        "fixture: admin",
+        "fixture: demo",
+    ]
     assert len(cases) >= 35  # a testcase per step of the three scenarios
     assert all(c.find("failure") is None and c.find("error") is None for c in cases)
     names = [c.get("name") for c in cases]

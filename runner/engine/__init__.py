@@ -7,11 +7,13 @@ One concern a module (arrows: may import):
     request   a step's request prepared from its spec and scope  (-> captures)
     poll      sending it, and polling until a condition holds
     step      one step end to end: when, prepare, send/poll, check, capture  (-> request, poll)
-    run       Engine and the scenario loop: skipping, interruption, cleanup  (-> step)
+    fixtures  run-level fixtures: set up once per run (a lock each), shared read-only, renewed on
+              expiry, torn down at the end; each set-up is a scenario run of its own
+    run       Engine and the scenario loop: skipping, interruption, cleanup  (-> step, fixtures)
 
-Run-level fixtures (set-up/teardown once per run) and loops (`for_each`) are meant to come as
-fixtures.py and loops.py beside these, reusing step.StepRunner and captures.Variables. Nothing
-leaves the engine unmasked: every output masks with every secret the run learned.
+Loops (`for_each`) are meant to come as loops.py beside these, reusing step.StepRunner and
+captures.Variables. Nothing leaves the engine unmasked: every output masks with every secret the
+run learned.
 """
 
 from .options import RunOptions

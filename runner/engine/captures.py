@@ -3,11 +3,14 @@
 Every value enters the scope through here (--var, a matrix row, the scenario's `vars`, a step's
 `vars`, captures), so one rule decides what becomes a secret: a name the scenario lists in
 `secrets:`, or a name that looks secret (runner/redact.py). Values set on the command line win over
-everything the scenario says. Run-level fixtures are meant to seed this scope the same way.
+everything the scenario says, except the values of run-level fixtures (fixtures.py): they seed the
+scope after --var, as copies, and nothing may assign them again (the loader refuses it; `assign`
+is the last guard).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from ..context import RunServices
@@ -22,8 +25,16 @@ from .options import RunOptions
 class Variables:
     """The values of one scenario run, shared by its steps; each step renders in a copy (`step_scope`)."""
 
-    def __init__(self, scenario: Scenario, services: RunServices, options: RunOptions, redactor: Redactor):
+    def __init__(
+        self,
+        scenario: Scenario,
+        services: RunServices,
+        options: RunOptions,
+        redactor: Redactor,
+        fixtures: Mapping[str, Any] | None = None,
+    ):
         self.scenario = scenario
+        self.fixtures: Mapping[str, Any] = fixtures or {}  # names the scenario's fixtures give it
         self.services = services
         self.options = options
         self.redactor = redactor
@@ -43,7 +54,9 @@ class Variables:
         ctx.update(env=services.environ, run_id=run_id)
         ctx["scenario"] = {"name": self.scenario.name, "file": str(self.scenario.path)}
         for name, value in self.options.cli_vars.items():
-            self.assign(name, value)  # a --var may set a name the scenario lists in `secrets:`
+            if name not in self.fixtures:  # the fixture had it as one of its inputs
+                self.assign(name, value)  # a --var may set a name the scenario lists in `secrets:`
+        ctx.update(self.fixtures)  # their secrets were learned when the fixture ran
         helpers = services.helpers(self.scenario.path.resolve().parent, self.scenario.digest_algorithms)
         fixed = set(self.options.cli_vars)
         for name, compiled in (self.scenario.matrix_row or {}).items():
@@ -56,6 +69,8 @@ class Variables:
 
     def assign(self, name: str, value: Any, local_name: str | None = None) -> None:
         """Set `name`; a value is secret by its name, or by the name its fragment gave it (`local_name`)."""
+        if name in self.fixtures:
+            raise UserError(f"'{name}' is a value of a fixture: read-only", hint="use another name")
         self.context[name] = value
         if any(n in self.scenario.secrets or is_secret_name(n) for n in (name, local_name or name)):
             self.redactor.add(value)

@@ -11,7 +11,8 @@ captures.py).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from ..abort import RequestAborted, Stop
 from ..context import RunServices
@@ -22,6 +23,7 @@ from ..redact import Redactor, is_secret_name
 from ..results import Outcome, ScenarioResult, StepResult
 from ..templating import Scope
 from .captures import Variables
+from .fixtures import Fixtures, Prepared
 from .options import RunOptions
 from .request import describe_url
 from .step import StepRunner
@@ -44,6 +46,7 @@ class Engine:
         for name, value in options.cli_vars.items():
             if is_secret_name(name):
                 redactor.add(value)
+        self.fixtures = Fixtures(self)  # the run's fixtures: set up on first need, torn down at its end
 
     def run(
         self,
@@ -51,25 +54,58 @@ class Engine:
         result: ScenarioResult,
         on_step: StepCallback | None = None,
         stop: Stop | None = None,
+        prepared: Prepared | None = None,
     ) -> None:
         """Run one scenario, filling `result` as it goes (so an interruption keeps what happened).
 
         `stop` is how a run interrupts scenarios on worker threads, where signals do not arrive:
         while the scenario runs, pulling it stops the current step (see runner/abort.py). An
         interruption (that, or any BaseException raised into a step) is raised again after the
-        `finally` steps ran.
+        `finally` steps ran. `prepared` is the scenario's fixtures when the caller set them up
+        already (fixtures.py); otherwise they are set up here. A scenario whose fixture failed is
+        SKIPPED, every step with the reason, and none of its steps runs.
         """
         started = time.perf_counter()
-        run = _ScenarioRun(self, scenario, result, on_step)
-        if stop is not None:
-            stop.register(run)
         try:
-            run.execute()
-        finally:
+            if prepared is None:
+                prepared = self.fixtures.prepare(scenario, stop)
+            if prepared.skip_reason is not None:
+                result.skip_reason = prepared.skip_reason
+                result.interrupted = prepared.interrupted is not None
+                steps = [(s, False) for s in scenario.steps] + [(s, True) for s in scenario.finally_steps]
+                for step, is_finally in steps:
+                    skipped = _skipped(step, prepared.skip_reason)
+                    skipped.is_finally = is_finally
+                    result.steps.append(skipped)
+                    if on_step is not None:
+                        on_step(result, skipped)
+                if prepared.interrupted is not None:
+                    raise prepared.interrupted
+                return
+            run = self.scenario_run(scenario, result, on_step, fixtures=prepared.values)
             if stop is not None:
-                stop.unregister(run)
-            run.session.close()
+                stop.register(run)
+            try:
+                run.execute()
+            finally:
+                if stop is not None:
+                    stop.unregister(run)
+                run.session.close()
+        finally:
             result.duration = time.perf_counter() - started
+
+    def scenario_run(
+        self,
+        scenario: Scenario,
+        result: ScenarioResult,
+        on_step: StepCallback | None = None,
+        fixtures: Mapping[str, Any] | None = None,
+        variables: Variables | None = None,
+        session: Session | None = None,
+    ) -> _ScenarioRun:
+        """A scenario ready to execute (or, with the variables and session of an earlier run, to
+        run only its `finally` steps: a fixture's teardown)."""
+        return _ScenarioRun(self, scenario, result, on_step, fixtures, variables, session)
 
 
 class _ScenarioRun:
@@ -85,6 +121,9 @@ class _ScenarioRun:
         scenario: Scenario,
         result: ScenarioResult,
         on_step: StepCallback | None,
+        fixtures: Mapping[str, Any] | None = None,
+        variables: Variables | None = None,
+        session: Session | None = None,
     ):
         self.engine = engine
         self.scenario = scenario
@@ -92,9 +131,9 @@ class _ScenarioRun:
         self.on_step = on_step
         self.redactor = engine.redactor
         self.options = engine.options
-        self.session = Session(engine.services.proxies)
+        self.session = session or Session(engine.services.proxies)
         self.abort = self.session.abort  # what Stop triggers: stops the request in flight, the poll's sleep
-        self.variables = Variables(scenario, engine.services, engine.options, engine.redactor)
+        self.variables = variables or Variables(scenario, engine.services, engine.options, engine.redactor, fixtures)
         self.steps = StepRunner(
             scenario, engine.services, engine.options, engine.redactor, self.variables, self.session
         )
@@ -144,6 +183,11 @@ class _ScenarioRun:
             for step in steps[index + 1 :]:
                 self._record(_skipped(step, f"skipped: {reason}"))
         self._cleanup(stopped)
+
+    def teardown(self, interrupted: str | None) -> None:
+        """Only the `finally` steps, with the variables of an earlier run: a fixture's teardown at
+        the end of the run. `interrupted` (the cause) bounds them as after an interruption."""
+        self._cleanup(RequestAborted(interrupted) if interrupted is not None else None)
 
     def _cleanup(self, stopped: BaseException | None) -> None:
         """The `finally` steps. After an interruption they run bounded in time with the brake

@@ -1,7 +1,7 @@
 """One step, end to end: `when` -> prepare -> send (and poll) -> check -> capture -> learn secrets.
 
-The pipeline every kind of step shares (scenario steps, `finally` steps; run-level fixtures and
-loop iterations are meant to reuse it); what surrounds a step (skipping after a failure,
+The pipeline every kind of step shares (scenario steps, `finally` steps, the steps and teardown of
+run-level fixtures; loop iterations are meant to reuse it); what surrounds a step (skipping after a failure,
 interruptions, cleanup) is run.py's. A step never raises for what a user can cause: template and
 transport errors, and bugs of ours, end up in its StepResult. Interruptions (BaseException) pass.
 """

@@ -118,12 +118,14 @@ class ConsoleReport:
             f"{total} scenario{'s' if total != 1 else ''}: {total - scenarios_failed} passed, {scenarios_failed} failed"
         )
         steps = ", ".join(f"{counts[o]} {o.value}" for o in Outcome)
+        if run.fixtures:
+            head += f" | fixtures: {len(run.fixtures)} set up, {sum(not f.passed for f in run.fixtures)} failed"
         line = f"{head} | steps: {steps} | {run.duration:.2f}s"
         if run.interrupted:
             line += " | INTERRUPTED"
         code = "32" if run.passed else "31;1"
         self._write(self._paint(line, code))
-        for failed in (s for s in run.scenarios if not s.passed):
+        for failed in (s for s in (*run.fixtures, *run.scenarios) if not s.passed):
             self._write(f"  failed: {one_line(failed.name)}  ({one_line(failed.path)})")
         for report in reports:
             self._write(f"report: {report}")

@@ -66,7 +66,7 @@ def _case(scenario: ScenarioResult, step: StepResult) -> TestCase:
 
 def render(run: RunResult) -> str:
     suites = []
-    for scenario in run.scenarios:
+    for scenario in (*run.fixtures, *run.scenarios):  # a fixture's set-up (and teardown) is a suite too
         suites.append(
             TestSuite(
                 one_line(scenario.name),

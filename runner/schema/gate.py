@@ -2,7 +2,7 @@
 # It answers only valid/invalid; see runner/schema/make_gate.py for why it exists.
 # mypy: ignore-errors
 # ruff: noqa
-SCHEMA_SHA256 = "7ea55506a06d5e29de128e8c52b6327a99e94c0d9cb93ccba9d16331b9160cf2"
+SCHEMA_SHA256 = "d4dc85c3cb22a37ccabf933389ffcc1bc3f5d461983ac57bcecc6a193f9eac76"
 from decimal import Decimal
 class JsonSchemaValueException(ValueError):
     """Raised by the generated checks; only its type matters here."""
@@ -75,6 +75,29 @@ def validate____defs_fragment(data, custom_formats={}, name_prefix=None):
                     raise JsonSchemaValueException("" + (name_prefix or "data") + ".steps must contain at least 1 items")
                 for data__steps_x, data__steps_item in enumerate(data__steps):
                     validate____defs_steporinclude(data__steps_item, custom_formats, (name_prefix or "data") + ".steps[{data__steps_x}]".format(**locals()))
+        if "teardown" in data_keys:
+            data_keys.remove("teardown")
+            data__teardown = data["teardown"]
+            if not isinstance(data__teardown, (list)):
+                raise JsonSchemaValueException("" + (name_prefix or "data") + ".teardown must be array")
+            data__teardown_is_list = isinstance(data__teardown, (list))
+            if data__teardown_is_list:
+                data__teardown_len = len(data__teardown)
+                for data__teardown_x, data__teardown_item in enumerate(data__teardown):
+                    validate____defs_steporinclude(data__teardown_item, custom_formats, (name_prefix or "data") + ".teardown[{data__teardown_x}]".format(**locals()))
+        if "expires" in data_keys:
+            data_keys.remove("expires")
+            data__expires = data["expires"]
+            if not isinstance(data__expires, (str, int, float, Decimal)) or isinstance(data__expires, bool):
+                raise JsonSchemaValueException("" + (name_prefix or "data") + ".expires must be string or number")
+        if "renew_before" in data_keys:
+            data_keys.remove("renew_before")
+            data__renewbefore = data["renew_before"]
+            if not isinstance(data__renewbefore, (int, float, Decimal)) or isinstance(data__renewbefore, bool):
+                raise JsonSchemaValueException("" + (name_prefix or "data") + ".renew_before must be number")
+            if isinstance(data__renewbefore, (int, float, Decimal)) and not isinstance(data__renewbefore, bool):
+                if data__renewbefore < 0:
+                    raise JsonSchemaValueException("" + (name_prefix or "data") + ".renew_before must be bigger than or equal to 0")
         if data_keys:
             raise JsonSchemaValueException("" + (name_prefix or "data") + " must not contain "+str(data_keys)+" properties")
     return data
@@ -552,6 +575,41 @@ def validate____defs___scenario_root(data, custom_formats={}, name_prefix=None):
             data_keys.remove("matrix")
             data__matrix = data["matrix"]
             validate____defs_matrix(data__matrix, custom_formats, (name_prefix or "data") + ".matrix")
+        if "fixtures" in data_keys:
+            data_keys.remove("fixtures")
+            data__fixtures = data["fixtures"]
+            data__fixtures_any_of_count6 = 0
+            if not data__fixtures_any_of_count6:
+                try:
+                    if not isinstance(data__fixtures, (list)):
+                        raise JsonSchemaValueException("" + (name_prefix or "data") + ".fixtures must be array")
+                    data__fixtures_is_list = isinstance(data__fixtures, (list))
+                    if data__fixtures_is_list:
+                        data__fixtures_len = len(data__fixtures)
+                        if data__fixtures_len < 1:
+                            raise JsonSchemaValueException("" + (name_prefix or "data") + ".fixtures must contain at least 1 items")
+                        for data__fixtures_x, data__fixtures_item in enumerate(data__fixtures):
+                            validate____defs_fixtureuse(data__fixtures_item, custom_formats, (name_prefix or "data") + ".fixtures[{data__fixtures_x}]".format(**locals()))
+                    data__fixtures_any_of_count6 += 1
+                except (JsonSchemaValueException, JsonSchemaValuesException): pass
+            if not data__fixtures_any_of_count6:
+                try:
+                    if not isinstance(data__fixtures, (dict)):
+                        raise JsonSchemaValueException("" + (name_prefix or "data") + ".fixtures must be object")
+                    data__fixtures_is_dict = isinstance(data__fixtures, dict)
+                    if data__fixtures_is_dict:
+                        data__fixtures_len = len(data__fixtures)
+                        if data__fixtures_len < 1:
+                            raise JsonSchemaValueException("" + (name_prefix or "data") + ".fixtures must contain at least 1 properties")
+                        data__fixtures_keys = set(data__fixtures.keys())
+                        for data__fixtures_key in data__fixtures_keys:
+                            if data__fixtures_key not in []:
+                                data__fixtures_value = data__fixtures.get(data__fixtures_key)
+                                validate____defs_fixtureuse(data__fixtures_value, custom_formats, (name_prefix or "data") + ".fixtures.{data__fixtures_key}".format(**locals()))
+                    data__fixtures_any_of_count6 += 1
+                except (JsonSchemaValueException, JsonSchemaValuesException): pass
+            if not data__fixtures_any_of_count6:
+                raise JsonSchemaValueException("" + (name_prefix or "data") + ".fixtures cannot be validated by any definition")
         if "steps" in data_keys:
             data_keys.remove("steps")
             data__steps = data["steps"]
@@ -576,6 +634,49 @@ def validate____defs___scenario_root(data, custom_formats={}, name_prefix=None):
                     validate____defs_steporinclude(data__finally_item, custom_formats, (name_prefix or "data") + ".finally[{data__finally_x}]".format(**locals()))
         if data_keys:
             raise JsonSchemaValueException("" + (name_prefix or "data") + " must not contain "+str(data_keys)+" properties")
+    return data
+
+def validate____defs_fixtureuse(data, custom_formats={}, name_prefix=None):
+    data_any_of_count7 = 0
+    if not data_any_of_count7:
+        try:
+            if not isinstance(data, (str)):
+                raise JsonSchemaValueException("" + (name_prefix or "data") + " must be string")
+            if isinstance(data, str):
+                data_len = len(data)
+                if data_len < 1:
+                    raise JsonSchemaValueException("" + (name_prefix or "data") + " must be longer than or equal to 1 characters")
+            data_any_of_count7 += 1
+        except (JsonSchemaValueException, JsonSchemaValuesException): pass
+    if not data_any_of_count7:
+        try:
+            if not isinstance(data, (dict)):
+                raise JsonSchemaValueException("" + (name_prefix or "data") + " must be object")
+            data_is_dict = isinstance(data, dict)
+            if data_is_dict:
+                data__missing_keys = set(['use']) - data.keys()
+                if data__missing_keys:
+                    raise JsonSchemaValueException("" + (name_prefix or "data") + " must contain ")
+                data_keys = set(data.keys())
+                if "use" in data_keys:
+                    data_keys.remove("use")
+                    data__use = data["use"]
+                    if not isinstance(data__use, (str)):
+                        raise JsonSchemaValueException("" + (name_prefix or "data") + ".use must be string")
+                    if isinstance(data__use, str):
+                        data__use_len = len(data__use)
+                        if data__use_len < 1:
+                            raise JsonSchemaValueException("" + (name_prefix or "data") + ".use must be longer than or equal to 1 characters")
+                if "vars" in data_keys:
+                    data_keys.remove("vars")
+                    data__vars = data["vars"]
+                    validate____defs_vars(data__vars, custom_formats, (name_prefix or "data") + ".vars")
+                if data_keys:
+                    raise JsonSchemaValueException("" + (name_prefix or "data") + " must not contain "+str(data_keys)+" properties")
+            data_any_of_count7 += 1
+        except (JsonSchemaValueException, JsonSchemaValuesException): pass
+    if not data_any_of_count7:
+        raise JsonSchemaValueException("" + (name_prefix or "data") + " cannot be validated by any definition")
     return data
 
 def validate____defs_matrix(data, custom_formats={}, name_prefix=None):
