@@ -20,9 +20,12 @@ from .formatcheck import check_structure
 from .literals import check_jmespath, check_secrets, check_url
 from .model import (
     DEFAULT_MAX_BODY,
+    DEFAULT_MAX_ITEMS,
+    DEFAULT_REPEAT_MAX,
     Defaults,
     ExpectSpec,
     HeaderExpectation,
+    LoopSpec,
     PollSpec,
     RequestSpec,
     Scenario,
@@ -137,6 +140,7 @@ class Loader:
         self._check_names(scenario, templates, state.captures | row_names)
         check_jmespath(templates)
         scope_names = {v.name for step in (*steps, *finally_steps) for v in step.scope}
+        scope_names |= {s.loop.as_name for s in (*steps, *finally_steps) if s.loop and s.loop.items}
         assigned = self.extra_vars | state.captures | row_names | {n for n, _ in vars_} | scope_names
         check_secrets(state.secret_uses, assigned)
         used = {name for t in templates for name in t.names}
@@ -271,7 +275,62 @@ class Loader:
             poll=poll,
             when=self._expression(data, "when") if "when" in data else None,
             scope=scope,
+            loop=self._loop(data),
         )
+
+    def _loop(self, data: LocDict) -> LoopSpec | None:
+        """`for_each` (with `as`, `max_items`) or `repeat`; the looped step's name may be a template."""
+        if "for_each" in data and "repeat" in data:
+            raise ScenarioFormatError(
+                "a step has either 'for_each' or 'repeat', not both",
+                data.key_loc("repeat"),
+                "loop over a list with for_each, or repeat until a condition holds (paging)",
+            )
+        for key in ("as", "max_items"):
+            if key in data and "for_each" not in data:
+                raise ScenarioFormatError(
+                    f"'{key}' is only used with 'for_each'",
+                    data.key_loc(key),
+                    'add `for_each: "{{ a_list }}"` to the step, or remove this key',
+                )
+        if "for_each" in data:
+            loop = LoopSpec(data.key_loc("for_each"), max=data.get("max_items", DEFAULT_MAX_ITEMS))
+            items = data["for_each"]
+            if isinstance(items, str) and not is_template(items):
+                raise ScenarioFormatError(
+                    f"'for_each' must be a template giving a list, or a YAML list; got the plain text {items!r}",
+                    data.value_loc("for_each"),
+                    'write it as "{{ created_ids }}", or as a list: [a, b]',
+                )
+            loop.items = _compile(items, data.value_loc("for_each"))
+            if "as" in data:
+                loop.as_name = self._loop_name(data)
+        elif "repeat" in data:
+            repeat = data["repeat"]
+            loop = LoopSpec(data.key_loc("repeat"), max=repeat.get("max", DEFAULT_REPEAT_MAX))
+            loop.until = self._expression(repeat, "until")
+        else:
+            return None
+        if is_template(data["name"]):
+            loop.name = _compile(data["name"], data.value_loc("name"))
+        return loop
+
+    @staticmethod
+    def _loop_name(data: LocDict) -> str:
+        name: str = data["as"]
+        if not IDENTIFIER.match(name):
+            raise ScenarioFormatError(
+                f"'as' name {name!r} is not an identifier",
+                data.value_loc("as"),
+                "use letters, digits and underscores, so the step can say {{ name }}",
+            )
+        if name in BUILTIN_NAMES or name == "loop":
+            raise ScenarioFormatError(
+                f"'as' name {name!r} would hide the built-in '{name}'",
+                data.value_loc("as"),
+                "choose another name, such as image_id",
+            )
+        return name
 
     @staticmethod
     def _expression(data: LocDict, key: str) -> Compiled:
@@ -379,20 +438,40 @@ class Loader:
     # --- names ---------------------------------------------------------------------------------
 
     def _check_names(self, scenario: Scenario, templates: list[Template], defined: set[str]) -> None:
-        """Reject templates naming something nothing defines: a typo should fail before any request."""
+        """Reject templates naming something nothing defines: a typo should fail before any request.
+
+        A looped step's templates may also use its item (`item` or its `as` name) and `loop`.
+        """
         known = set(BUILTIN_NAMES) | self.extra_vars | defined | {n for n, _ in scenario.vars}
         for step in (*scenario.steps, *scenario.finally_steps):
             known.update(v.name for v in step.scope)
+        in_loop: dict[int, set[str]] = {}
+        loop_names: dict[str, str] = {}  # a name bound by a loop -> the looped step's name
+        for step in (*scenario.steps, *scenario.finally_steps):
+            if step.loop is not None:
+                names = {"loop"} if step.loop.items is None else {"loop", step.loop.as_name}
+                for name in names:
+                    loop_names.setdefault(name, step.name)
+                for template in _step_templates(step):
+                    in_loop[id(template)] = names
         for template in templates:
-            for name in sorted(template.names - known):
-                close = difflib.get_close_matches(name, sorted(known), n=1)
+            here = in_loop.get(id(template), set())
+            for name in sorted(template.names - known - here):
+                close = difflib.get_close_matches(name, sorted(known | here), n=1)
                 found = re.search(rf"\b{name}\b", template.source)
+                if close:
+                    hint = f"did you mean '{close[0]}'?"
+                elif name in loop_names:
+                    hint = (
+                        f"'{name}' is defined only inside the looped step '{loop_names[name]}'; "
+                        "capture there what later steps need"
+                    )
+                else:
+                    hint = "define it under `vars:`, capture it in a step, or pass --var NAME=VALUE"
                 raise ScenarioFormatError(
                     f"undefined variable '{name}' in {template.source!r}",
                     template.loc.within(template.source, found.start() if found else None),
-                    f"did you mean '{close[0]}'?"
-                    if close
-                    else "define it under `vars:`, capture it in a step, or pass --var NAME=VALUE",
+                    hint,
                 )
 
 
@@ -431,16 +510,31 @@ def _all_templates(scenario: Scenario) -> list[Template]:
     found: list[Template] = []
     compiled: list[Compiled | None] = [v for _, v in scenario.vars]
     compiled += [h for h in scenario.defaults.headers.values() if h is not None]
+    for c in compiled:
+        if c is not None:
+            found.extend(c.templates())
     for step in (*scenario.steps, *scenario.finally_steps):
-        r, e = step.request, step.expect
-        compiled += [r.url, r.params, r.body, *step.captures.values()]
-        compiled += [h for h in r.headers.values() if h is not None]
-        compiled += [v.value for v in step.scope]
-        compiled += [e.status, e.json, *e.body.values(), *e.asserts]
-        compiled += [h.equals for h in e.headers]
-        if step.poll:
-            compiled += [step.poll.until, step.poll.fail_if]
-        compiled.append(step.when)
+        found += _step_templates(step)
+        outside = [v.value for v in step.scope] + ([step.loop.items] if step.loop and step.loop.items else [])
+        for c in outside:
+            found.extend(c.templates())
+    return found
+
+
+def _step_templates(step: Step) -> list[Template]:
+    """The templates of one step; with a loop, those that see its item (not `for_each` itself:
+    the list is rendered before there is an item)."""
+    r, e = step.request, step.expect
+    compiled: list[Compiled | None] = [r.url, r.params, r.body, *step.captures.values()]
+    compiled += [h for h in r.headers.values() if h is not None]
+    compiled += [e.status, e.json, *e.body.values(), *e.asserts]
+    compiled += [h.equals for h in e.headers]
+    if step.poll:
+        compiled += [step.poll.until, step.poll.fail_if]
+    compiled.append(step.when)
+    if step.loop is not None:
+        compiled += [step.loop.until, step.loop.name]
+    found: list[Template] = []
     for c in compiled:
         if c is not None:
             found.extend(c.templates())

@@ -7,10 +7,11 @@ One concern a module (arrows: may import):
     request   a step's request prepared from its spec and scope  (-> captures)
     poll      sending it, and polling until a condition holds
     step      one step end to end: when, prepare, send/poll, check, capture  (-> request, poll)
-    run       Engine and the scenario loop: skipping, interruption, cleanup  (-> step)
+    loops     a looped step (`for_each`, `repeat`) as its iterations, each named by its item
+    run       Engine and the scenario loop: skipping, interruption, cleanup  (-> step, loops)
 
-Run-level fixtures (set-up/teardown once per run) and loops (`for_each`) are meant to come as
-fixtures.py and loops.py beside these, reusing step.StepRunner and captures.Variables. Nothing
+Run-level fixtures (set-up/teardown once per run) are meant to come as fixtures.py beside these,
+reusing step.StepRunner and captures.Variables. Nothing
 leaves the engine unmasked: every output masks with every secret the run learned.
 """
 
