@@ -377,3 +377,42 @@ finally:
     assert "interrupted" in (cases["Get [30]"].find("error").get("message") or "")
     assert cases["finally: Delete [x]"].find("error") is None
     assert cases["finally: Delete [y]"].find("error") is None
+
+
+def test_a_second_ctrl_c_in_a_finally_loop_lists_each_iteration_not_run(sr, server):
+    sr.write(
+        "abandon.scenario.yaml",
+        """
+name: Abandoned loop
+steps:
+  - name: Hang
+    request: {url: "{{ env.BASE }}/fault/hang?seconds=30"}
+finally:
+  - name: Delete
+    for_each: [slow, id-2, id-3]
+    request: {method: DELETE, url: "{{ env.BASE }}/fault/hang?seconds=30&id={{ item }}"}
+""",
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "runner", "run", ".", "--junit", "junit.xml"],
+        cwd=sr.dir,
+        env=child_env(BASE=server.url),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    for method in ("GET", "DELETE"):
+        deadline = time.monotonic() + 15
+        while not any(r["method"] == method for r in list(server.state.requests)):
+            assert time.monotonic() < deadline and proc.poll() is None, proc.communicate()
+            time.sleep(0.02)
+        time.sleep(0.2)
+        proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=20)
+    assert proc.returncode == 130, out + err
+    assert [r["query"] for r in server.state.requests if r["method"] == "DELETE"] == ["seconds=30&id=slow"]
+    cases = {c.get("name"): c for c in ET.parse(sr.dir / "junit.xml").getroot().iter("testcase")}
+    for item in ("id-2", "id-3"):
+        message = cases[f"finally: Delete [{item}]"].find("error").get("message") or ""
+        assert "not run: cleanup abandoned" in message
+        assert f"DELETE {server.url}/fault/hang?seconds=30&id={item}" in message
