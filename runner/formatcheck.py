@@ -186,7 +186,7 @@ _REQUIRED_HINTS = {
     "steps": "add `steps:` followed by a list of steps, each starting with '- name: ...'",
     "request": "a step needs `request:` with at least `url: ...`",
     "url": 'add `url: ...`, e.g. url: "{{ base_url }}/v2/images"',
-    "until": 'add `until: "{{ ... }}"`, the condition that ends the polling',
+    "until": 'add `until: "{{ ... }}"`, the condition that ends the polling (or the repeat)',
 }
 _EMPTY_HINTS = {
     "name": "give it a name: the name is what the console and the JUnit report show",
@@ -196,6 +196,10 @@ _NUMBER_HINTS = {
     "timeout": "a number of seconds without quotes, e.g. timeout: 10",
     "interval": "a number of seconds without quotes, e.g. interval: 2",
     "max_body": "a number of bytes, e.g. max_body: 1048576",
+}
+_RANGE_HINTS = {
+    "max": "a number of iterations from 1 to 100000, e.g. max: 50",
+    "max_items": "a number of items from 1 to 100000, e.g. max_items: 5000",
 }
 _STATUS_HINT = "e.g. status: 200, status: [200, 204] or status: 2xx"
 
@@ -268,7 +272,7 @@ def _message(err: ValidationError, data: Any) -> tuple[str, str | None]:
             )
         return f"{where} has an invalid value: {describe(node)}", _anyof_hint(err)
     if err.validator in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
-        return f"{where} is out of range: {err.message}", None
+        return f"{where} is out of range: {err.message}", _RANGE_HINTS.get(key or "")
     return f"{where}: {err.message}", None
 
 

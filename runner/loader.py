@@ -10,7 +10,7 @@ from __future__ import annotations
 import difflib
 import json
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,11 +21,14 @@ from .literals import check_fixture_reads, check_jmespath, check_secrets, check_
 from .matrixdata import read_rows, row_labels
 from .model import (
     DEFAULT_MAX_BODY,
+    DEFAULT_MAX_ITEMS,
+    DEFAULT_REPEAT_MAX,
     Defaults,
     ExpectSpec,
     Fixture,
     FixtureUse,
     HeaderExpectation,
+    LoopSpec,
     PollSpec,
     RequestSpec,
     Scenario,
@@ -157,6 +160,7 @@ class Loader:
         namespaces = {u.name: (u.written, u.fixture.captures) for u in fixtures if u.name}
         check_fixture_reads(templates, namespaces)
         scope_names = {v.name for step in (*steps, *finally_steps) for v in step.scope}
+        scope_names |= {s.loop.as_name for s in (*steps, *finally_steps) if s.loop and s.loop.items}
         assigned = self.extra_vars | state.captures | state.local_captures | row_names | {n for n, _ in vars_}
         check_secrets(state.secret_uses, assigned | scope_names | set(provided))
         used = {name for t in templates for name in t.names}
@@ -387,7 +391,62 @@ class Loader:
             scope=scope,
             aliases=aliases,
             renames=renames,
+            loop=self._loop(data),
         )
+
+    def _loop(self, data: LocDict) -> LoopSpec | None:
+        """`for_each` (with `as`, `max_items`) or `repeat`; the looped step's name may be a template."""
+        if "for_each" in data and "repeat" in data:
+            raise ScenarioFormatError(
+                "a step has either 'for_each' or 'repeat', not both",
+                data.key_loc("repeat"),
+                "loop over a list with for_each, or repeat until a condition holds (paging)",
+            )
+        for key in ("as", "max_items"):
+            if key in data and "for_each" not in data:
+                raise ScenarioFormatError(
+                    f"'{key}' is only used with 'for_each'",
+                    data.key_loc(key),
+                    'add `for_each: "{{ a_list }}"` to the step, or remove this key',
+                )
+        if "for_each" in data:
+            loop = LoopSpec(data.key_loc("for_each"), max=data.get("max_items", DEFAULT_MAX_ITEMS))
+            items = data["for_each"]
+            if isinstance(items, str) and not is_template(items):
+                raise ScenarioFormatError(
+                    f"'for_each' must be a template giving a list, or a YAML list; got the plain text {items!r}",
+                    data.value_loc("for_each"),
+                    'write it as "{{ created_ids }}", or as a list: [a, b]',
+                )
+            loop.items = _compile(items, data.value_loc("for_each"))
+            if "as" in data:
+                loop.as_name = self._loop_name(data)
+        elif "repeat" in data:
+            repeat = data["repeat"]
+            loop = LoopSpec(data.key_loc("repeat"), max=repeat.get("max", DEFAULT_REPEAT_MAX))
+            loop.until = self._expression(repeat, "until")
+        else:
+            return None
+        if is_template(data["name"]):
+            loop.name = _compile(data["name"], data.value_loc("name"))
+        return loop
+
+    @staticmethod
+    def _loop_name(data: LocDict) -> str:
+        name: str = data["as"]
+        if not IDENTIFIER.match(name):
+            raise ScenarioFormatError(
+                f"'as' name {name!r} is not an identifier",
+                data.value_loc("as"),
+                "use letters, digits and underscores, so the step can say {{ name }}",
+            )
+        if name in BUILTIN_NAMES or name == "loop":
+            raise ScenarioFormatError(
+                f"'as' name {name!r} would hide the built-in '{name}'",
+                data.value_loc("as"),
+                "choose another name, such as image_id",
+            )
+        return name
 
     @staticmethod
     def _expression(data: LocDict, key: str) -> Compiled:
@@ -504,25 +563,38 @@ class Loader:
         """Reject templates naming something nothing defines: a typo should fail before any request.
 
         A step of an include with `capture_as:` also knows the fragment's own names for its outputs;
-        elsewhere only the new names are defined.
+        elsewhere only the new names are defined. A looped step's templates may also use its item
+        (`item` or its `as` name) and `loop`.
         """
         known = set(BUILTIN_NAMES) | self.extra_vars | defined | {n for n, _ in scenario.vars}
         for step in (*scenario.steps, *scenario.finally_steps):
             known.update(v.name for v in step.scope)
-        local: dict[int, set[str]] = {}
+        local: dict[int, set[str]] = {}  # names a template may use beyond `known`
+        loop_names: dict[str, str] = {}  # a name bound by a loop -> the looped step's name
         for step in (*scenario.steps, *scenario.finally_steps):
             if step.aliases:
-                for template in _step_templates(step):
+                for template in _step_templates(step) + _templates([v.value for v in step.scope]):
                     local.setdefault(id(template), set()).update(step.aliases)
+            if step.loop is not None:
+                names = {"loop"} if step.loop.items is None else {"loop", step.loop.as_name}
+                for name in names:
+                    loop_names.setdefault(name, step.name)
+                for template in _step_templates(step):
+                    local.setdefault(id(template), set()).update(names)
         for template in templates:
-            for name in sorted(template.names - known - local.get(id(template), set())):
-                close = difflib.get_close_matches(name, sorted(known), n=1)
+            here = local.get(id(template), set())
+            for name in sorted(template.names - known - here):
+                close = difflib.get_close_matches(name, sorted(known | here), n=1)
                 found = re.search(rf"\b{name}\b", template.source)
-                hint = (
-                    f"did you mean '{close[0]}'?"
-                    if close
-                    else "define it under `vars:`, capture it in a step, or pass --var NAME=VALUE"
-                )
+                if close:
+                    hint = f"did you mean '{close[0]}'?"
+                elif name in loop_names:
+                    hint = (
+                        f"'{name}' is defined only inside the looped step '{loop_names[name]}'; "
+                        "capture there what later steps need"
+                    )
+                else:
+                    hint = "define it under `vars:`, capture it in a step, or pass --var NAME=VALUE"
                 if name in renamed:
                     new, where = renamed[name]
                     hint = f"the include at {where} renames the fragment's '{name}' to '{new}': use '{new}'"
@@ -597,23 +669,28 @@ def _all_templates(scenario: Scenario) -> list[Template]:
     found = _templates(compiled)
     for step in (*scenario.steps, *scenario.finally_steps):
         found.extend(_step_templates(step))
+        outside = [v.value for v in step.scope] + ([step.loop.items] if step.loop and step.loop.items else [])
+        found.extend(_templates(outside))
     return found
 
 
 def _step_templates(step: Step) -> list[Template]:
+    """The templates of one step; with a loop, those that see its item (not `for_each` itself: the
+    list is rendered before there is an item; nor the include vars, rendered before the step)."""
     r, e = step.request, step.expect
     compiled: list[Compiled | None] = [r.url, r.params, r.body, *step.captures.values()]
     compiled += [h for h in r.headers.values() if h is not None]
-    compiled += [v.value for v in step.scope]
     compiled += [e.status, e.json, *e.body.values(), *e.asserts]
     compiled += [h.equals for h in e.headers]
     if step.poll:
         compiled += [step.poll.until, step.poll.fail_if]
     compiled.append(step.when)
+    if step.loop is not None:
+        compiled += [step.loop.until, step.loop.name]
     return _templates(compiled)
 
 
-def _templates(compiled: list[Compiled | None]) -> list[Template]:
+def _templates(compiled: Sequence[Compiled | None]) -> list[Template]:
     found: list[Template] = []
     for c in compiled:
         if c is not None:

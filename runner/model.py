@@ -80,6 +80,26 @@ class PollSpec:
     interval: float = DEFAULT_POLL_INTERVAL
 
 
+DEFAULT_MAX_ITEMS = 1000  # for_each: a longer list is an error of the step
+DEFAULT_REPEAT_MAX = 100  # repeat: iterations before the step fails
+
+
+@dataclass
+class LoopSpec:
+    """How a step repeats (runner/engine/loops.py): over the items of a list, or until a condition.
+
+    Exactly one of `items` (`for_each`) and `until` (`repeat`) is set. `name` is the step's name
+    as a template, rendered per iteration; without one, iterations are named `NAME [item]`.
+    """
+
+    loc: Location
+    items: Compiled | None = None
+    as_name: str = "item"
+    max: int = DEFAULT_MAX_ITEMS
+    until: Compiled | None = None
+    name: Compiled | None = None
+
+
 @dataclass(frozen=True)
 class ScopeVar:
     """A variable an include sets for its fragment's steps.
@@ -104,6 +124,7 @@ class Step:
     captures: dict[str, Compiled] = field(default_factory=dict)
     poll: PollSpec | None = None
     when: Compiled | None = None  # run only when true (e.g. cleanup of something maybe created)
+    loop: LoopSpec | None = None  # for_each / repeat: the step runs once per iteration
     # Variables of the include(s) this step came from, outermost first, rendered before the step.
     scope: tuple[ScopeVar, ...] = ()
     # Names renamed by the `capture_as:` of the include(s) this step came from: the name the step's

@@ -291,6 +291,15 @@ class Handler(BaseHTTPRequestHandler):
                 }
                 images[image["id"]] = image
                 self._send(201, image, {"Location": f"/images/{image['id']}"})
+            elif "limit" in self.query:  # paged as Glance does: `next` until the last page
+                listing = sorted(images.values(), key=lambda i: i["id"])
+                marker = self.query.get("marker", [""])[0]
+                after = [i for i in listing if i["id"] > marker]
+                limit = int(self.query["limit"][0])
+                page: dict[str, Any] = {"images": after[:limit]}
+                if len(after) > limit:
+                    page["next"] = f"/images?limit={limit}&marker={after[limit - 1]['id']}"
+                self._send(200, page)
             else:
                 self._send(200, {"images": list(images.values())})
             return

@@ -7,13 +7,12 @@ One concern a module (arrows: may import):
     request   a step's request prepared from its spec and scope  (-> captures)
     poll      sending it, and polling until a condition holds
     step      one step end to end: when, prepare, send/poll, check, capture  (-> request, poll)
+    loops     a looped step (`for_each`, `repeat`) as its iterations, each named by its item
     fixtures  run-level fixtures: set up once per run (a lock each), shared read-only, renewed on
               expiry, torn down at the end; each set-up is a scenario run of its own
-    run       Engine and the scenario loop: skipping, interruption, cleanup  (-> step, fixtures)
+    run       Engine and the scenario loop: skipping, interruption, cleanup  (-> step, loops, fixtures)
 
-Loops (`for_each`) are meant to come as loops.py beside these, reusing step.StepRunner and
-captures.Variables. Nothing leaves the engine unmasked: every output masks with every secret the
-run learned.
+Nothing leaves the engine unmasked: every output masks with every secret the run learned.
 """
 
 from .options import RunOptions

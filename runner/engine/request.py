@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from ..errors import UserError
@@ -80,12 +80,14 @@ def prepare(
     return req
 
 
-def describe_url(step: Step, variables: Variables, redactor: Redactor) -> str:
-    """The URL a step would send to, with the values captured so far, masked; the template itself
-    where it cannot render (a capture that never happened). Nothing is learned or sent."""
+def describe_url(step: Step, variables: Variables, redactor: Redactor, bound: Mapping[str, Any] | None = None) -> str:
+    """The URL a step (an iteration: `bound` its item) would send to, with the values captured so
+    far, masked; the template itself where it cannot render (a capture that never happened).
+    Nothing is learned or sent."""
     try:
         local = variables.step_scope(step)
         variables.render_step_vars(step, local)
+        local.update(bound or {})
         url = str(step.request.url.render(local))
         if step.request.params:
             url = full_url(PreparedRequest(step.request.method, url, params=step.request.params.render(local)))

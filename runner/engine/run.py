@@ -11,7 +11,7 @@ captures.py).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from ..abort import RequestAborted, Stop
@@ -24,6 +24,7 @@ from ..results import Outcome, ScenarioResult, StepResult
 from ..templating import Scope
 from .captures import Variables
 from .fixtures import Fixtures, Prepared
+from .loops import Iteration, Loop
 from .options import RunOptions
 from .request import describe_url
 from .step import StepRunner
@@ -139,6 +140,7 @@ class _ScenarioRun:
         )
         self._pending: Step | None = None  # the step being handled now, not yet recorded
         self._listener_error: Exception | None = None  # raised once the scenario has ended
+        self._cleanup_index = 0  # the `finally` step being run (or next): those from it may remain
 
     # --- the scenario ---------------------------------------------------------------------------
 
@@ -165,6 +167,9 @@ class _ScenarioRun:
                     self._record(_skipped(step, f"skipped: step '{failed}' failed"))
                     continue
                 self.abort.check()  # an interruption that arrived between steps
+                if step.loop is not None:
+                    failed = self._loop(step)
+                    continue
                 outcome = self._record(self.steps.run(step))
                 if outcome.outcome in (Outcome.FAILED, Outcome.ERROR):
                     failed = step.name
@@ -189,6 +194,21 @@ class _ScenarioRun:
         the end of the run. `interrupted` (the cause) bounds them as after an interruption."""
         self._cleanup(RequestAborted(interrupted) if interrupted is not None else None)
 
+    def _loop(self, step: Step) -> str | None:
+        """A looped step's iterations (loops.py), each recorded; the name of the first that failed.
+        An interruption is checked for between iterations."""
+        failed = None
+        loop = Loop(step, self.variables, self.redactor, is_finally=False)
+        for work in loop:
+            self._pending = step
+            if isinstance(work, Iteration):
+                self.abort.check()
+                work = self.steps.run(step, name=work.name, bound=work.bound, then=work.then)
+            loop.last = self._record(work)
+            if failed is None and work.outcome in (Outcome.FAILED, Outcome.ERROR):
+                failed = work.name
+        return failed
+
     def _cleanup(self, stopped: BaseException | None) -> None:
         """The `finally` steps. After an interruption they run bounded in time with the brake
         released; an interruption during them stops that step only, the next abandons the rest."""
@@ -201,21 +221,28 @@ class _ScenarioRun:
             self.steps.deadline = time.perf_counter() + self.options.cleanup_timeout
         self.abort.clear()
         latest = stopped
-        steps = self.scenario.finally_steps
-        for index, step in enumerate(steps):
+        work = self._cleanup_work()
+        for step, iteration, loop in work:
             self._pending = step
+            if isinstance(iteration, StepResult):  # decided by the loop: nothing to send
+                self._record_in(loop, iteration)
+                continue
             if self.abort.is_set():  # arrived between two cleanup steps: this one has not started
                 latest = RequestAborted(self.abort.cause)
                 self.abort.clear()
                 self.result.interrupted = True
                 interruptions += 1
                 if interruptions > 1:
-                    for rest in steps[index:]:
-                        self._record(self._not_run(rest))
+                    self._record(self._not_run(step, iteration))
+                    self._abandon_rest(work)
                     raise latest
                 self.steps.deadline = time.perf_counter() + self.options.cleanup_timeout
             try:
-                self._record(self.steps.run(step, is_finally=True))
+                if iteration is None:
+                    self._record(self.steps.run(step, is_finally=True))
+                else:
+                    run = self.steps.run(step, True, name=iteration.name, bound=iteration.bound, then=iteration.then)
+                    self._record_in(loop, run)
             except BaseException as exc:  # see execute()
                 latest = exc
                 self.abort.clear()
@@ -225,18 +252,44 @@ class _ScenarioRun:
                     if interruptions == 1 and not isinstance(exc, Exception):
                         self.steps.deadline = time.perf_counter() + self.options.cleanup_timeout
                     if self._pending is not None:
-                        self._record(self._stopped_step(step, exc, is_finally=True))
+                        self._record_in(loop, self._stopped_step(step, exc, is_finally=True))
                     continue
                 if self._pending is not None:
                     message = "interrupted again: cleanup abandoned; its request may not have completed"
                     self._record(self._interrupted(step, message, is_finally=True))
-                for rest in steps[index + 1 :]:
-                    self._record(self._not_run(rest))
+                self._abandon_rest(work)
                 raise
         if latest is not None:
             raise latest
         if self._listener_error is not None:
             raise self._listener_error
+
+    def _cleanup_work(self) -> Iterator[tuple[Step, Iteration | StepResult | None, Loop | None]]:
+        """The `finally` steps as what to run: a step (None), or each iteration of a looped one."""
+        for index, step in enumerate(self.scenario.finally_steps):
+            self._cleanup_index = index
+            if step.loop is None:
+                yield step, None, None
+                continue
+            loop = Loop(step, self.variables, self.redactor, is_finally=True)
+            for iteration in loop:
+                yield step, iteration, loop
+        self._cleanup_index = len(self.scenario.finally_steps)
+
+    def _record_in(self, loop: Loop | None, step_result: StepResult) -> None:
+        recorded = self._record(step_result)
+        if loop is not None:
+            loop.last = recorded
+
+    def _abandon_rest(self, work: Iterator[tuple[Step, Iteration | StepResult | None, Loop | None]]) -> None:
+        """After a second interruption: each cleanup request not run, with what it would have sent."""
+        for step, iteration, _ in work:
+            if not isinstance(iteration, StepResult):
+                self._record(self._not_run(step, iteration))
+            elif iteration.outcome is Outcome.ERROR:  # its list could not be rendered: the step as written
+                self._record(self._not_run(step))
+            else:
+                self._record(iteration)
 
     def _setup(self) -> str | None:
         """The scenario's variables; the name of the failed pseudo-step when they cannot render."""
@@ -256,28 +309,28 @@ class _ScenarioRun:
             return result
         return self._interrupted(step, _cause(exc, self.redactor), is_finally)
 
-    def _not_run(self, step: Step) -> StepResult:
-        """A cleanup step the user did not let run: what it would have sent, so that someone can
-        delete by hand what may remain. Rendered with the values captured so far, masked; a step
-        whose `when` is false had nothing to clean up."""
+    def _not_run(self, step: Step, iteration: Iteration | None = None) -> StepResult:
+        """A cleanup step (or iteration) the user did not let run: what it would have sent, so that
+        someone can delete by hand what may remain. Rendered with the values captured so far,
+        masked; a step whose `when` is false had nothing to clean up."""
+        bound = iteration.bound if iteration is not None else {}
+        name = iteration.name if iteration is not None else step.name
         if step.when is not None:
             try:
-                needed = bool(step.when.render(Scope(self.variables.context)))
+                needed = bool(step.when.render(Scope({**self.variables.context, **bound})))
             except Exception:  # cannot tell: list it
                 needed = True
             if not needed:
-                skipped = _skipped(step, f"skipped: cleanup abandoned; {step.when.value.source} is false")
-                skipped.is_finally = True
-                return skipped
-        result = StepResult(step.name, str(step.loc), Outcome.ERROR, is_finally=True)
-        result.method, result.url = step.request.method, describe_url(step, self.variables, self.redactor)
+                reason = f"skipped: cleanup abandoned; {step.when.value.source} is false"
+                return StepResult(name, str(step.loc), Outcome.SKIPPED, skip_reason=reason, is_finally=True)
+        result = StepResult(name, str(step.loc), Outcome.ERROR, is_finally=True)
+        result.method, result.url = step.request.method, describe_url(step, self.variables, self.redactor, bound)
         result.error = f"not run: cleanup abandoned; what it cleans up may remain: {result.method} {result.url}"
         return result
 
     def may_remain(self) -> list[str]:
         """The cleanup requests not run yet (or still in flight) when a scenario is left behind."""
-        recorded = sum(1 for r in self.result.steps if r.is_finally)
-        pending = self.scenario.finally_steps[recorded:]
+        pending = self.scenario.finally_steps[self._cleanup_index :]
         return [
             f"{s.request.method} {describe_url(s, self.variables, self.redactor)} (finally: {s.name})" for s in pending
         ]

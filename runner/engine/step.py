@@ -1,7 +1,7 @@
 """One step, end to end: `when` -> prepare -> send (and poll) -> check -> capture -> learn secrets.
 
-The pipeline every kind of step shares (scenario steps, `finally` steps, the steps and teardown of
-run-level fixtures; loop iterations are meant to reuse it); what surrounds a step (skipping after a failure,
+The pipeline every kind of step shares (scenario steps, `finally` steps, loop iterations, the steps
+and teardown of run-level fixtures); what surrounds a step (skipping after a failure,
 interruptions, cleanup) is run.py's. A step never raises for what a user can cause: template and
 transport errors, and bugs of ours, end up in its StepResult. Interruptions (BaseException) pass.
 """
@@ -9,6 +9,8 @@ transport errors, and bugs of ours, end up in its StepResult. Interruptions (Bas
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from ..checks import run_checks
 from ..context import RunServices
@@ -18,6 +20,7 @@ from ..http import PreparedRequest, Response, Session, TransportError
 from ..model import Scenario, Step
 from ..redact import Redactor
 from ..results import Outcome, StepResult
+from ..templating import Scope
 from .captures import Variables
 from .options import RunOptions
 from .poll import send_and_poll
@@ -49,15 +52,27 @@ class StepRunner:
         self.deadline: float | None = None
         self.current: StepResult | None = None
 
-    def run(self, step: Step, is_finally: bool = False) -> StepResult:
+    def run(
+        self,
+        step: Step,
+        is_finally: bool = False,
+        *,
+        name: str | None = None,
+        bound: Mapping[str, Any] | None = None,
+        then: Callable[[Scope, StepResult], None] | None = None,
+    ) -> StepResult:
+        """One step, or one iteration of a looped step (loops.py): then `name` is the iteration's,
+        `bound` its item and `loop`, and `then` runs after a passed iteration's captures (`until`)."""
         started = time.perf_counter()
-        result = StepResult(step.name, str(step.loc), Outcome.PASSED, is_finally=is_finally)
+        result = StepResult(name or step.name, str(step.loc), Outcome.PASSED, is_finally=is_finally)
         self.current = result  # until recorded: what an interruption reports
         local = self.variables.step_scope(step)
         request: PreparedRequest | None = None
         response: Response | None = None
         try:
             self.variables.render_step_vars(step, local)
+            if bound:
+                local.update(bound)
             if step.when is not None and not step.when.render(local):
                 result.outcome = Outcome.SKIPPED
                 result.skip_reason = f"skipped: {step.when.value.source} is false"
@@ -91,6 +106,8 @@ class StepRunner:
             # Capture even when a check failed: a resource the server did create (201 where the
             # scenario said 200) must still be known to the cleanup steps.
             self.variables.capture(step, local, result, strict=result.outcome is Outcome.PASSED)
+            if then is not None and result.outcome is Outcome.PASSED:
+                then(local, result)
         except UserError as exc:
             result.outcome = Outcome.ERROR
             where = f"{exc.location}: " if exc.location else ""

@@ -2,7 +2,7 @@
 # It answers only valid/invalid; see runner/schema/make_gate.py for why it exists.
 # mypy: ignore-errors
 # ruff: noqa
-SCHEMA_SHA256 = "d4dc85c3cb22a37ccabf933389ffcc1bc3f5d461983ac57bcecc6a193f9eac76"
+SCHEMA_SHA256 = "f00994e4a82f99df8d264521fbc3976204d5e7e8cf132bf2e41289eafef27c02"
 from decimal import Decimal
 class JsonSchemaValueException(ValueError):
     """Raised by the generated checks; only its type matters here."""
@@ -203,6 +203,78 @@ def validate____defs_step(data, custom_formats={}, name_prefix=None):
             data_keys.remove("poll")
             data__poll = data["poll"]
             validate____defs_poll(data__poll, custom_formats, (name_prefix or "data") + ".poll")
+        if "for_each" in data_keys:
+            data_keys.remove("for_each")
+            data__foreach = data["for_each"]
+            data__foreach_any_of_count2 = 0
+            if not data__foreach_any_of_count2:
+                try:
+                    if not isinstance(data__foreach, (str)):
+                        raise JsonSchemaValueException("" + (name_prefix or "data") + ".for_each must be string")
+                    if isinstance(data__foreach, str):
+                        data__foreach_len = len(data__foreach)
+                        if data__foreach_len < 1:
+                            raise JsonSchemaValueException("" + (name_prefix or "data") + ".for_each must be longer than or equal to 1 characters")
+                    data__foreach_any_of_count2 += 1
+                except (JsonSchemaValueException, JsonSchemaValuesException): pass
+            if not data__foreach_any_of_count2:
+                try:
+                    if not isinstance(data__foreach, (list)):
+                        raise JsonSchemaValueException("" + (name_prefix or "data") + ".for_each must be array")
+                    data__foreach_any_of_count2 += 1
+                except (JsonSchemaValueException, JsonSchemaValuesException): pass
+            if not data__foreach_any_of_count2:
+                raise JsonSchemaValueException("" + (name_prefix or "data") + ".for_each cannot be validated by any definition")
+        if "as" in data_keys:
+            data_keys.remove("as")
+            data__as = data["as"]
+            if not isinstance(data__as, (str)):
+                raise JsonSchemaValueException("" + (name_prefix or "data") + ".as must be string")
+            if isinstance(data__as, str):
+                data__as_len = len(data__as)
+                if data__as_len < 1:
+                    raise JsonSchemaValueException("" + (name_prefix or "data") + ".as must be longer than or equal to 1 characters")
+        if "max_items" in data_keys:
+            data_keys.remove("max_items")
+            data__maxitems = data["max_items"]
+            if not isinstance(data__maxitems, (int)) and not (isinstance(data__maxitems, float) and data__maxitems.is_integer()) or isinstance(data__maxitems, bool):
+                raise JsonSchemaValueException("" + (name_prefix or "data") + ".max_items must be integer")
+            if isinstance(data__maxitems, (int, float, Decimal)) and not isinstance(data__maxitems, bool):
+                if data__maxitems < 1:
+                    raise JsonSchemaValueException("" + (name_prefix or "data") + ".max_items must be bigger than or equal to 1")
+                if data__maxitems > 100000:
+                    raise JsonSchemaValueException("" + (name_prefix or "data") + ".max_items must be smaller than or equal to 100000")
+        if "repeat" in data_keys:
+            data_keys.remove("repeat")
+            data__repeat = data["repeat"]
+            validate____defs_repeat(data__repeat, custom_formats, (name_prefix or "data") + ".repeat")
+        if data_keys:
+            raise JsonSchemaValueException("" + (name_prefix or "data") + " must not contain "+str(data_keys)+" properties")
+    return data
+
+def validate____defs_repeat(data, custom_formats={}, name_prefix=None):
+    if not isinstance(data, (dict)):
+        raise JsonSchemaValueException("" + (name_prefix or "data") + " must be object")
+    data_is_dict = isinstance(data, dict)
+    if data_is_dict:
+        data__missing_keys = set(['until']) - data.keys()
+        if data__missing_keys:
+            raise JsonSchemaValueException("" + (name_prefix or "data") + " must contain ")
+        data_keys = set(data.keys())
+        if "until" in data_keys:
+            data_keys.remove("until")
+            data__until = data["until"]
+            validate____defs_template(data__until, custom_formats, (name_prefix or "data") + ".until")
+        if "max" in data_keys:
+            data_keys.remove("max")
+            data__max = data["max"]
+            if not isinstance(data__max, (int)) and not (isinstance(data__max, float) and data__max.is_integer()) or isinstance(data__max, bool):
+                raise JsonSchemaValueException("" + (name_prefix or "data") + ".max must be integer")
+            if isinstance(data__max, (int, float, Decimal)) and not isinstance(data__max, bool):
+                if data__max < 1:
+                    raise JsonSchemaValueException("" + (name_prefix or "data") + ".max must be bigger than or equal to 1")
+                if data__max > 100000:
+                    raise JsonSchemaValueException("" + (name_prefix or "data") + ".max must be smaller than or equal to 100000")
         if data_keys:
             raise JsonSchemaValueException("" + (name_prefix or "data") + " must not contain "+str(data_keys)+" properties")
     return data
@@ -253,8 +325,8 @@ def validate____defs_expect(data, custom_formats={}, name_prefix=None):
         if "status" in data_keys:
             data_keys.remove("status")
             data__status = data["status"]
-            data__status_any_of_count2 = 0
-            if not data__status_any_of_count2:
+            data__status_any_of_count3 = 0
+            if not data__status_any_of_count3:
                 try:
                     if not isinstance(data__status, (int)) and not (isinstance(data__status, float) and data__status.is_integer()) or isinstance(data__status, bool):
                         raise JsonSchemaValueException("" + (name_prefix or "data") + ".status must be integer")
@@ -263,15 +335,15 @@ def validate____defs_expect(data, custom_formats={}, name_prefix=None):
                             raise JsonSchemaValueException("" + (name_prefix or "data") + ".status must be bigger than or equal to 100")
                         if data__status > 599:
                             raise JsonSchemaValueException("" + (name_prefix or "data") + ".status must be smaller than or equal to 599")
-                    data__status_any_of_count2 += 1
+                    data__status_any_of_count3 += 1
                 except (JsonSchemaValueException, JsonSchemaValuesException): pass
-            if not data__status_any_of_count2:
+            if not data__status_any_of_count3:
                 try:
                     if not isinstance(data__status, (str)):
                         raise JsonSchemaValueException("" + (name_prefix or "data") + ".status must be string")
-                    data__status_any_of_count2 += 1
+                    data__status_any_of_count3 += 1
                 except (JsonSchemaValueException, JsonSchemaValuesException): pass
-            if not data__status_any_of_count2:
+            if not data__status_any_of_count3:
                 try:
                     if not isinstance(data__status, (list)):
                         raise JsonSchemaValueException("" + (name_prefix or "data") + ".status must be array")
@@ -283,9 +355,9 @@ def validate____defs_expect(data, custom_formats={}, name_prefix=None):
                         for data__status_x, data__status_item in enumerate(data__status):
                             if not isinstance(data__status_item, (int, str)) and not (isinstance(data__status_item, float) and data__status_item.is_integer()) or isinstance(data__status_item, bool):
                                 raise JsonSchemaValueException("" + (name_prefix or "data") + ".status[{data__status_x}]".format(**locals()) + " must be integer or string")
-                    data__status_any_of_count2 += 1
+                    data__status_any_of_count3 += 1
                 except (JsonSchemaValueException, JsonSchemaValuesException): pass
-            if not data__status_any_of_count2:
+            if not data__status_any_of_count3:
                 raise JsonSchemaValueException("" + (name_prefix or "data") + ".status cannot be validated by any definition")
         if "headers" in data_keys:
             data_keys.remove("headers")
@@ -298,14 +370,14 @@ def validate____defs_expect(data, custom_formats={}, name_prefix=None):
                 for data__headers_key in data__headers_keys:
                     if data__headers_key not in []:
                         data__headers_value = data__headers.get(data__headers_key)
-                        data__headers_value_any_of_count3 = 0
-                        if not data__headers_value_any_of_count3:
+                        data__headers_value_any_of_count4 = 0
+                        if not data__headers_value_any_of_count4:
                             try:
                                 if not isinstance(data__headers_value, (str, int, float, Decimal, bool)):
                                     raise JsonSchemaValueException("" + (name_prefix or "data") + ".headers.{data__headers_key}".format(**locals()) + " must be string or number or boolean")
-                                data__headers_value_any_of_count3 += 1
+                                data__headers_value_any_of_count4 += 1
                             except (JsonSchemaValueException, JsonSchemaValuesException): pass
-                        if not data__headers_value_any_of_count3:
+                        if not data__headers_value_any_of_count4:
                             try:
                                 if not isinstance(data__headers_value, (dict)):
                                     raise JsonSchemaValueException("" + (name_prefix or "data") + ".headers.{data__headers_key}".format(**locals()) + " must be object")
@@ -327,9 +399,9 @@ def validate____defs_expect(data, custom_formats={}, name_prefix=None):
                                             raise JsonSchemaValueException("" + (name_prefix or "data") + ".headers.{data__headers_key}.absent".format(**locals()) + " must be boolean")
                                     if data__headers_value_keys:
                                         raise JsonSchemaValueException("" + (name_prefix or "data") + ".headers.{data__headers_key}".format(**locals()) + " must not contain "+str(data__headers_value_keys)+" properties")
-                                data__headers_value_any_of_count3 += 1
+                                data__headers_value_any_of_count4 += 1
                             except (JsonSchemaValueException, JsonSchemaValuesException): pass
-                        if not data__headers_value_any_of_count3:
+                        if not data__headers_value_any_of_count4:
                             raise JsonSchemaValueException("" + (name_prefix or "data") + ".headers.{data__headers_key}".format(**locals()) + " cannot be validated by any definition")
         if "json" in data_keys:
             data_keys.remove("json")
@@ -350,14 +422,14 @@ def validate____defs_expect(data, custom_formats={}, name_prefix=None):
                 if "contains" in data__body_keys:
                     data__body_keys.remove("contains")
                     data__body__contains = data__body["contains"]
-                    data__body__contains_any_of_count4 = 0
-                    if not data__body__contains_any_of_count4:
+                    data__body__contains_any_of_count5 = 0
+                    if not data__body__contains_any_of_count5:
                         try:
                             if not isinstance(data__body__contains, (str)):
                                 raise JsonSchemaValueException("" + (name_prefix or "data") + ".body.contains must be string")
-                            data__body__contains_any_of_count4 += 1
+                            data__body__contains_any_of_count5 += 1
                         except (JsonSchemaValueException, JsonSchemaValuesException): pass
-                    if not data__body__contains_any_of_count4:
+                    if not data__body__contains_any_of_count5:
                         try:
                             if not isinstance(data__body__contains, (list)):
                                 raise JsonSchemaValueException("" + (name_prefix or "data") + ".body.contains must be array")
@@ -367,21 +439,21 @@ def validate____defs_expect(data, custom_formats={}, name_prefix=None):
                                 for data__body__contains_x, data__body__contains_item in enumerate(data__body__contains):
                                     if not isinstance(data__body__contains_item, (str)):
                                         raise JsonSchemaValueException("" + (name_prefix or "data") + ".body.contains[{data__body__contains_x}]".format(**locals()) + " must be string")
-                            data__body__contains_any_of_count4 += 1
+                            data__body__contains_any_of_count5 += 1
                         except (JsonSchemaValueException, JsonSchemaValuesException): pass
-                    if not data__body__contains_any_of_count4:
+                    if not data__body__contains_any_of_count5:
                         raise JsonSchemaValueException("" + (name_prefix or "data") + ".body.contains cannot be validated by any definition")
                 if "not_contains" in data__body_keys:
                     data__body_keys.remove("not_contains")
                     data__body__notcontains = data__body["not_contains"]
-                    data__body__notcontains_any_of_count5 = 0
-                    if not data__body__notcontains_any_of_count5:
+                    data__body__notcontains_any_of_count6 = 0
+                    if not data__body__notcontains_any_of_count6:
                         try:
                             if not isinstance(data__body__notcontains, (str)):
                                 raise JsonSchemaValueException("" + (name_prefix or "data") + ".body.not_contains must be string")
-                            data__body__notcontains_any_of_count5 += 1
+                            data__body__notcontains_any_of_count6 += 1
                         except (JsonSchemaValueException, JsonSchemaValuesException): pass
-                    if not data__body__notcontains_any_of_count5:
+                    if not data__body__notcontains_any_of_count6:
                         try:
                             if not isinstance(data__body__notcontains, (list)):
                                 raise JsonSchemaValueException("" + (name_prefix or "data") + ".body.not_contains must be array")
@@ -391,9 +463,9 @@ def validate____defs_expect(data, custom_formats={}, name_prefix=None):
                                 for data__body__notcontains_x, data__body__notcontains_item in enumerate(data__body__notcontains):
                                     if not isinstance(data__body__notcontains_item, (str)):
                                         raise JsonSchemaValueException("" + (name_prefix or "data") + ".body.not_contains[{data__body__notcontains_x}]".format(**locals()) + " must be string")
-                            data__body__notcontains_any_of_count5 += 1
+                            data__body__notcontains_any_of_count6 += 1
                         except (JsonSchemaValueException, JsonSchemaValuesException): pass
-                    if not data__body__notcontains_any_of_count5:
+                    if not data__body__notcontains_any_of_count6:
                         raise JsonSchemaValueException("" + (name_prefix or "data") + ".body.not_contains cannot be validated by any definition")
                 if "regex" in data__body_keys:
                     data__body_keys.remove("regex")
@@ -578,8 +650,8 @@ def validate____defs___scenario_root(data, custom_formats={}, name_prefix=None):
         if "fixtures" in data_keys:
             data_keys.remove("fixtures")
             data__fixtures = data["fixtures"]
-            data__fixtures_any_of_count6 = 0
-            if not data__fixtures_any_of_count6:
+            data__fixtures_any_of_count7 = 0
+            if not data__fixtures_any_of_count7:
                 try:
                     if not isinstance(data__fixtures, (list)):
                         raise JsonSchemaValueException("" + (name_prefix or "data") + ".fixtures must be array")
@@ -590,9 +662,9 @@ def validate____defs___scenario_root(data, custom_formats={}, name_prefix=None):
                             raise JsonSchemaValueException("" + (name_prefix or "data") + ".fixtures must contain at least 1 items")
                         for data__fixtures_x, data__fixtures_item in enumerate(data__fixtures):
                             validate____defs_fixtureuse(data__fixtures_item, custom_formats, (name_prefix or "data") + ".fixtures[{data__fixtures_x}]".format(**locals()))
-                    data__fixtures_any_of_count6 += 1
+                    data__fixtures_any_of_count7 += 1
                 except (JsonSchemaValueException, JsonSchemaValuesException): pass
-            if not data__fixtures_any_of_count6:
+            if not data__fixtures_any_of_count7:
                 try:
                     if not isinstance(data__fixtures, (dict)):
                         raise JsonSchemaValueException("" + (name_prefix or "data") + ".fixtures must be object")
@@ -606,9 +678,9 @@ def validate____defs___scenario_root(data, custom_formats={}, name_prefix=None):
                             if data__fixtures_key not in []:
                                 data__fixtures_value = data__fixtures.get(data__fixtures_key)
                                 validate____defs_fixtureuse(data__fixtures_value, custom_formats, (name_prefix or "data") + ".fixtures.{data__fixtures_key}".format(**locals()))
-                    data__fixtures_any_of_count6 += 1
+                    data__fixtures_any_of_count7 += 1
                 except (JsonSchemaValueException, JsonSchemaValuesException): pass
-            if not data__fixtures_any_of_count6:
+            if not data__fixtures_any_of_count7:
                 raise JsonSchemaValueException("" + (name_prefix or "data") + ".fixtures cannot be validated by any definition")
         if "steps" in data_keys:
             data_keys.remove("steps")
@@ -637,8 +709,8 @@ def validate____defs___scenario_root(data, custom_formats={}, name_prefix=None):
     return data
 
 def validate____defs_fixtureuse(data, custom_formats={}, name_prefix=None):
-    data_any_of_count7 = 0
-    if not data_any_of_count7:
+    data_any_of_count8 = 0
+    if not data_any_of_count8:
         try:
             if not isinstance(data, (str)):
                 raise JsonSchemaValueException("" + (name_prefix or "data") + " must be string")
@@ -646,9 +718,9 @@ def validate____defs_fixtureuse(data, custom_formats={}, name_prefix=None):
                 data_len = len(data)
                 if data_len < 1:
                     raise JsonSchemaValueException("" + (name_prefix or "data") + " must be longer than or equal to 1 characters")
-            data_any_of_count7 += 1
+            data_any_of_count8 += 1
         except (JsonSchemaValueException, JsonSchemaValuesException): pass
-    if not data_any_of_count7:
+    if not data_any_of_count8:
         try:
             if not isinstance(data, (dict)):
                 raise JsonSchemaValueException("" + (name_prefix or "data") + " must be object")
@@ -673,9 +745,9 @@ def validate____defs_fixtureuse(data, custom_formats={}, name_prefix=None):
                     validate____defs_vars(data__vars, custom_formats, (name_prefix or "data") + ".vars")
                 if data_keys:
                     raise JsonSchemaValueException("" + (name_prefix or "data") + " must not contain "+str(data_keys)+" properties")
-            data_any_of_count7 += 1
+            data_any_of_count8 += 1
         except (JsonSchemaValueException, JsonSchemaValuesException): pass
-    if not data_any_of_count7:
+    if not data_any_of_count8:
         raise JsonSchemaValueException("" + (name_prefix or "data") + " cannot be validated by any definition")
     return data
 
