@@ -7,6 +7,7 @@ obey the run's file policy, so `{{ md5('/etc/shadow') }}` is refused like an upl
 from __future__ import annotations
 
 import datetime
+import itertools
 import os
 import uuid as uuidlib
 from collections.abc import Callable
@@ -27,6 +28,11 @@ class RunServices:
         self.environ = dict(os.environ)
         self.proxies: dict[str, dict[str, str]] = {}  # per scheme://host, shared by the run's sessions
         self._helpers: dict[tuple[Path, frozenset[str]], dict[str, Callable[..., Any]]] = {}
+        self._fixture_ids = itertools.count(1)  # fixture set-ups' scenario.id: `<run id>-f<n>`
+
+    def next_fixture_id(self) -> str:
+        """`f<n>` for the next fixture set-up (scenarios are numbered by the loader: `s<n>`)."""
+        return f"f{next(self._fixture_ids):03d}"  # next() on a count is atomic: --jobs workers call it
 
     def helpers(self, base_dir: Path, algorithms: frozenset[str]) -> dict[str, Callable[..., Any]]:
         """Helper functions bound to a step's directory; built once per directory."""

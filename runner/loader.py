@@ -100,17 +100,22 @@ class Loader:
         self.extra_vars = set(extra_vars)
         self._schemas: dict[Path, Any] = {}
         self._fixtures: dict[tuple[str, str], Fixture] = {}  # one object per (file, vars): shared
+        self._loaded = 0  # scenarios loaded so far: each gets the next number (its scenario.id)
 
     # --- scenarios ---------------------------------------------------------------------------
 
     def load(self, path: Path) -> list[Scenario]:
-        """One scenario, or one per matrix row."""
+        """One scenario, or one per matrix row; each numbered in load order (`scenario.id`)."""
         try:
-            return self._load(path)
+            scenarios = self._load(path)
         except RecursionError:  # whatever bound was missed: a located message, never a traceback
             raise ScenarioFormatError(
                 "nested too deeply to be loaded", Location(relative_display(path), 1, 1), _NESTING_HINT
             ) from None
+        for scenario in scenarios:
+            self._loaded += 1
+            scenario.number = self._loaded
+        return scenarios
 
     def _load(self, path: Path) -> list[Scenario]:
         shown = relative_display(path)
@@ -138,6 +143,7 @@ class Loader:
             secrets=secrets,
             defaults=self._defaults(data.get("defaults")),
             fixtures=fixtures,
+            title=_title(data),
         )
         matrix = data.get("matrix")
         rows: list[dict[str, Any]]
@@ -156,6 +162,15 @@ class Loader:
         provided = _provided(fixtures)
         _check_read_only(provided, data, rows, state)
         self._check_names(scenario, templates, state.captures | row_names | set(provided), state.renamed_away)
+        if scenario.title is not None:  # rendered after `vars`, before any step: no captures yet
+            self._check_names(
+                Scenario(scenario.name, path, scenario.loc, [], vars=vars_),
+                scenario.title.templates(),
+                row_names | set(provided),
+                {},
+                "a scenario's name is rendered before its first step: it may use vars, matrix columns, "
+                "fixture values, --var and helpers, not captures",
+            )
         check_jmespath(templates)
         namespaces = {u.name: (u.written, u.fixture.captures) for u in fixtures if u.name}
         check_fixture_reads(templates, namespaces)
@@ -171,6 +186,7 @@ class Loader:
         for index, (compiled_row, label) in enumerate(zip(compiled_rows, labels, strict=True)):
             copy = Scenario(**{**scenario.__dict__})
             copy.name = f"{scenario.name} [{label}]"
+            copy.label = label
             copy.matrix_row = compiled_row
             copy.matrix_index = index
             out.append(copy)
@@ -392,6 +408,7 @@ class Loader:
             aliases=aliases,
             renames=renames,
             loop=self._loop(data),
+            title=_title(data),
         )
 
     def _loop(self, data: LocDict) -> LoopSpec | None:
@@ -427,8 +444,6 @@ class Loader:
             loop.until = self._expression(repeat, "until")
         else:
             return None
-        if is_template(data["name"]):
-            loop.name = _compile(data["name"], data.value_loc("name"))
         return loop
 
     @staticmethod
@@ -559,8 +574,10 @@ class Loader:
         templates: list[Template],
         defined: set[str],
         renamed: dict[str, tuple[str, Location]],
+        unknown_hint: str | None = None,
     ) -> None:
         """Reject templates naming something nothing defines: a typo should fail before any request.
+        `unknown_hint` replaces the usual hint (define it under `vars:`...) for a name undefined there.
 
         A step of an include with `capture_as:` also knows the fragment's own names for its outputs;
         elsewhere only the new names are defined. A looped step's templates may also use its item
@@ -594,7 +611,7 @@ class Loader:
                         "capture there what later steps need"
                     )
                 else:
-                    hint = "define it under `vars:`, capture it in a step, or pass --var NAME=VALUE"
+                    hint = unknown_hint or "define it under `vars:`, capture it in a step, or pass --var NAME=VALUE"
                 if name in renamed:
                     new, where = renamed[name]
                     hint = f"the include at {where} renames the fragment's '{name}' to '{new}': use '{new}'"
@@ -684,9 +701,9 @@ def _step_templates(step: Step) -> list[Template]:
     compiled += [h.equals for h in e.headers]
     if step.poll:
         compiled += [step.poll.until, step.poll.fail_if]
-    compiled.append(step.when)
+    compiled += [step.when, step.title]
     if step.loop is not None:
-        compiled += [step.loop.until, step.loop.name]
+        compiled.append(step.loop.until)
     return _templates(compiled)
 
 
@@ -708,6 +725,12 @@ def _compile(value: Any, loc: Location) -> Compiled:
         return compile_value(value, loc)
     except (RecursionError, SyntaxError):  # SyntaxError: Python's own limit on the generated code
         raise ScenarioFormatError("template is nested too deeply to be compiled", loc, _NESTING_HINT) from None
+
+
+def _title(data: LocDict) -> Compiled | None:
+    """A scenario's or step's name, compiled when it holds a template (its syntax checked here)."""
+    name = data["name"]
+    return _compile(name, data.value_loc("name")) if is_template(name) else None
 
 
 def _compile_regex(pattern: str, loc: Location) -> re.Pattern[str]:

@@ -88,8 +88,8 @@ DEFAULT_REPEAT_MAX = 100  # repeat: iterations before the step fails
 class LoopSpec:
     """How a step repeats (runner/engine/loops.py): over the items of a list, or until a condition.
 
-    Exactly one of `items` (`for_each`) and `until` (`repeat`) is set. `name` is the step's name
-    as a template, rendered per iteration; without one, iterations are named `NAME [item]`.
+    Exactly one of `items` (`for_each`) and `until` (`repeat`) is set. A step's name with a template
+    (`Step.title`) is rendered per iteration; without one, iterations are named `NAME [item]`.
     """
 
     loc: Location
@@ -97,7 +97,6 @@ class LoopSpec:
     as_name: str = "item"
     max: int = DEFAULT_MAX_ITEMS
     until: Compiled | None = None
-    name: Compiled | None = None
 
 
 @dataclass(frozen=True)
@@ -116,7 +115,7 @@ class ScopeVar:
 
 @dataclass
 class Step:
-    name: str
+    name: str  # as written: shown when the step does not start (skipped) or its name cannot render
     loc: Location
     base_dir: Path  # where relative paths of this step resolve (its own file's directory)
     request: RequestSpec
@@ -133,11 +132,13 @@ class Step:
     aliases: dict[str, str] = field(default_factory=dict)
     # Each enclosing include's `capture_as:` (outermost first), for the loader to compose.
     renames: tuple[dict[str, str], ...] = ()
+    # The name when it holds a template: rendered once when the step starts (per iteration in a loop).
+    title: Compiled | None = None
 
 
 @dataclass
 class Scenario:
-    name: str
+    name: str  # as written, with its matrix row's label: pytest item ids, -k, the report until it runs
     path: Path
     loc: Location
     steps: list[Step]
@@ -151,6 +152,10 @@ class Scenario:
     matrix_row: dict[str, Any] | None = None
     matrix_index: int | None = None
     fixtures: list[FixtureUse] = field(default_factory=list)
+    # The name when it holds a template (without the matrix label), rendered once after `vars`.
+    title: Compiled | None = None
+    label: str | None = None  # the matrix row's label, appended to the rendered name: `NAME [label]`
+    number: int | None = None  # its place among the scenarios loaded by the run (scenario.id), from 1
 
 
 @dataclass

@@ -170,6 +170,8 @@ class ScenarioItem(pytest.Item):
             step = next((s for s in result.steps if s.error and s.error.startswith("interrupted")), None)
             where = step.title if step is not None else "between steps"
             lines.append(f"interrupted: {where} ({excinfo.typename}: {excinfo.value})")
+        if result.name != self.name:  # a templated name, as rendered when it ran (the item id is as written)
+            lines.insert(0, f"scenario: {result.name}")
         for step in result.steps:
             label = step.outcome.value.upper()
             if step.outcome is Outcome.SKIPPED:

@@ -150,10 +150,10 @@ def _run(
             if live:
                 for fixture in prepared.results:
                     console.scenario_block(fixture)
-                console.scenario_started(result)
             try:
                 on_step = (lambda _r, step: console.step_done(step)) if live else None
-                engine.run(scenarios[index], result, on_step=on_step, stop=stop, prepared=prepared)
+                on_start = console.scenario_started if live else None  # once its name is rendered
+                engine.run(scenarios[index], result, on_step=on_step, stop=stop, prepared=prepared, on_start=on_start)
             except Exception as exc:  # a bug of ours: the scenario's cleanup has run
                 run.internal_errors.append(f"{type(exc).__name__}: {exc}")
             except BaseException:  # an interruption, recorded in the result

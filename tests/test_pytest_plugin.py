@@ -227,3 +227,27 @@ def test_a_timeout_that_is_not_a_finite_positive_number_is_a_usage_error(pyteste
     result = pytester.runpytest("--sr-timeout", value)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     assert "--sr-timeout" in result.stderr.str() and "finite number of seconds" in result.stderr.str()
+
+
+def test_templated_names_item_ids_as_written_steps_rendered(pytester: pytest.Pytester, served: TestServer) -> None:
+    """Item ids are fixed at collection, identical in every xdist worker: the name as written (with
+    the matrix label). The steps in a failure report are named as they were rendered."""
+    write(
+        pytester,
+        **{
+            "t.scenario.yaml": """
+name: "Images of {{ user }}"
+vars: {base: "{{ env.SR_BASE }}"}
+matrix: [{user: alice}]
+steps:
+  - name: "Echo {{ user }} in {{ scenario.id }}"
+    request: {url: "{{ base }}/echo", params: {status: "500"}}
+"""
+        },
+    )
+    result = pytester.runpytest("-v")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*t.scenario.yaml::Images of {{ user }} [[]user=alice[]] FAILED*"])
+    result.stdout.re_match_lines(
+        [r"scenario: Images of alice \[user=alice\]$", r"FAILED\s+Echo alice in [0-9a-f]{8}-s001 .*"], consecutive=True
+    )

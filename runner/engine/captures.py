@@ -18,7 +18,7 @@ from ..errors import UserError
 from ..model import Scenario, Step
 from ..redact import Redactor, is_secret_name
 from ..results import Failure, Outcome, StepResult
-from ..templating import Scope
+from ..templating import Compiled, Scope, Template
 from .options import RunOptions
 
 
@@ -43,16 +43,24 @@ class Variables:
         # run: `u: "{{ uuid() }}"` is the same in every step of one include, and differs between two
         # includes of the same fragment. Keyed by the ScopeVar object: the loader makes one per include.
         self._include_values: dict[int, Any] = {}
+        self._iterations = 0  # loop iterations so far: each gets the next loop.id
+        self.id = ""  # scenario.id, set by `setup`
 
     def setup(self) -> None:
-        """The names every step sees: env, run_id, scenario; then --var, the matrix row, `vars`."""
+        """The names every step sees: env, run_id, scenario; then --var, the matrix row, `vars`.
+
+        `scenario.id` is `<run id>-s<number>`: the scenario's number in the run's load order (so a
+        matrix row has its own), `f<n>` for a fixture's set-up in the order they start.
+        """
         services = self.services
         run_id = services.run_id
         if self.scenario.matrix_index is not None:
             run_id = f"{run_id}-{self.scenario.matrix_index}"
+        number = self.scenario.number
+        self.id = f"{services.run_id}-" + (f"s{number:03d}" if number is not None else services.next_fixture_id())
         ctx = self.context
         ctx.update(env=services.environ, run_id=run_id)
-        ctx["scenario"] = {"name": self.scenario.name, "file": str(self.scenario.path)}
+        ctx["scenario"] = {"name": self.scenario.name, "file": str(self.scenario.path), "id": self.id}
         for name, value in self.options.cli_vars.items():
             if name not in self.fixtures:  # the fixture had it as one of its inputs
                 self.assign(name, value)  # a --var may set a name the scenario lists in `secrets:`
@@ -66,6 +74,25 @@ class Variables:
         for name, compiled in self.scenario.vars:
             if name not in fixed:
                 self.assign(name, compiled.render(Scope({**ctx, **helpers})))
+
+    def render_name(self) -> str:
+        """The scenario's name, once, after `setup`: its template rendered with the scenario's values
+        (the matrix label appended), or as written. Templates see it as `scenario.name` from now on."""
+        scenario = self.scenario
+        if scenario.title is None:
+            return scenario.name
+        local = Scope(self.context)
+        local.update(self.services.helpers(scenario.path.resolve().parent, scenario.digest_algorithms))
+        name = render_name(scenario.title, local)
+        if scenario.label is not None:
+            name = f"{name} [{scenario.label}]"
+        self.context["scenario"] = {**self.context["scenario"], "name": name}
+        return name
+
+    def iteration_id(self) -> str:
+        """A loop iteration's `loop.id`: `<scenario.id>-i<n>`, n counting the scenario's iterations."""
+        self._iterations += 1
+        return f"{self.id}-i{self._iterations:03d}"
 
     def assign(self, name: str, value: Any, local_name: str | None = None) -> None:
         """Set `name`; a value is secret by its name, or by the name its fragment gave it (`local_name`)."""
@@ -119,3 +146,16 @@ class Variables:
                 continue
             self.assign(step.aliases.get(name, name), value, local_name=name)
             local[name] = value
+
+
+def render_name(title: Compiled, local: Scope) -> str:
+    """A scenario's or step's name from its template: one line of text, not empty."""
+    name = str(title.render(local))
+    if not name.strip():
+        template = title.value
+        raise UserError(
+            f"the name {template.source!r} renders as empty text" if isinstance(template, Template) else "empty name",
+            template.loc if isinstance(template, Template) else None,
+            "give it some literal text too, such as 'Create {{ image_name }}'",
+        )
+    return name

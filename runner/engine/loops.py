@@ -27,7 +27,7 @@ from ..model import Step
 from ..redact import Redactor, is_secret_name
 from ..results import Failure, Outcome, StepResult
 from ..templating import Scope, Template
-from .captures import Variables
+from .captures import Variables, render_name
 
 LABEL_CHARS = 60  # an item shown in an iteration's name is cut after this many characters
 
@@ -79,6 +79,7 @@ class Loop:
             bound = {
                 self.spec.as_name: item,
                 "loop": {
+                    "id": self.variables.iteration_id(),
                     "index": index + 1,
                     "index0": index,
                     "first": index == 0,
@@ -139,7 +140,8 @@ class Loop:
         assert spec.until is not None
         until = spec.until
         for index in range(spec.max):
-            bound = {"loop": {"index": index + 1, "index0": index, "first": index == 0}}
+            loop = {"id": self.variables.iteration_id(), "index": index + 1, "index0": index, "first": index == 0}
+            bound: dict[str, Any] = {"loop": loop}
             name, error = self._name(bound, f"#{index + 1}")
             if error is not None:
                 yield self._result(name, Outcome.ERROR, error=error)
@@ -171,12 +173,12 @@ class Loop:
         """The iteration's name, unique in this loop; and the error if its name template failed."""
         error = None
         name = f"{self.step.name} [{label}]"
-        if self.spec.name is not None:
+        if self.step.title is not None:
             try:
                 local = self.variables.step_scope(self.step)
                 self.variables.render_step_vars(self.step, local)
                 local.update(bound)
-                name = str(self.spec.name.render(local))
+                name = render_name(self.step.title, local)
             except UserError as exc:
                 error = _located(exc)
         if name in self._names:

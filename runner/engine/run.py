@@ -30,6 +30,7 @@ from .request import describe_url
 from .step import StepRunner
 
 StepCallback = Callable[[ScenarioResult, StepResult], None]
+StartCallback = Callable[[ScenarioResult], None]
 
 
 class Engine:
@@ -56,6 +57,7 @@ class Engine:
         on_step: StepCallback | None = None,
         stop: Stop | None = None,
         prepared: Prepared | None = None,
+        on_start: StartCallback | None = None,
     ) -> None:
         """Run one scenario, filling `result` as it goes (so an interruption keeps what happened).
 
@@ -64,7 +66,8 @@ class Engine:
         interruption (that, or any BaseException raised into a step) is raised again after the
         `finally` steps ran. `prepared` is the scenario's fixtures when the caller set them up
         already (fixtures.py); otherwise they are set up here. A scenario whose fixture failed is
-        SKIPPED, every step with the reason, and none of its steps runs.
+        SKIPPED, every step with the reason, and none of its steps runs. `on_start` is called once
+        the scenario's name is rendered (after its `vars`), before any step is recorded.
         """
         started = time.perf_counter()
         try:
@@ -73,6 +76,8 @@ class Engine:
             if prepared.skip_reason is not None:
                 result.skip_reason = prepared.skip_reason
                 result.interrupted = prepared.interrupted is not None
+                if on_start is not None:
+                    on_start(result)
                 steps = [(s, False) for s in scenario.steps] + [(s, True) for s in scenario.finally_steps]
                 for step, is_finally in steps:
                     skipped = _skipped(step, prepared.skip_reason)
@@ -84,6 +89,7 @@ class Engine:
                     raise prepared.interrupted
                 return
             run = self.scenario_run(scenario, result, on_step, fixtures=prepared.values)
+            run.on_start = on_start
             if stop is not None:
                 stop.register(run)
             try:
@@ -130,6 +136,7 @@ class _ScenarioRun:
         self.scenario = scenario
         self.result = result
         self.on_step = on_step
+        self.on_start: StartCallback | None = None
         self.redactor = engine.redactor
         self.options = engine.options
         self.session = session or Session(engine.services.proxies)
@@ -172,15 +179,14 @@ class _ScenarioRun:
                     continue
                 outcome = self._record(self.steps.run(step))
                 if outcome.outcome in (Outcome.FAILED, Outcome.ERROR):
-                    failed = step.name
+                    failed = outcome.name  # as rendered
             self.abort.check()  # ...or after the last one: the cleanup then runs bounded
         except BaseException as exc:  # every way a step can end must reach the cleanup
             stopped = exc
             if not isinstance(exc, Exception):
                 self.result.interrupted = True
             if self._pending is not None:
-                failed = self._pending.name
-                self._record(self._stopped_step(self._pending, exc))
+                failed = self._record(self._stopped_step(self._pending, exc)).name
             elif index < 0:  # while the scenario's variables rendered
                 failed = "(scenario variables)"
                 self._record(_error_result(failed, "", _cause(exc, self.redactor)))
@@ -292,15 +298,35 @@ class _ScenarioRun:
                 self._record(iteration)
 
     def _setup(self) -> str | None:
-        """The scenario's variables; the name of the failed pseudo-step when they cannot render."""
+        """The scenario's variables, then its name (rendered once: the result is named by it, and
+        `on_start` told); the name of the failed pseudo-step when either cannot render."""
+        failed: str | None = None
+        error: UserError | None = None
         try:
-            self.variables.setup()
-        except UserError as exc:
-            hint = f" (hint: {exc.hint})" if exc.hint else ""
-            where = f"{exc.location}: " if exc.location else ""
-            self._record(_error_result("(scenario variables)", str(exc.location or ""), f"{where}{exc.message}{hint}"))
-            return "(scenario variables)"
-        return None
+            try:
+                self.variables.setup()
+            except UserError as exc:
+                failed, error = "(scenario variables)", exc
+            else:
+                try:
+                    self.result.name = self.variables.render_name()
+                except UserError as exc:  # the report keeps the name as written
+                    failed, error = "(scenario name)", exc
+        finally:  # also when interrupted: the header comes before whatever is recorded
+            self._started()
+        if failed is not None and error is not None:
+            hint = f" (hint: {error.hint})" if error.hint else ""
+            where = f"{error.location}: " if error.location else ""
+            self._record(_error_result(failed, str(error.location or ""), f"{where}{error.message}{hint}"))
+        return failed
+
+    def _started(self) -> None:
+        if self.on_start is None:
+            return
+        try:
+            self.on_start(self.result)
+        except Exception as exc:  # a bug in a report: the scenario goes on (see _record)
+            self._listener_error = self._listener_error or exc
 
     def _stopped_step(self, step: Step, exc: BaseException, is_finally: bool = False) -> StepResult:
         if isinstance(exc, Exception):

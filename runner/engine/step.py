@@ -21,7 +21,7 @@ from ..model import Scenario, Step
 from ..redact import Redactor
 from ..results import Outcome, StepResult
 from ..templating import Scope
-from .captures import Variables
+from .captures import Variables, render_name
 from .options import RunOptions
 from .poll import send_and_poll
 from .request import prepare
@@ -73,6 +73,8 @@ class StepRunner:
             self.variables.render_step_vars(step, local)
             if bound:
                 local.update(bound)
+            if name is None and step.title is not None:  # once, as it starts (a loop names its iterations)
+                result.name = render_name(step.title, local)
             if step.when is not None and not step.when.render(local):
                 result.outcome = Outcome.SKIPPED
                 result.skip_reason = f"skipped: {step.when.value.source} is false"
