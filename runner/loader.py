@@ -300,7 +300,11 @@ class Loader:
         templates = _all_templates(as_scenario) + (expires.templates() if expires else [])
         self._check_names(as_scenario, templates, state.captures, state.renamed_away)
         check_jmespath(templates)
-        check_secrets(state.secret_uses, self.extra_vars | state.captures | {v.name for v in layer})
+        # as for a scenario: the vars of fragments it includes and loop names count too
+        scope_names = {v.name for step in (*steps, *teardown) for v in step.scope}
+        scope_names |= {s.loop.as_name for s in (*steps, *teardown) if s.loop and s.loop.items}
+        assigned = self.extra_vars | state.captures | state.local_captures | {v.name for v in layer}
+        check_secrets(state.secret_uses, assigned | scope_names)
         fixture.digest_algorithms = frozenset({n for t in templates for n in t.names} & set(ALGORITHMS))
         self._fixtures[key] = fixture
         return fixture

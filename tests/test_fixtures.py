@@ -414,3 +414,40 @@ def test_an_interrupted_fixture_skips_its_dependents_and_is_torn_down(sr, server
     assert "skipped: fixture &apos;../common/slow.yaml&apos; failed: step &apos;Hangs&apos;: interrupted" in text or (
         "skipped: fixture '../common/slow.yaml' failed: step 'Hangs': interrupted" in text
     )
+
+
+def test_a_fixture_that_includes_a_login_may_rename_its_secret_captures(sr, server, monkeypatch):
+    # scenarios/glance/tempest/common/credentials.yaml: a fixture whose steps include the login
+    # fragment; the fragment's `secrets:` names its own vars (`secret`), which the fixture's
+    # validation must count like a scenario's does, not refuse as "names no variable".
+    monkeypatch.setenv("BASE", server.url)
+    login = LOGIN[: LOGIN.index("teardown:")].replace("secrets: [token]", "secrets: [token, secret]")
+    sr.write("common/login.yaml", login)
+    sr.write(
+        "common/creds.yaml",
+        """
+        description: two logins in one fixture
+        expires: "{{ [first_expires_at, second_expires_at] | min }}"
+        steps:
+          - include: login.yaml
+            capture_as: {token: first_token, token_expires_at: first_expires_at}
+          - include: login.yaml
+            capture_as: {token: second_token, token_expires_at: second_expires_at}
+        """,
+    )
+    sr.write(
+        "suite/a.scenario.yaml",
+        """
+        name: Both
+        fixtures: {creds: ../common/creds.yaml}
+        steps:
+          - name: Who am I
+            request: {url: "{{ env.BASE }}/whoami", headers: {X-Auth-Token: "{{ creds.second_token }}"}}
+            expect: {json: {user: admin}}
+        """,
+    )
+    run = sr.run("suite")
+
+    assert run.code == 0, run.output
+    assert len(logins(server)) == 2
+    assert PASSWORD not in run.output

@@ -79,6 +79,11 @@ def workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path
 
 
+# The tutorial suite: the scenarios directly in scenarios/glance/ (scenarios/glance/tempest/, the
+# Tempest port, has its own test: tests/test_tempest_port.py).
+FLAGSHIP = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "scenarios/glance").glob("*.scenario.yaml"))
+
+
 def run(*args: str) -> tuple[int, str, str]:
     out, err = io.StringIO(), io.StringIO()
     code = main(list(args), stdout=out, stderr=err)
@@ -91,7 +96,7 @@ def junit_cases(junit: Path) -> list[ET.Element]:
 
 def test_tutorial_suite_passes_and_leaves_nothing(workspace: Path, admin_token: str) -> None:
     run_id = "t" + uuid.uuid4().hex[:8]
-    code, out, err = run("run", "scenarios/glance/", "--var", f"run_id={run_id}", "--junit", "junit.xml")
+    code, out, err = run("run", *FLAGSHIP, "--var", f"run_id={run_id}", "--junit", "junit.xml")
     assert code == 0, out + err
     cases = junit_cases(workspace / "junit.xml")
     suites = list(ET.parse(workspace / "junit.xml").getroot().iter("testsuite"))
@@ -182,7 +187,7 @@ def test_password_and_tokens_appear_nowhere(workspace: Path, admin_token: str) -
         "expect: {status: 204}\n\n  - name: Status is deactivated",
         "expect: {status: 299}\n\n  - name: Status is deactivated",
     )
-    code, out, err, run_id = run_with_fresh_id("scenarios/glance/", "-v")
+    code, out, err, run_id = run_with_fresh_id(*FLAGSHIP, "-v")
     assert code == 1
     written = out + err + (workspace / "junit.xml").read_text()
     assert "X-Auth-Token: ***" in written  # the header is there, masked
