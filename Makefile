@@ -1,5 +1,5 @@
 # The two commands of the README, and the pieces they are made of.
-#   make tutorial   set everything up, start the local Keystone + Glance, run scenarios/glance/
+#   make tutorial   set everything up, start the local Keystone + Glance, run the tutorial scenarios/glance/*.scenario.yaml
 #   make test       set everything up, start the testbed, run the whole test suite
 # Everything is idempotent: a second run reuses the venvs and a running testbed.
 
@@ -25,7 +25,7 @@ testbed-stop:
 
 tutorial: venv testbed-start
 	set -a && . .testbed/openrc && set +a && \
-	  $(BIN)/scenario-runner run scenarios/glance/ --junit reports/junit.xml
+	  $(BIN)/scenario-runner run scenarios/glance/*.scenario.yaml --junit reports/junit.xml
 
 test: venv testbed-start
 	set -a && . .testbed/openrc && set +a && \
