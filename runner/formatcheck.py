@@ -115,6 +115,9 @@ def describe(value: Any) -> str:
     return type(value).__name__
 
 
+_LISTS = {"steps": "step", "finally": "finally step", "setup": "setup step", "teardown": "teardown step", "tests": "test"}
+
+
 def _where(path: list[Any]) -> str:
     """'expect of step 3' from ['steps', 2, 'expect']: how a user would name the place."""
     if not path:
@@ -123,8 +126,8 @@ def _where(path: list[Any]) -> str:
     i = 0
     while i < len(path):
         key = path[i]
-        if key in ("steps", "finally") and i + 1 < len(path) and isinstance(path[i + 1], int):
-            parts.append(f"{'finally step' if key == 'finally' else 'step'} {path[i + 1] + 1}")
+        if key in _LISTS and i + 1 < len(path) and isinstance(path[i + 1], int):
+            parts.append(f"{_LISTS[key]} {path[i + 1] + 1}")
             i += 2
             continue
         parts.append(f"item {key + 1}" if isinstance(key, int) else f"'{key}'")
