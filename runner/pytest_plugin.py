@@ -162,7 +162,7 @@ class ScenarioItem(pytest.Item):
             marker = tag.replace("-", "_")
             self.config.addinivalue_line("markers", f"{marker}: scenario tag")
             self.add_marker(marker)
-        if scenario.suite is not None:  # `-n N --dist loadgroup` keeps a file's tests on one worker
+        if scenario.suite is not None:  # `--dist loadgroup` (or loadfile) keeps a file's tests on one worker
             self.add_marker(pytest.mark.xdist_group(relative_display(scenario.path)))
 
     def runtest(self) -> None:

@@ -25,11 +25,11 @@ from ..skips import constant_reason, decide
 from ..templating import Scope
 from .captures import Variables
 from .fixtures import Fixtures, Prepared
-from .suites import Suites
 from .loops import Iteration, Loop
 from .options import RunOptions
 from .request import describe_url
 from .step import StepRunner, when_reason
+from .suites import Suites
 
 StepCallback = Callable[[ScenarioResult, StepResult], None]
 

@@ -83,8 +83,8 @@ class Suites:
             run.execute()
         except BaseException as exc:  # an interruption, or a bug of ours (recorded in the result)
             instance.interrupted = exc if not isinstance(exc, Exception) else None
-            failure = failure_of(result) or f"interrupted ({type(exc).__name__})"
-            instance.skip_reason = f"skipped: setup failed: {failure}"
+            why = failure_of(result) or f"interrupted ({type(exc).__name__})"
+            instance.skip_reason = f"skipped: setup failed: {why}"
         finally:
             if stop is not None:
                 stop.unregister(run)
