@@ -115,6 +115,15 @@ def describe(value: Any) -> str:
     return type(value).__name__
 
 
+_LISTS = {
+    "steps": "step",
+    "finally": "finally step",
+    "setup": "setup step",
+    "teardown": "teardown step",
+    "tests": "test",
+}
+
+
 def _where(path: list[Any]) -> str:
     """'expect of step 3' from ['steps', 2, 'expect']: how a user would name the place."""
     if not path:
@@ -123,8 +132,8 @@ def _where(path: list[Any]) -> str:
     i = 0
     while i < len(path):
         key = path[i]
-        if key in ("steps", "finally") and i + 1 < len(path) and isinstance(path[i + 1], int):
-            parts.append(f"{'finally step' if key == 'finally' else 'step'} {path[i + 1] + 1}")
+        if key in _LISTS and i + 1 < len(path) and isinstance(path[i + 1], int):
+            parts.append(f"{_LISTS[key]} {path[i + 1] + 1}")
             i += 2
             continue
         parts.append(f"item {key + 1}" if isinstance(key, int) else f"'{key}'")
@@ -277,10 +286,12 @@ def _message(err: ValidationError, data: Any) -> tuple[str, str | None]:
 
 
 def _narrow(err: ValidationError) -> ValidationError:
-    """For `fixtures:` (a list or a mapping of a path or {use, vars}), the error of the form the
-    value has: "unknown key 'var'" rather than "'fixtures' has an invalid value"."""
+    """For `fixtures:` (a list or a mapping of a path or {use, vars}) and `skip:` (a reason, an
+    {if, reason} or a list of them), the error of the form the value has: "unknown key 'var'"
+    rather than "'fixtures' has an invalid value"."""
     path = list(err.absolute_path)
-    while path[:1] == ["fixtures"] and err.validator in ("anyOf", "oneOf") and err.context:
+    narrowed = path[:1] == ["fixtures"] or "skip" in path
+    while narrowed and err.validator in ("anyOf", "oneOf") and err.context:
         deeper = [e for e in err.context if not (e.validator == "type" and not e.relative_path)]
         if not deeper:
             break

@@ -35,10 +35,12 @@ from .model import (
     SchemaRef,
     ScopeVar,
     Step,
+    Suite,
 )
 from .renames import Renames, check_renamed, parse_capture_as
 from .renames import aliases as step_aliases
 from .schemafiles import build_validator
+from .skips import check_shape, parse_skips
 from .templating import Compiled, Template, compile_value, is_template
 from .yamllimits import MAX_DEPTH
 from .yamlsource import LocDict, LocList, load_yaml
@@ -122,6 +124,7 @@ class Loader:
         self.policy.inputs.add(path)  # an input of the run: no report may replace it
         data = load_yaml(str(path))
         check_structure(data, Location(shown, 1, 1))
+        check_shape(data)
         resolved = path.resolve()
         base = resolved.parent
         secrets = set(data.get("secrets", []))
@@ -129,10 +132,11 @@ class Loader:
         state = _BuildState(resolved, secrets)
         state.declare_secrets(data)
         fixtures = self._fixture_uses(data, base)
-        steps = self._steps(data["steps"], base, (), state, ())
-        finally_steps = self._steps(data.get("finally", LocList()), base, (), state, ())
+        tests = "tests" in data
+        steps = self._steps(data.get("setup" if tests else "steps", LocList()), base, (), state, ())
+        finally_steps = self._steps(data.get("teardown" if tests else "finally", LocList()), base, (), state, ())
         scenario = Scenario(
-            name=data["name"],
+            name=f"{data['name']} :: setup" if tests else data["name"],
             path=path,
             loc=data.loc,
             steps=steps,
@@ -143,7 +147,8 @@ class Loader:
             secrets=secrets,
             defaults=self._defaults(data.get("defaults")),
             fixtures=fixtures,
-            title=_title(data),
+            title=_title_text(f"{data['name']} :: setup" if tests else data["name"], data.value_loc("name")),
+            skip=parse_skips(data),
         )
         matrix = data.get("matrix")
         rows: list[dict[str, Any]]
@@ -158,28 +163,12 @@ class Loader:
             compiled_rows = [{k: Compiled(v, constant=True) for k, v in row.items()} for row in rows]
             labels = row_labels(data_rows, secrets)
         row_names = {k for row in rows for k in row}
-        templates = _all_templates(scenario) + [t for r in compiled_rows for c in r.values() for t in c.templates()]
+        row_templates = [t for r in compiled_rows for c in r.values() for t in c.templates()]
         provided = _provided(fixtures)
         _check_read_only(provided, data, rows, state)
-        self._check_names(scenario, templates, state.captures | row_names | set(provided), state.renamed_away)
-        if scenario.title is not None:  # rendered after `vars`, before any step: no captures yet
-            self._check_names(
-                Scenario(scenario.name, path, scenario.loc, [], vars=vars_),
-                scenario.title.templates(),
-                row_names | set(provided),
-                {},
-                "a scenario's name is rendered before its first step: it may use vars, matrix columns, "
-                "fixture values, --var and helpers, not captures",
-            )
-        check_jmespath(templates)
-        namespaces = {u.name: (u.written, u.fixture.captures) for u in fixtures if u.name}
-        check_fixture_reads(templates, namespaces)
-        scope_names = {v.name for step in (*steps, *finally_steps) for v in step.scope}
-        scope_names |= {s.loop.as_name for s in (*steps, *finally_steps) if s.loop and s.loop.items}
-        assigned = self.extra_vars | state.captures | state.local_captures | row_names | {n for n, _ in vars_}
-        check_secrets(state.secret_uses, assigned | scope_names | set(provided))
-        used = {name for t in templates for name in t.names}
-        scenario.digest_algorithms = frozenset(used & set(ALGORITHMS))
+        self._check_scenario(scenario, state, row_templates, row_names, provided)
+        if tests:
+            return self._tests(data, scenario, state, row_names | {n for n, _ in vars_}, compiled_rows, labels)
         if not rows:
             return [scenario]
         out = []
@@ -190,6 +179,106 @@ class Loader:
             copy.matrix_row = compiled_row
             copy.matrix_index = index
             out.append(copy)
+        return out
+
+    def _check_scenario(
+        self,
+        scenario: Scenario,
+        state: _BuildState,
+        row_templates: list[Template],
+        defined: set[str],
+        provided: dict[str, FixtureUse],
+    ) -> None:
+        """The checks of names, JMESPath and secrets over a scenario's templates; `defined` are the
+        names its matrix (or, for a test, its file's vars and matrix) gives it."""
+        templates = _all_templates(scenario) + row_templates
+        self._check_names(scenario, templates, state.captures | defined | set(provided), state.renamed_away)
+        if scenario.title is not None:  # rendered after `vars`, before any step: no captures yet
+            self._check_names(
+                Scenario(scenario.name, scenario.path, scenario.loc, [], vars=scenario.vars),
+                scenario.title.templates(),
+                defined | set(provided),
+                {},
+                "a scenario's name is rendered before its first step: it may use vars, matrix columns, "
+                "fixture values, --var and helpers, not captures",
+            )
+        check_jmespath(templates)
+        namespaces = {u.name: (u.written, u.fixture.captures) for u in scenario.fixtures if u.name}
+        check_fixture_reads(templates, namespaces)
+        every = (*scenario.steps, *scenario.finally_steps)
+        scope_names = {v.name for step in every for v in step.scope}
+        scope_names |= {s.loop.as_name for s in every if s.loop and s.loop.items}
+        assigned = self.extra_vars | state.captures | state.local_captures | defined | {n for n, _ in scenario.vars}
+        check_secrets(state.secret_uses, assigned | scope_names | set(provided))
+        used = {name for t in templates for name in t.names}
+        scenario.digest_algorithms = frozenset(used & set(ALGORITHMS))
+
+    def _tests(
+        self,
+        data: LocDict,
+        setup: Scenario,
+        setup_state: _BuildState,
+        file_names: set[str],
+        compiled_rows: list[dict[str, Compiled]],
+        labels: list[str],
+    ) -> list[Scenario]:
+        """A file of independent tests: one Scenario per test (and per matrix row), each sharing
+        its row's Suite (the file's setup and teardown, runner/engine/suites.py)."""
+        captures = frozenset(setup_state.captures)
+        provided = _provided(setup.fixtures)
+        tests: list[Scenario] = []
+        seen: dict[str, Location] = {}
+        items: LocList = data["tests"]
+        for item in items:
+            name = item["name"]
+            if name in seen:
+                raise ScenarioFormatError(
+                    f"duplicate test name {name!r} (first at line {seen[name].line})",
+                    item.value_loc("name"),
+                    "each test is reported (JUnit, pytest) by its name: give every test its own",
+                )
+            seen[name] = item.value_loc("name")
+            state = _BuildState(setup_state.stack[0], setup_state.secrets)
+            state.captures |= captures  # a test reads the file's setup captures, and may capture again
+            steps = self._steps(item["steps"], setup_state.stack[0].parent, (), state, ())
+            finally_steps = self._steps(item.get("finally", LocList()), setup_state.stack[0].parent, (), state, ())
+            test = Scenario(
+                name=f"{data['name']} :: {name}",
+                path=setup.path,
+                loc=item.loc,
+                steps=steps,
+                finally_steps=finally_steps,
+                description=item.get("description", ""),
+                tags=[*setup.tags, *item.get("tags", [])],
+                vars=self._vars(item.get("vars")),
+                secrets=setup.secrets,
+                defaults=setup.defaults,
+                fixtures=setup.fixtures,
+                skip=parse_skips(item),
+                test_name=name,
+                title=_title_text(f"{data['name']} :: {name}", item.value_loc("name")),
+            )
+            _check_read_only(provided, item, [], state)
+            self._check_scenario(test, state, [], file_names, provided)
+            tests.append(test)
+        if not compiled_rows:
+            suite = Suite(setup, captures)
+            for test in tests:
+                test.suite = suite
+            return tests
+        out = []
+        for index, (row, label) in enumerate(zip(compiled_rows, labels, strict=True)):
+            row_setup = Scenario(**{**setup.__dict__})
+            row_setup.name = f"{data['name']} [{label}] :: setup"
+            row_setup.matrix_row, row_setup.matrix_index = row, index
+            suite = Suite(row_setup, captures)
+            for test in tests:
+                copy = Scenario(**{**test.__dict__})
+                copy.name = f"{data['name']} [{label}] :: {test.test_name}"
+                copy.test_name = f"{test.test_name}[{label}]"
+                copy.matrix_row, copy.matrix_index, copy.suite = row, index, suite
+                copy.label = label  # a templated name is rendered, then the label appended
+                out.append(copy)
         return out
 
     def _vars(self, data: LocDict | None) -> list[tuple[str, Compiled]]:
@@ -408,6 +497,7 @@ class Loader:
             captures=captures,
             poll=poll,
             when=self._expression(data, "when") if "when" in data else None,
+            skip=parse_skips(data),
             scope=scope,
             aliases=aliases,
             renames=renames,
@@ -687,6 +777,7 @@ class _BuildState:
 def _all_templates(scenario: Scenario) -> list[Template]:
     compiled: list[Compiled | None] = [v for _, v in scenario.vars]
     compiled += [h for h in scenario.defaults.headers.values() if h is not None]
+    compiled += [c for skip in scenario.skip for c in (skip.condition, skip.reason)]
     found = _templates(compiled)
     for step in (*scenario.steps, *scenario.finally_steps):
         found.extend(_step_templates(step))
@@ -706,6 +797,7 @@ def _step_templates(step: Step) -> list[Template]:
     if step.poll:
         compiled += [step.poll.until, step.poll.fail_if]
     compiled += [step.when, step.title]
+    compiled += [c for skip in step.skip for c in (skip.condition, skip.reason)]
     if step.loop is not None:
         compiled.append(step.loop.until)
     return _templates(compiled)
@@ -733,8 +825,11 @@ def _compile(value: Any, loc: Location) -> Compiled:
 
 def _title(data: LocDict) -> Compiled | None:
     """A scenario's or step's name, compiled when it holds a template (its syntax checked here)."""
-    name = data["name"]
-    return _compile(name, data.value_loc("name")) if is_template(name) else None
+    return _title_text(data["name"], data.value_loc("name"))
+
+
+def _title_text(name: str, loc: Location) -> Compiled | None:
+    return _compile(name, loc) if is_template(name) else None
 
 
 def _compile_regex(pattern: str, loc: Location) -> re.Pattern[str]:

@@ -99,6 +99,16 @@ class LoopSpec:
     until: Compiled | None = None
 
 
+@dataclass
+class SkipSpec:
+    """One `skip:` entry of a file, a test or a step: skip when `condition` is true (always when
+    None), saying `reason` (a template, rendered when the skip is decided)."""
+
+    reason: Compiled
+    loc: Location
+    condition: Compiled | None = None
+
+
 @dataclass(frozen=True)
 class ScopeVar:
     """A variable an include sets for its fragment's steps.
@@ -123,6 +133,7 @@ class Step:
     captures: dict[str, Compiled] = field(default_factory=dict)
     poll: PollSpec | None = None
     when: Compiled | None = None  # run only when true (e.g. cleanup of something maybe created)
+    skip: list[SkipSpec] = field(default_factory=list)  # skipped, with a reason, when one holds
     loop: LoopSpec | None = None  # for_each / repeat: the step runs once per iteration
     # Variables of the include(s) this step came from, outermost first, rendered before the step.
     scope: tuple[ScopeVar, ...] = ()
@@ -156,6 +167,25 @@ class Scenario:
     title: Compiled | None = None
     label: str | None = None  # the matrix row's label, appended to the rendered name: `NAME [label]`
     number: int | None = None  # its place among the scenarios loaded by the run (scenario.id), from 1
+    skip: list[SkipSpec] = field(default_factory=list)  # the file's (a plain scenario) or the test's
+    # A test of a file with `tests:`: the file's setup and teardown it shares with its siblings,
+    # and its own name (what pytest calls the item: `test_x`, or `test_x[row]` for a matrix row).
+    suite: Suite | None = None
+    test_name: str | None = None
+
+
+@dataclass
+class Suite:
+    """A file of independent tests (`tests:`), for one matrix row: what its tests share.
+
+    `scenario` holds the file's `setup` as steps and its `teardown` as finally steps, with the
+    file's vars, matrix row, fixtures and `skip`; the engine runs its steps before the first test
+    (once), and its finally steps after the last (runner/engine/suites.py). Its captures, and the
+    file's vars as rendered there, are what every test starts with.
+    """
+
+    scenario: Scenario
+    captures: frozenset[str] = frozenset()
 
 
 @dataclass

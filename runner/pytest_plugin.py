@@ -90,7 +90,10 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if _SESSION not in session.config.stash:
         return
     runner_session = _session(session.config)
-    results = runner_session.close()
+    engine = runner_session.engine
+    if engine is not None:
+        engine.suites.teardown_all()
+    results = runner_session.close() + (engine.suites.results if engine is not None else [])
     failed = [(f, s) for f in results for s in f.steps if s.outcome in _BAD]
     if not failed:
         return
@@ -129,7 +132,20 @@ class ScenarioFile(pytest.File):
         except UserError as exc:
             raise self.CollectError(exc.render()) from None
         for scenario in scenarios:
-            yield ScenarioItem.from_parent(self, name=scenario.name, scenario=scenario)
+            yield ScenarioItem.from_parent(self, name=scenario.test_name or scenario.name, scenario=scenario)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> None:
+    """A file's `teardown:` runs after its last test, when the next item is not one of its tests
+    (under pytest-xdist, use --dist loadgroup or loadfile to keep a file's tests on one worker).
+    Its result is reported at the end of the session, like a fixture's."""
+    suite = item.scenario.suite if isinstance(item, ScenarioItem) else None
+    if suite is None:
+        return
+    if isinstance(nextitem, ScenarioItem) and nextitem.scenario.suite is suite:
+        return
+    _engine(item.config).suites.teardown(suite)
 
 
 class ScenarioFailed(Exception):
@@ -146,6 +162,8 @@ class ScenarioItem(pytest.Item):
             marker = tag.replace("-", "_")
             self.config.addinivalue_line("markers", f"{marker}: scenario tag")
             self.add_marker(marker)
+        if scenario.suite is not None:  # `--dist loadgroup` (or loadfile) keeps a file's tests on one worker
+            self.add_marker(pytest.mark.xdist_group(relative_display(scenario.path)))
 
     def runtest(self) -> None:
         """An interruption pytest raises into the scenario (Ctrl-C, pytest-timeout's Failed,

@@ -73,7 +73,8 @@ class ScenarioResult:
     steps: list[StepResult] = field(default_factory=list)
     duration: float = 0.0
     interrupted: bool = False
-    skip_reason: str | None = None  # not run at all: a fixture it needs failed
+    skip_reason: str | None = None  # not run: its `skip:` held, or a fixture or its file's setup failed
+    kind: str = "scenario"  # "scenario" (a scenario or a test), "setup" or "teardown" (of a file's tests)
 
     @property
     def outcome(self) -> Outcome:

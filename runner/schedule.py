@@ -112,6 +112,9 @@ def run_all(
         try:
             _run(engine, scenarios, console, run, max(jobs, 1), fail_fast, stop)
         finally:  # still "running": a signal stops the current teardown step, a second one the rest
+            for left in engine.suites.teardown_all(stop):  # files whose worker was abandoned
+                run.scenarios.append(left)
+                console.scenario_block(left)
             engine.fixtures.teardown(stop, console.scenario_block)
     except Exception as exc:  # a bug in the scheduler itself
         run.internal_errors.append(f"{type(exc).__name__}: {exc}")
@@ -136,38 +139,55 @@ def _run(
     results = [_new_result(s) for s in scenarios]
     begun = [False] * len(scenarios)
     set_ups: list[list[ScenarioResult]] = [[] for _ in scenarios]  # fixtures each scenario set up
+    before: list[list[ScenarioResult]] = [[] for _ in scenarios]  # a file's setup, before its first test
+    after: list[list[ScenarioResult]] = [[] for _ in scenarios]  # a file's teardown, after its last test
     stop_new = threading.Event()  # --fail-fast: running scenarios finish, no new ones start
     wake = threading.Event()  # a worker ended
 
-    def work(index: int) -> None:
+    def one(index: int) -> None:
+        begun[index] = True
+        result = results[index]
+        prepared = engine.prepare(scenarios[index], stop)  # waits for one another worker sets up
+        set_ups[index] = prepared.results
+        before[index] = prepared.suite_results
+        if live:
+            for shown in (*prepared.results, *prepared.suite_results):
+                console.scenario_block(shown)
         try:
-            if stop.pulls or stop_new.is_set():
-                return
-            begun[index] = True
-            result = results[index]
-            prepared = engine.fixtures.prepare(scenarios[index], stop)  # waits for one another worker sets up
-            set_ups[index] = prepared.results
-            if live:
-                for fixture in prepared.results:
-                    console.scenario_block(fixture)
-            try:
-                on_step = (lambda _r, step: console.step_done(step)) if live else None
-                on_start = console.scenario_started if live else None  # once its name is rendered
-                engine.run(scenarios[index], result, on_step=on_step, stop=stop, prepared=prepared, on_start=on_start)
-            except Exception as exc:  # a bug of ours: the scenario's cleanup has run
-                run.internal_errors.append(f"{type(exc).__name__}: {exc}")
-            except BaseException:  # an interruption, recorded in the result
-                pass
-            finally:
-                if live:
-                    console.scenario_done(result)
-            if fail_fast and not result.passed:
-                stop_new.set()
+            on_step = (lambda _r, step: console.step_done(step)) if live else None
+            on_start = console.scenario_started if live else None  # once its name is rendered
+            engine.run(scenarios[index], result, on_step=on_step, stop=stop, prepared=prepared, on_start=on_start)
+        except Exception as exc:  # a bug of ours: the scenario's cleanup has run
+            run.internal_errors.append(f"{type(exc).__name__}: {exc}")
+        except BaseException:  # an interruption, recorded in the result
+            pass
         finally:
-            wake.set()
+            if live:
+                console.scenario_done(result)
+        if fail_fast and not result.passed:
+            stop_new.set()
 
+    def work(unit: list[int]) -> None:
+        """A scenario, or the tests of one file (and matrix row) in order, then its teardown."""
+        try:
+            for index in unit:
+                if stop.pulls or stop_new.is_set():
+                    break
+                one(index)
+        finally:
+            try:
+                suite = scenarios[unit[0]].suite
+                torn = engine.suites.teardown(suite, stop) if suite is not None else None
+                if torn is not None:
+                    after[max((i for i in unit if begun[i]), default=unit[0])].append(torn)
+                    if live:
+                        console.scenario_block(torn)
+            finally:
+                wake.set()
+
+    units = _units(scenarios)
     pool = ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="scenario")
-    futures = [pool.submit(work, i) for i in range(len(scenarios))]
+    futures = [pool.submit(work, unit) for unit in units]
     printed = 0
     raised: BaseException | None = None
     second: float | None = None  # when the second interruption came
@@ -179,17 +199,18 @@ def _run(
                     failure = futures[printed].exception()
                     if failure is not None:  # the console itself failed
                         run.internal_errors.append(f"{type(failure).__name__}: {failure}")
-                    if not live and begun[printed]:
-                        for fixture in set_ups[printed]:
-                            console.scenario_block(fixture)
-                        console.scenario_block(results[printed])
+                    for index in units[printed] if not live else ():
+                        if begun[index]:
+                            for shown in (*set_ups[index], *before[index], results[index], *after[index]):
+                                console.scenario_block(shown)
                     printed += 1
                 if printed == len(futures):
                     break
                 if stop.pulls > 1:
                     second = second or time.monotonic()
                     if time.monotonic() - second > GRACE:
-                        _abandon(stop, run, results, begun, printed, console, live)
+                        first = units[printed][0] if printed < len(units) else len(results)
+                        _abandon(stop, run, results, begun, first, console, live)
                         break
                 wake.wait(_TICK)
             except BaseException as exc:  # not a handled signal: KeyboardInterrupt, a test's watchdog
@@ -198,9 +219,21 @@ def _run(
                 stop.pull(CAUSES["SIGINT"] if isinstance(exc, KeyboardInterrupt) else cause)
     finally:
         pool.shutdown(wait=not run.abandoned, cancel_futures=True)
-        run.scenarios[:] = [r for i, r in enumerate(results) if begun[i]]
+        run.scenarios[:] = [s for i, r in enumerate(results) if begun[i] for s in (*before[i], r, *after[i])]
     if raised is not None and not isinstance(raised, KeyboardInterrupt):
         raise raised
+
+
+def _units(scenarios: list[Scenario]) -> list[list[int]]:
+    """What one worker runs in order: a scenario, or the tests of one file sharing a setup."""
+    units: list[list[int]] = []
+    for index, scenario in enumerate(scenarios):
+        suite = scenario.suite
+        if suite is not None and units and scenarios[units[-1][-1]].suite is suite:
+            units[-1].append(index)
+        else:
+            units.append([index])
+    return units
 
 
 def _abandon(

@@ -261,7 +261,7 @@ steps:
     assert run.code == 0, run.output
     assert run.outcome("Delete i-1 (1/3)") == "passed"
     assert run.outcome("Delete i-2 (2/3)") == "skipped"
-    assert "skipped: {{ not image.protected }} is false" in run.message("Delete i-2 (2/3)")
+    assert "skipped: when: `not image.protected` is false" in run.message("Delete i-2 (2/3)")
     assert run.outcome("Delete i-3 (3/3)") == "passed"
     sent = [(r["path"], r["query"]) for r in server.state.requests]
     assert sent == [("/echo/i-1", "last=False"), ("/echo/i-3", "last=True")]

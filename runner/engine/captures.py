@@ -32,9 +32,13 @@ class Variables:
         options: RunOptions,
         redactor: Redactor,
         fixtures: Mapping[str, Any] | None = None,
+        inherited: Mapping[str, Any] | None = None,
     ):
         self.scenario = scenario
         self.fixtures: Mapping[str, Any] = fixtures or {}  # names the scenario's fixtures give it
+        # A test's start (runner/engine/suites.py): its file's vars and matrix row as its setup
+        # rendered them, and the setup's captures. The test renders only its own `vars`.
+        self.inherited = inherited
         self.services = services
         self.options = options
         self.redactor = redactor
@@ -67,7 +71,9 @@ class Variables:
         ctx.update(self.fixtures)  # their secrets were learned when the fixture ran
         helpers = services.helpers(self.scenario.path.resolve().parent, self.scenario.digest_algorithms)
         fixed = set(self.options.cli_vars)
-        for name, compiled in (self.scenario.matrix_row or {}).items():
+        if self.inherited is not None:  # secrets among them were learned when the setup ran
+            ctx.update({n: v for n, v in self.inherited.items() if n not in fixed})
+        for name, compiled in (self.scenario.matrix_row or {} if self.inherited is None else {}).items():
             if name not in fixed:
                 self.assign(name, compiled.render(Scope({**ctx, **helpers})))
         fixed |= set(self.scenario.matrix_row or {})

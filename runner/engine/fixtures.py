@@ -46,6 +46,8 @@ class Prepared:
     skip_reason: str | None = None
     interrupted: BaseException | None = None  # raised again once the scenario is recorded as skipped
     results: list[ScenarioResult] = field(default_factory=list)  # set-ups this call ran (to print)
+    inherited: dict[str, Any] | None = None  # a test's start: its file's vars and setup captures (suites.py)
+    suite_results: list[ScenarioResult] = field(default_factory=list)  # a file setup this call ran
 
 
 class _SetUp:
@@ -143,7 +145,7 @@ class Fixtures:
         try:
             run.execute()
         except BaseException as exc:  # an interruption, or a bug of ours (recorded in the result)
-            instance.failure = _failure(result) or f"interrupted ({type(exc).__name__})"
+            instance.failure = failure_of(result) or f"interrupted ({type(exc).__name__})"
             instance.interrupted = exc if not isinstance(exc, Exception) else None
             instance.values = None
             return result
@@ -151,7 +153,7 @@ class Fixtures:
             if stop is not None:
                 stop.unregister(run)
             result.duration = time.perf_counter() - started
-        failure = _failure(result)
+        failure = failure_of(result)
         if failure is not None:
             instance.failure, instance.values = failure, None
             return result
@@ -165,7 +167,7 @@ class Fixtures:
                 message = f"{exc.location}: {exc.message}" if exc.location else exc.message
                 message += f" (hint: {exc.hint})" if exc.hint else ""
                 result.steps.append(StepResult("(expires)", str(fixture.loc), Outcome.ERROR, error=message))
-                instance.failure, instance.values = _failure(result), None
+                instance.failure, instance.values = failure_of(result), None
         return result
 
     def teardown(self, stop: Stop | None = None, on_done: Callable[[ScenarioResult], None] | None = None) -> None:
@@ -226,7 +228,7 @@ class Fixtures:
         return shown
 
 
-def _failure(result: ScenarioResult) -> str | None:
+def failure_of(result: ScenarioResult) -> str | None:
     """Why a set-up cannot be used: the first step that failed, and its first message."""
     for step in result.steps:
         if step.outcome in (Outcome.FAILED, Outcome.ERROR):

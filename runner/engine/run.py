@@ -21,13 +21,15 @@ from ..http import Session
 from ..model import Scenario, Step
 from ..redact import Redactor, is_secret_name
 from ..results import Outcome, ScenarioResult, StepResult
+from ..skips import constant_reason, decide
 from ..templating import Scope
 from .captures import Variables
 from .fixtures import Fixtures, Prepared
 from .loops import Iteration, Loop
 from .options import RunOptions
 from .request import describe_url
-from .step import StepRunner
+from .step import StepRunner, when_reason
+from .suites import Suites
 
 StepCallback = Callable[[ScenarioResult, StepResult], None]
 StartCallback = Callable[[ScenarioResult], None]
@@ -49,6 +51,20 @@ class Engine:
             if is_secret_name(name):
                 redactor.add(value)
         self.fixtures = Fixtures(self)  # the run's fixtures: set up on first need, torn down at its end
+        self.suites = Suites(self)  # the setups of files with `tests:`, torn down after their last test
+
+    def prepare(self, scenario: Scenario, stop: Stop | None = None) -> Prepared:
+        """What a scenario needs before its steps: its fixtures, and for a test its file's setup;
+        or why it is skipped. A skip written as plain text (`skip: "reason"`) is decided first:
+        then nothing is set up and nothing is sent."""
+        suite_skip = scenario.suite.scenario.skip if scenario.suite is not None else []
+        reason = constant_reason(suite_skip) or constant_reason(scenario.skip)
+        if reason is not None:
+            return Prepared(skip_reason=reason)
+        prepared = self.fixtures.prepare(scenario, stop)
+        if prepared.skip_reason is None and scenario.suite is not None:
+            self.suites.prepare(scenario, prepared, stop)
+        return prepared
 
     def run(
         self,
@@ -65,30 +81,28 @@ class Engine:
         while the scenario runs, pulling it stops the current step (see runner/abort.py). An
         interruption (that, or any BaseException raised into a step) is raised again after the
         `finally` steps ran. `prepared` is the scenario's fixtures when the caller set them up
-        already (fixtures.py); otherwise they are set up here. A scenario whose fixture failed is
-        SKIPPED, every step with the reason, and none of its steps runs. `on_start` is called once
-        the scenario's name is rendered (after its `vars`), before any step is recorded.
+        already (Engine.prepare); otherwise they are set up here. A scenario whose fixture (or
+        file setup) failed, or whose `skip:` holds, is SKIPPED, every step with the reason, and none
+        of its steps runs. `on_start` is called once the scenario's name is rendered (after its
+        `vars`), before any step is recorded.
         """
         started = time.perf_counter()
         try:
             if prepared is None:
-                prepared = self.fixtures.prepare(scenario, stop)
+                prepared = self.prepare(scenario, stop)
             if prepared.skip_reason is not None:
                 result.skip_reason = prepared.skip_reason
                 result.interrupted = prepared.interrupted is not None
                 if on_start is not None:
                     on_start(result)
-                steps = [(s, False) for s in scenario.steps] + [(s, True) for s in scenario.finally_steps]
-                for step, is_finally in steps:
-                    skipped = _skipped(step, prepared.skip_reason)
-                    skipped.is_finally = is_finally
+                for skipped in _all_skipped(scenario, prepared.skip_reason):
                     result.steps.append(skipped)
                     if on_step is not None:
                         on_step(result, skipped)
                 if prepared.interrupted is not None:
                     raise prepared.interrupted
                 return
-            run = self.scenario_run(scenario, result, on_step, fixtures=prepared.values)
+            run = self.scenario_run(scenario, result, on_step, fixtures=prepared.values, inherited=prepared.inherited)
             run.on_start = on_start
             if stop is not None:
                 stop.register(run)
@@ -109,10 +123,13 @@ class Engine:
         fixtures: Mapping[str, Any] | None = None,
         variables: Variables | None = None,
         session: Session | None = None,
+        inherited: Mapping[str, Any] | None = None,
     ) -> _ScenarioRun:
         """A scenario ready to execute (or, with the variables and session of an earlier run, to
-        run only its `finally` steps: a fixture's teardown)."""
-        return _ScenarioRun(self, scenario, result, on_step, fixtures, variables, session)
+        run only its `finally` steps: a fixture's or a file's teardown). `inherited`: a test's
+        values from its file's setup."""
+        variables = variables or Variables(scenario, self.services, self.options, self.redactor, fixtures, inherited)
+        return _ScenarioRun(self, scenario, result, on_step, variables, session)
 
 
 class _ScenarioRun:
@@ -128,8 +145,7 @@ class _ScenarioRun:
         scenario: Scenario,
         result: ScenarioResult,
         on_step: StepCallback | None,
-        fixtures: Mapping[str, Any] | None = None,
-        variables: Variables | None = None,
+        variables: Variables,
         session: Session | None = None,
     ):
         self.engine = engine
@@ -141,7 +157,7 @@ class _ScenarioRun:
         self.options = engine.options
         self.session = session or Session(engine.services.proxies)
         self.abort = self.session.abort  # what Stop triggers: stops the request in flight, the poll's sleep
-        self.variables = variables or Variables(scenario, engine.services, engine.options, engine.redactor, fixtures)
+        self.variables = variables
         self.steps = StepRunner(
             scenario, engine.services, engine.options, engine.redactor, self.variables, self.session
         )
@@ -168,6 +184,10 @@ class _ScenarioRun:
         steps = self.scenario.steps
         try:
             failed = self._setup()
+            if failed is None and self.scenario.skip:
+                failed = self._skip()
+                if self.result.skip_reason is not None:
+                    return  # nothing started: nothing to clean up
             for index, step in enumerate(steps):  # noqa: B007 - the except clause reads index
                 self._pending = step
                 if failed is not None:
@@ -328,6 +348,23 @@ class _ScenarioRun:
         except Exception as exc:  # a bug in a report: the scenario goes on (see _record)
             self._listener_error = self._listener_error or exc
 
+    def _skip(self) -> str | None:
+        """The scenario's `skip:`, decided with its values (vars, fixtures, a test's setup
+        captures): when one holds, every step is recorded SKIPPED with the rendered reason. The
+        name of the failed pseudo-step when a condition cannot render."""
+        try:
+            reason = decide(self.scenario.skip, Scope(self.variables.context))
+        except UserError as exc:
+            hint = f" (hint: {exc.hint})" if exc.hint else ""
+            where = f"{exc.location}: " if exc.location else ""
+            self._record(_error_result("(skip)", str(exc.location or ""), f"{where}{exc.message}{hint}"))
+            return "(skip)"
+        if reason is not None:
+            self.result.skip_reason = reason
+            for skipped in _all_skipped(self.scenario, reason):
+                self._record(skipped)
+        return None
+
     def _stopped_step(self, step: Step, exc: BaseException, is_finally: bool = False) -> StepResult:
         if isinstance(exc, Exception):
             result = self.steps.current or StepResult(step.name, str(step.loc), Outcome.ERROR, is_finally=is_finally)
@@ -347,7 +384,7 @@ class _ScenarioRun:
             except Exception:  # cannot tell: list it
                 needed = True
             if not needed:
-                reason = f"skipped: cleanup abandoned; {step.when.value.source} is false"
+                reason = when_reason(step, "skipped: cleanup abandoned; ")
                 return StepResult(name, str(step.loc), Outcome.SKIPPED, skip_reason=reason, is_finally=True)
         result = StepResult(name, str(step.loc), Outcome.ERROR, is_finally=True)
         result.method, result.url = step.request.method, describe_url(step, self.variables, self.redactor, bound)
@@ -407,6 +444,17 @@ def _cause(exc: BaseException, redactor: Redactor) -> str:
 
 def _skipped(step: Step, reason: str) -> StepResult:
     return StepResult(step.name, str(step.loc), Outcome.SKIPPED, skip_reason=reason)
+
+
+def _all_skipped(scenario: Scenario, reason: str) -> list[StepResult]:
+    """A scenario not run: each step and `finally` step SKIPPED with the reason (one pseudo-step
+    when it has none, so that every report still shows the reason)."""
+    skipped = [_skipped(s, reason) for s in scenario.steps]
+    for step in scenario.finally_steps:
+        result = _skipped(step, reason)
+        result.is_finally = True
+        skipped.append(result)
+    return skipped or [StepResult("(skipped)", str(scenario.loc), Outcome.SKIPPED, skip_reason=reason)]
 
 
 def _error_result(name: str, location: str, message: str) -> StepResult:

@@ -20,6 +20,7 @@ from ..http import PreparedRequest, Response, Session, TransportError
 from ..model import Scenario, Step
 from ..redact import Redactor
 from ..results import Outcome, StepResult
+from ..skips import decide
 from ..templating import Scope
 from .captures import Variables, render_name
 from .options import RunOptions
@@ -77,7 +78,11 @@ class StepRunner:
                 result.name = render_name(step.title, local)
             if step.when is not None and not step.when.render(local):
                 result.outcome = Outcome.SKIPPED
-                result.skip_reason = f"skipped: {step.when.value.source} is false"
+                result.skip_reason = when_reason(step)
+                return result
+            reason = decide(step.skip, local) if step.skip else None
+            if reason is not None:
+                result.outcome, result.skip_reason = Outcome.SKIPPED, reason
                 return result
             request = prepare(
                 step,
@@ -145,3 +150,14 @@ class StepRunner:
         if request is not None and (result.outcome is not Outcome.PASSED or self.options.keep_exchanges):
             result.exchange = format_exchange(request, response, redactor)
             result.curl = curl_command(request, redactor)
+
+
+def when_reason(step: Step, prefix: str = "skipped: ") -> str:
+    """Why a step whose `when` is false did not run, in words: `when` is a Jinja expression, and
+    `{{ image_id is defined }}` reads as "image_id is defined" (a `skip:` on the step says more)."""
+    assert step.when is not None
+    source = step.when.value.source.strip()
+    inner = source[2:-2].strip() if source.startswith("{{") and source.endswith("}}") else ""
+    if inner and "{{" not in inner and "}}" not in inner:
+        source = inner
+    return f"{prefix}when: `{source}` is false"

@@ -112,10 +112,13 @@ class ConsoleReport:
 
     def summary(self, run: RunResult, reports: list[str]) -> None:
         counts = run.counts()
-        scenarios_failed = sum(1 for s in run.scenarios if not s.passed)
-        total = len(run.scenarios)
+        counted = [s for s in run.scenarios if s.kind == "scenario"]  # not a file's setup or teardown
+        scenarios_failed = sum(1 for s in counted if not s.passed)
+        skipped = sum(1 for s in counted if s.skip_reason is not None)
+        total = len(counted)
         head = (
-            f"{total} scenario{'s' if total != 1 else ''}: {total - scenarios_failed} passed, {scenarios_failed} failed"
+            f"{total} scenario{'s' if total != 1 else ''}: {total - scenarios_failed - skipped} passed,"
+            f" {scenarios_failed} failed" + (f", {skipped} skipped" if skipped else "")
         )
         steps = ", ".join(f"{counts[o]} {o.value}" for o in Outcome)
         if run.fixtures:

@@ -90,10 +90,11 @@ def render(run: RunResult) -> str:
     rank = {Outcome.ERROR: 0, Outcome.FAILED: 1, Outcome.PASSED: 2, Outcome.SKIPPED: 3}
     ordered = sorted((*run.fixtures, *run.scenarios), key=lambda s: rank[s.outcome])  # failures first; stable
     counts = run.counts()
-    failed = sum(1 for s in run.scenarios if not s.passed)
+    counted = [s for s in run.scenarios if s.kind == "scenario"]  # not a file's setup or teardown
+    failed = sum(1 for s in counted if not s.passed)
     fixtures_failed = sum(1 for f in run.fixtures if not f.passed)
     summary = (
-        f"{len(run.scenarios)} scenarios, {failed} failed · steps: "
+        f"{len(counted)} scenarios, {failed} failed · steps: "
         + ", ".join(f"{counts[o]} {o.value}" for o in Outcome)
         + (f" · fixtures: {len(run.fixtures)} set up, {fixtures_failed} failed" if run.fixtures else "")
         + f" · {run.duration:.2f}s"

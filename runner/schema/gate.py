@@ -2,7 +2,7 @@
 # It answers only valid/invalid; see runner/schema/make_gate.py for why it exists.
 # mypy: ignore-errors
 # ruff: noqa
-SCHEMA_SHA256 = "01c6d6c9d7a97e579ecf156f4884e9bf6e744dd015858b0b061dbbfd2837a794"
+SCHEMA_SHA256 = "fb4c6bd0762501c6b87fcdb8c7a093726b33ca30478bb1b9196a2b5037773573"
 from decimal import Decimal
 class JsonSchemaValueException(ValueError):
     """Raised by the generated checks; only its type matters here."""
@@ -179,6 +179,10 @@ def validate____defs_step(data, custom_formats={}, name_prefix=None):
             data_keys.remove("when")
             data__when = data["when"]
             validate____defs_template(data__when, custom_formats, (name_prefix or "data") + ".when")
+        if "skip" in data_keys:
+            data_keys.remove("skip")
+            data__skip = data["skip"]
+            validate____defs_skip(data__skip, custom_formats, (name_prefix or "data") + ".skip")
         if "request" in data_keys:
             data_keys.remove("request")
             data__request = data["request"]
@@ -575,6 +579,91 @@ def validate____defs_headers(data, custom_formats={}, name_prefix=None):
                     raise JsonSchemaValueException("" + (name_prefix or "data") + ".{data_key}".format(**locals()) + " must be string or number or boolean or null")
     return data
 
+def validate____defs_skip(data, custom_formats={}, name_prefix=None):
+    data_any_of_count7 = 0
+    if not data_any_of_count7:
+        try:
+            validate____defs_skipentry(data, custom_formats, (name_prefix or "data") + "")
+            data_any_of_count7 += 1
+        except (JsonSchemaValueException, JsonSchemaValuesException): pass
+    if not data_any_of_count7:
+        try:
+            if not isinstance(data, (list)):
+                raise JsonSchemaValueException("" + (name_prefix or "data") + " must be array")
+            data_is_list = isinstance(data, (list))
+            if data_is_list:
+                data_len = len(data)
+                if data_len < 1:
+                    raise JsonSchemaValueException("" + (name_prefix or "data") + " must contain at least 1 items")
+                for data_x, data_item in enumerate(data):
+                    validate____defs_skipentry(data_item, custom_formats, (name_prefix or "data") + "[{data_x}]".format(**locals()))
+            data_any_of_count7 += 1
+        except (JsonSchemaValueException, JsonSchemaValuesException): pass
+    if not data_any_of_count7:
+        raise JsonSchemaValueException("" + (name_prefix or "data") + " cannot be validated by any definition")
+    return data
+
+def validate____defs_skipentry(data, custom_formats={}, name_prefix=None):
+    data_any_of_count8 = 0
+    if not data_any_of_count8:
+        try:
+            if not isinstance(data, (str)):
+                raise JsonSchemaValueException("" + (name_prefix or "data") + " must be string")
+            if isinstance(data, str):
+                data_len = len(data)
+                if data_len < 1:
+                    raise JsonSchemaValueException("" + (name_prefix or "data") + " must be longer than or equal to 1 characters")
+            data_any_of_count8 += 1
+        except (JsonSchemaValueException, JsonSchemaValuesException): pass
+    if not data_any_of_count8:
+        try:
+            if not isinstance(data, (dict)):
+                raise JsonSchemaValueException("" + (name_prefix or "data") + " must be object")
+            data_is_dict = isinstance(data, dict)
+            if data_is_dict:
+                data__missing_keys = set(['if', 'reason']) - data.keys()
+                if data__missing_keys:
+                    raise JsonSchemaValueException("" + (name_prefix or "data") + " must contain ")
+                data_keys = set(data.keys())
+                if "if" in data_keys:
+                    data_keys.remove("if")
+                    data__if = data["if"]
+                    data__if_any_of_count9 = 0
+                    if not data__if_any_of_count9:
+                        try:
+                            if not isinstance(data__if, (str)):
+                                raise JsonSchemaValueException("" + (name_prefix or "data") + ".if must be string")
+                            if isinstance(data__if, str):
+                                data__if_len = len(data__if)
+                                if data__if_len < 1:
+                                    raise JsonSchemaValueException("" + (name_prefix or "data") + ".if must be longer than or equal to 1 characters")
+                            data__if_any_of_count9 += 1
+                        except (JsonSchemaValueException, JsonSchemaValuesException): pass
+                    if not data__if_any_of_count9:
+                        try:
+                            if not isinstance(data__if, (bool)):
+                                raise JsonSchemaValueException("" + (name_prefix or "data") + ".if must be boolean")
+                            data__if_any_of_count9 += 1
+                        except (JsonSchemaValueException, JsonSchemaValuesException): pass
+                    if not data__if_any_of_count9:
+                        raise JsonSchemaValueException("" + (name_prefix or "data") + ".if cannot be validated by any definition")
+                if "reason" in data_keys:
+                    data_keys.remove("reason")
+                    data__reason = data["reason"]
+                    if not isinstance(data__reason, (str)):
+                        raise JsonSchemaValueException("" + (name_prefix or "data") + ".reason must be string")
+                    if isinstance(data__reason, str):
+                        data__reason_len = len(data__reason)
+                        if data__reason_len < 1:
+                            raise JsonSchemaValueException("" + (name_prefix or "data") + ".reason must be longer than or equal to 1 characters")
+                if data_keys:
+                    raise JsonSchemaValueException("" + (name_prefix or "data") + " must not contain "+str(data_keys)+" properties")
+            data_any_of_count8 += 1
+        except (JsonSchemaValueException, JsonSchemaValuesException): pass
+    if not data_any_of_count8:
+        raise JsonSchemaValueException("" + (name_prefix or "data") + " cannot be validated by any definition")
+    return data
+
 def validate____defs_template(data, custom_formats={}, name_prefix=None):
     if not isinstance(data, (str)):
         raise JsonSchemaValueException("" + (name_prefix or "data") + " must be string")
@@ -590,7 +679,7 @@ def validate____defs___scenario_root(data, custom_formats={}, name_prefix=None):
         raise JsonSchemaValueException("" + (name_prefix or "data") + " must be object")
     data_is_dict = isinstance(data, dict)
     if data_is_dict:
-        data__missing_keys = set(['name', 'steps']) - data.keys()
+        data__missing_keys = set(['name']) - data.keys()
         if data__missing_keys:
             raise JsonSchemaValueException("" + (name_prefix or "data") + " must contain ")
         data_keys = set(data.keys())
@@ -650,8 +739,8 @@ def validate____defs___scenario_root(data, custom_formats={}, name_prefix=None):
         if "fixtures" in data_keys:
             data_keys.remove("fixtures")
             data__fixtures = data["fixtures"]
-            data__fixtures_any_of_count7 = 0
-            if not data__fixtures_any_of_count7:
+            data__fixtures_any_of_count10 = 0
+            if not data__fixtures_any_of_count10:
                 try:
                     if not isinstance(data__fixtures, (list)):
                         raise JsonSchemaValueException("" + (name_prefix or "data") + ".fixtures must be array")
@@ -662,9 +751,9 @@ def validate____defs___scenario_root(data, custom_formats={}, name_prefix=None):
                             raise JsonSchemaValueException("" + (name_prefix or "data") + ".fixtures must contain at least 1 items")
                         for data__fixtures_x, data__fixtures_item in enumerate(data__fixtures):
                             validate____defs_fixtureuse(data__fixtures_item, custom_formats, (name_prefix or "data") + ".fixtures[{data__fixtures_x}]".format(**locals()))
-                    data__fixtures_any_of_count7 += 1
+                    data__fixtures_any_of_count10 += 1
                 except (JsonSchemaValueException, JsonSchemaValuesException): pass
-            if not data__fixtures_any_of_count7:
+            if not data__fixtures_any_of_count10:
                 try:
                     if not isinstance(data__fixtures, (dict)):
                         raise JsonSchemaValueException("" + (name_prefix or "data") + ".fixtures must be object")
@@ -678,10 +767,114 @@ def validate____defs___scenario_root(data, custom_formats={}, name_prefix=None):
                             if data__fixtures_key not in []:
                                 data__fixtures_value = data__fixtures.get(data__fixtures_key)
                                 validate____defs_fixtureuse(data__fixtures_value, custom_formats, (name_prefix or "data") + ".fixtures.{data__fixtures_key}".format(**locals()))
-                    data__fixtures_any_of_count7 += 1
+                    data__fixtures_any_of_count10 += 1
                 except (JsonSchemaValueException, JsonSchemaValuesException): pass
-            if not data__fixtures_any_of_count7:
+            if not data__fixtures_any_of_count10:
                 raise JsonSchemaValueException("" + (name_prefix or "data") + ".fixtures cannot be validated by any definition")
+        if "skip" in data_keys:
+            data_keys.remove("skip")
+            data__skip = data["skip"]
+            validate____defs_skip(data__skip, custom_formats, (name_prefix or "data") + ".skip")
+        if "steps" in data_keys:
+            data_keys.remove("steps")
+            data__steps = data["steps"]
+            if not isinstance(data__steps, (list)):
+                raise JsonSchemaValueException("" + (name_prefix or "data") + ".steps must be array")
+            data__steps_is_list = isinstance(data__steps, (list))
+            if data__steps_is_list:
+                data__steps_len = len(data__steps)
+                if data__steps_len < 1:
+                    raise JsonSchemaValueException("" + (name_prefix or "data") + ".steps must contain at least 1 items")
+                for data__steps_x, data__steps_item in enumerate(data__steps):
+                    validate____defs_steporinclude(data__steps_item, custom_formats, (name_prefix or "data") + ".steps[{data__steps_x}]".format(**locals()))
+        if "finally" in data_keys:
+            data_keys.remove("finally")
+            data__finally = data["finally"]
+            if not isinstance(data__finally, (list)):
+                raise JsonSchemaValueException("" + (name_prefix or "data") + ".finally must be array")
+            data__finally_is_list = isinstance(data__finally, (list))
+            if data__finally_is_list:
+                data__finally_len = len(data__finally)
+                for data__finally_x, data__finally_item in enumerate(data__finally):
+                    validate____defs_steporinclude(data__finally_item, custom_formats, (name_prefix or "data") + ".finally[{data__finally_x}]".format(**locals()))
+        if "setup" in data_keys:
+            data_keys.remove("setup")
+            data__setup = data["setup"]
+            if not isinstance(data__setup, (list)):
+                raise JsonSchemaValueException("" + (name_prefix or "data") + ".setup must be array")
+            data__setup_is_list = isinstance(data__setup, (list))
+            if data__setup_is_list:
+                data__setup_len = len(data__setup)
+                for data__setup_x, data__setup_item in enumerate(data__setup):
+                    validate____defs_steporinclude(data__setup_item, custom_formats, (name_prefix or "data") + ".setup[{data__setup_x}]".format(**locals()))
+        if "tests" in data_keys:
+            data_keys.remove("tests")
+            data__tests = data["tests"]
+            if not isinstance(data__tests, (list)):
+                raise JsonSchemaValueException("" + (name_prefix or "data") + ".tests must be array")
+            data__tests_is_list = isinstance(data__tests, (list))
+            if data__tests_is_list:
+                data__tests_len = len(data__tests)
+                if data__tests_len < 1:
+                    raise JsonSchemaValueException("" + (name_prefix or "data") + ".tests must contain at least 1 items")
+                for data__tests_x, data__tests_item in enumerate(data__tests):
+                    validate____defs_test(data__tests_item, custom_formats, (name_prefix or "data") + ".tests[{data__tests_x}]".format(**locals()))
+        if "teardown" in data_keys:
+            data_keys.remove("teardown")
+            data__teardown = data["teardown"]
+            if not isinstance(data__teardown, (list)):
+                raise JsonSchemaValueException("" + (name_prefix or "data") + ".teardown must be array")
+            data__teardown_is_list = isinstance(data__teardown, (list))
+            if data__teardown_is_list:
+                data__teardown_len = len(data__teardown)
+                for data__teardown_x, data__teardown_item in enumerate(data__teardown):
+                    validate____defs_steporinclude(data__teardown_item, custom_formats, (name_prefix or "data") + ".teardown[{data__teardown_x}]".format(**locals()))
+        if data_keys:
+            raise JsonSchemaValueException("" + (name_prefix or "data") + " must not contain "+str(data_keys)+" properties")
+    return data
+
+def validate____defs_test(data, custom_formats={}, name_prefix=None):
+    if not isinstance(data, (dict)):
+        raise JsonSchemaValueException("" + (name_prefix or "data") + " must be object")
+    data_is_dict = isinstance(data, dict)
+    if data_is_dict:
+        data__missing_keys = set(['name', 'steps']) - data.keys()
+        if data__missing_keys:
+            raise JsonSchemaValueException("" + (name_prefix or "data") + " must contain ")
+        data_keys = set(data.keys())
+        if "name" in data_keys:
+            data_keys.remove("name")
+            data__name = data["name"]
+            if not isinstance(data__name, (str)):
+                raise JsonSchemaValueException("" + (name_prefix or "data") + ".name must be string")
+            if isinstance(data__name, str):
+                data__name_len = len(data__name)
+                if data__name_len < 1:
+                    raise JsonSchemaValueException("" + (name_prefix or "data") + ".name must be longer than or equal to 1 characters")
+        if "description" in data_keys:
+            data_keys.remove("description")
+            data__description = data["description"]
+            if not isinstance(data__description, (str)):
+                raise JsonSchemaValueException("" + (name_prefix or "data") + ".description must be string")
+        if "tags" in data_keys:
+            data_keys.remove("tags")
+            data__tags = data["tags"]
+            if not isinstance(data__tags, (list)):
+                raise JsonSchemaValueException("" + (name_prefix or "data") + ".tags must be array")
+            data__tags_is_list = isinstance(data__tags, (list))
+            if data__tags_is_list:
+                data__tags_len = len(data__tags)
+                for data__tags_x, data__tags_item in enumerate(data__tags):
+                    if not isinstance(data__tags_item, (str)):
+                        raise JsonSchemaValueException("" + (name_prefix or "data") + ".tags[{data__tags_x}]".format(**locals()) + " must be string")
+        if "vars" in data_keys:
+            data_keys.remove("vars")
+            data__vars = data["vars"]
+            validate____defs_vars(data__vars, custom_formats, (name_prefix or "data") + ".vars")
+        if "skip" in data_keys:
+            data_keys.remove("skip")
+            data__skip = data["skip"]
+            validate____defs_skip(data__skip, custom_formats, (name_prefix or "data") + ".skip")
         if "steps" in data_keys:
             data_keys.remove("steps")
             data__steps = data["steps"]
@@ -709,8 +902,8 @@ def validate____defs___scenario_root(data, custom_formats={}, name_prefix=None):
     return data
 
 def validate____defs_fixtureuse(data, custom_formats={}, name_prefix=None):
-    data_any_of_count8 = 0
-    if not data_any_of_count8:
+    data_any_of_count11 = 0
+    if not data_any_of_count11:
         try:
             if not isinstance(data, (str)):
                 raise JsonSchemaValueException("" + (name_prefix or "data") + " must be string")
@@ -718,9 +911,9 @@ def validate____defs_fixtureuse(data, custom_formats={}, name_prefix=None):
                 data_len = len(data)
                 if data_len < 1:
                     raise JsonSchemaValueException("" + (name_prefix or "data") + " must be longer than or equal to 1 characters")
-            data_any_of_count8 += 1
+            data_any_of_count11 += 1
         except (JsonSchemaValueException, JsonSchemaValuesException): pass
-    if not data_any_of_count8:
+    if not data_any_of_count11:
         try:
             if not isinstance(data, (dict)):
                 raise JsonSchemaValueException("" + (name_prefix or "data") + " must be object")
@@ -745,9 +938,9 @@ def validate____defs_fixtureuse(data, custom_formats={}, name_prefix=None):
                     validate____defs_vars(data__vars, custom_formats, (name_prefix or "data") + ".vars")
                 if data_keys:
                     raise JsonSchemaValueException("" + (name_prefix or "data") + " must not contain "+str(data_keys)+" properties")
-            data_any_of_count8 += 1
+            data_any_of_count11 += 1
         except (JsonSchemaValueException, JsonSchemaValuesException): pass
-    if not data_any_of_count8:
+    if not data_any_of_count11:
         raise JsonSchemaValueException("" + (name_prefix or "data") + " cannot be validated by any definition")
     return data
 
