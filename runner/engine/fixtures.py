@@ -204,24 +204,7 @@ class Fixtures:
         )
         shown = ScenarioResult(f"{result.name} (teardown)", result.path)
         run = self._engine.scenario_run(scenario, shown, variables=setup_run.variables, session=setup_run.session)
-        pulls = stop.pulls if stop is not None else 0
-        started = time.perf_counter()
-        if pulls > 1:  # the cleanups were abandoned: say what may remain
-            for step in setup.fixture.teardown:
-                shown.steps.append(run._not_run(step))
-        else:
-            if stop is not None:
-                stop.register(run)
-            try:
-                run.teardown(stop.cause if stop is not None and pulls else None)
-            except BaseException:  # an interruption: recorded on the step it stopped
-                shown.interrupted = True
-            finally:
-                if stop is not None:
-                    stop.unregister(run)
-        shown.duration = time.perf_counter() - started
-        for recorded in shown.steps:  # "teardown: Revoke", not "finally: Revoke"
-            recorded.name, recorded.is_finally = f"teardown: {recorded.name}", False
+        run.run_teardown(setup.fixture.teardown, stop)
         result.steps.extend(shown.steps)
         result.duration += shown.duration
         result.interrupted = result.interrupted or shown.interrupted

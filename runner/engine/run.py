@@ -220,6 +220,29 @@ class _ScenarioRun:
         the end of the run. `interrupted` (the cause) bounds them as after an interruption."""
         self._cleanup(RequestAborted(interrupted) if interrupted is not None else None)
 
+    def run_teardown(self, steps: list[Step], stop: Stop | None) -> None:
+        """A fixture's or a file's teardown into this run's result: bounded like `finally` after an
+        interruption, listed as not run after a second one, each step named "teardown: NAME"."""
+        result = self.result
+        pulls = stop.pulls if stop is not None else 0
+        started = time.perf_counter()
+        if pulls > 1:  # the cleanups were abandoned: say what may remain
+            for step in steps:
+                result.steps.append(self._not_run(step))
+        else:
+            if stop is not None:
+                stop.register(self)
+            try:
+                self.teardown(stop.cause if stop is not None and pulls else None)
+            except BaseException:  # an interruption: recorded on the step it stopped
+                result.interrupted = True
+            finally:
+                if stop is not None:
+                    stop.unregister(self)
+        result.duration = time.perf_counter() - started
+        for recorded in result.steps:  # "teardown: Delete", not "finally: Delete"
+            recorded.name, recorded.is_finally = f"teardown: {recorded.name}", False
+
     def _loop(self, step: Step) -> str | None:
         """A looped step's iterations (loops.py), each recorded; the name of the first that failed.
         An interruption is checked for between iterations."""

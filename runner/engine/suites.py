@@ -125,24 +125,7 @@ class Suites:
         scenario = dataclasses.replace(instance.suite.scenario, name=name, steps=[])
         result = ScenarioResult(name, relative_display(scenario.path), kind="teardown")
         run = self._engine.scenario_run(scenario, result, variables=setup_run.variables, session=setup_run.session)
-        pulls = stop.pulls if stop is not None else 0
-        started = time.perf_counter()
-        if pulls > 1:  # the cleanups were abandoned: say what may remain
-            for step in scenario.finally_steps:
-                result.steps.append(run._not_run(step))
-        else:
-            if stop is not None:
-                stop.register(run)
-            try:
-                run.teardown(stop.cause if stop is not None and pulls else None)
-            except BaseException:  # an interruption: recorded on the step it stopped
-                result.interrupted = True
-            finally:
-                if stop is not None:
-                    stop.unregister(run)
-        result.duration = time.perf_counter() - started
-        for recorded in result.steps:  # "teardown: Delete", not "finally: Delete"
-            recorded.name, recorded.is_finally = f"teardown: {recorded.name}", False
+        run.run_teardown(scenario.finally_steps, stop)
         with self._lock:
             self.results.append(result)
         return result
