@@ -209,3 +209,23 @@ def child_env(**extra: str) -> dict[str, str]:
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH", "")) if p)
     env.pop("NO_COLOR", None)
     return env
+
+
+def start_run(cwd: Path, base: str, path: str = ".") -> subprocess.Popen[str]:
+    """`scenario-runner run PATH --junit junit.xml` as a child process (to be signalled), against `base`."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "runner", "run", path, "--junit", "junit.xml"],
+        cwd=cwd,
+        env=child_env(BASE=base),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def wait_for_request(server: TestServer, proc: subprocess.Popen[str], matches, limit: float = 15) -> None:
+    """Wait until the server has seen a request `matches` accepts (the child is then in that step)."""
+    deadline = time.monotonic() + limit
+    while not any(matches(r) for r in list(server.state.requests)):
+        assert time.monotonic() < deadline and proc.poll() is None, proc.communicate()
+        time.sleep(0.02)

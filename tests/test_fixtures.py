@@ -11,7 +11,7 @@ import sys
 import time
 
 import pytest
-from conftest import child_env
+from conftest import start_run, wait_for_request
 from server import PASSWORD
 
 pytestmark = pytest.mark.usefixtures("watchdog")
@@ -282,14 +282,7 @@ def test_fixture_values_are_copies(sr, server):
 
 
 def _start(sr, server) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "runner", "run", "suite", "--junit", "junit.xml"],
-        cwd=sr.dir,
-        env=child_env(BASE=server.url),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    return start_run(sr.dir, server.url, "suite")
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
@@ -398,10 +391,7 @@ def test_an_interrupted_fixture_skips_its_dependents_and_is_torn_down(sr, server
             """,
         )
     proc = _start(sr, server)
-    deadline = time.monotonic() + 15
-    while not any(r["path"] == "/fault/hang" for r in server.state.requests):
-        assert time.monotonic() < deadline and proc.poll() is None, proc.communicate()
-        time.sleep(0.02)
+    wait_for_request(server, proc, lambda r: r["path"] == "/fault/hang")
     time.sleep(0.2)
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=10)

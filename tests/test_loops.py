@@ -7,14 +7,12 @@ from __future__ import annotations
 
 import re
 import signal
-import subprocess
-import sys
 import time
 import xml.etree.ElementTree as ET
 
 import pytest
 import server as srv
-from conftest import child_env
+from conftest import start_run, wait_for_request
 
 pytestmark = pytest.mark.usefixtures("watchdog")
 
@@ -353,18 +351,8 @@ finally:
     request: {method: DELETE, url: "{{ env.BASE }}/echo/{{ item }}"}
 """,
     )
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "runner", "run", ".", "--junit", "junit.xml"],
-        cwd=sr.dir,
-        env=child_env(BASE=server.url),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    deadline = time.monotonic() + 15
-    while not any("seconds=30" in r["query"] for r in list(server.state.requests)):
-        assert time.monotonic() < deadline and proc.poll() is None, proc.communicate()
-        time.sleep(0.02)
+    proc = start_run(sr.dir, server.url)
+    wait_for_request(server, proc, lambda r: "seconds=30" in r["query"])
     time.sleep(0.2)
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=20)
@@ -393,14 +381,7 @@ finally:
     request: {method: DELETE, url: "{{ env.BASE }}/fault/hang?seconds=30&id={{ item }}"}
 """,
     )
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "runner", "run", ".", "--junit", "junit.xml"],
-        cwd=sr.dir,
-        env=child_env(BASE=server.url),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    proc = start_run(sr.dir, server.url)
     for method in ("GET", "DELETE"):
         deadline = time.monotonic() + 15
         while not any(r["method"] == method for r in list(server.state.requests)):

@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import html
 import signal
-import subprocess
 import sys
 import time
 
 import pytest
-from conftest import child_env
+from conftest import start_run, wait_for_request
 from server import TOKEN
 
 pytestmark = pytest.mark.usefixtures("watchdog")
@@ -240,18 +239,8 @@ def test_teardown_runs_after_sigint(sr, server):
             expect: {status: 204}
         """.replace("TOKEN", TOKEN),
     )
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "runner", "run", ".", "--junit", "junit.xml"],
-        cwd=sr.dir,
-        env=child_env(BASE=server.url),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    deadline = time.monotonic() + 15
-    while not any(r["path"] == "/fault/hang" for r in server.state.requests):
-        assert time.monotonic() < deadline and proc.poll() is None, proc.communicate()
-        time.sleep(0.02)
+    proc = start_run(sr.dir, server.url)
+    wait_for_request(server, proc, lambda r: r["path"] == "/fault/hang")
     time.sleep(0.2)
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=10)
