@@ -94,6 +94,16 @@ def discover(paths: Iterable[str]) -> list[Path]:
     return unique
 
 
+def _refuse_templated_header_name(name: str, loc: Location) -> None:
+    """Header names are sent and matched as written; a `{{` in one would go on the wire verbatim."""
+    if is_template(str(name)):
+        raise ScenarioFormatError(
+            f"header name {name!r} is a template; header names are not rendered",
+            loc,
+            "write the header name literally; its value may be a template",
+        )
+
+
 class Loader:
     """Loads scenarios; caches parsed schema files and fragments across the scenarios of a run."""
 
@@ -311,6 +321,8 @@ class Loader:
         """Header templates; a null value (None) means "do not send this default header"."""
         if not data:
             return {}
+        for k in data:
+            _refuse_templated_header_name(k, data.key_loc(k))
         return {
             k: None
             if v is None
@@ -609,6 +621,7 @@ class Loader:
             spec.status = _compile(data["status"], spec.status_loc)
         for name, value in (data.get("headers") or {}).items():
             hloc = data["headers"].value_loc(name)
+            _refuse_templated_header_name(name, data["headers"].key_loc(name))
             if isinstance(value, dict):
                 regex = value.get("regex")
                 if regex is not None:

@@ -518,11 +518,51 @@ class Compiled:
         return found
 
 
+class KeyTemplate(Template):
+    """A mapping key written as a template (`{"{{ provider_id }}": {...}}`): rendered like a value,
+    then made a string, so a JSON body or an expected JSON object can be keyed by a captured id."""
+
+    def render_key(self, context: Mapping[str, Any]) -> str:
+        value = self.render(context)
+        if value is None or isinstance(value, (dict, list)):
+            raise TemplateRenderError(
+                f"a mapping key rendered to {type(value).__name__}, not a text or a number",
+                self.loc,
+                "a key must render to a text or a number: render one part of the value, e.g. `{{ item.id }}`",
+            )
+        if isinstance(value, bool):
+            return "true" if value else "false"
+        return value if isinstance(value, str) else str(value)
+
+    def clash(self, key: str) -> TemplateRenderError:
+        return TemplateRenderError(
+            f"two keys of one mapping render to {key!r}",
+            self.loc,
+            "each key must render to a different text; check the variables the keys use",
+        )
+
+
 def _render_tree(value: Any, context: Mapping[str, Any]) -> Any:
     if isinstance(value, Template):
         return value.render(context)
     if isinstance(value, dict):
-        return {k: _render_tree(v, context) for k, v in value.items()}
+        if not any(isinstance(k, KeyTemplate) for k in value):
+            return {k: _render_tree(v, context) for k, v in value.items()}
+        keys = [k.render_key(context) if isinstance(k, KeyTemplate) else k for k in value]
+        if len(set(keys)) < len(keys):
+            seen: set[str] = set()
+            for k, key in zip(value, keys, strict=True):
+                if key in seen:
+                    template = (
+                        k
+                        if isinstance(k, KeyTemplate)
+                        else next(
+                            t for t, r in zip(value, keys, strict=True) if r == key and isinstance(t, KeyTemplate)
+                        )
+                    )
+                    raise template.clash(key)
+                seen.add(key)
+        return {key: _render_tree(v, context) for key, v in zip(keys, value.values(), strict=True)}
     if isinstance(value, list):
         return [_render_tree(v, context) for v in value]
     return value
@@ -532,7 +572,9 @@ def _collect_templates(value: Any, found: list[Template]) -> None:
     if isinstance(value, Template):
         found.append(value)
     elif isinstance(value, dict):
-        for v in value.values():
+        for k, v in value.items():
+            if isinstance(k, KeyTemplate):
+                found.append(k)
             _collect_templates(v, found)
     elif isinstance(value, list):
         for v in value:
@@ -554,7 +596,15 @@ def _compile_tree(value: Any, loc: Location, flag: list[bool]) -> Any:
         return value
     if isinstance(value, dict):
         value_locs = getattr(value, "value_locs", {})
-        return {str(k): _compile_tree(v, value_locs.get(k, loc), flag) for k, v in value.items()}
+        key_locs = getattr(value, "key_locs", {})
+        tree: dict[Any, Any] = {}
+        for k, v in value.items():
+            key: Any = str(k)
+            if is_template(key):
+                flag[0] = True
+                key = KeyTemplate(key, key_locs.get(k, loc))
+            tree[key] = _compile_tree(v, value_locs.get(k, loc), flag)
+        return tree
     if isinstance(value, list):
         item_locs = getattr(value, "item_locs", [])
         return [_compile_tree(v, item_locs[i] if i < len(item_locs) else loc, flag) for i, v in enumerate(value)]

@@ -149,7 +149,7 @@ class StepRunner:
             redactor.add(cookie.value)
         if request is not None and (result.outcome is not Outcome.PASSED or self.options.keep_exchanges):
             result.exchange = format_exchange(request, response, redactor)
-            result.curl = curl_command(request, redactor)
+            result.curl = curl_command(request, redactor, response)
 
 
 def when_reason(step: Step, prefix: str = "skipped: ") -> str:
