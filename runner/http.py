@@ -83,9 +83,20 @@ class Response:
         self.upload_digests: dict[str, str] | None = None
         # The request as it went on the wire (requests quotes the URL, adds default headers and the
         # Authorization it derives from `user:password@`): what reports show and secrets are learned from.
+        self.sent_method = ""
         self.sent_url = ""
         self.sent_headers: Mapping[str, str] = {}
         self.sent_body: bytes | None = None
+
+    @property
+    def request(self) -> dict[str, Any]:
+        """The request as sent, for step history: `last.request.url`, `history['x'].request.headers`."""
+        return {"method": self.sent_method, "url": self.sent_url, "headers": self.sent_headers}
+
+    @property
+    def location(self) -> str | None:
+        """The `Location` header (gabbi's $LOCATION), or None."""
+        return self.headers.get("Location")
 
     @property
     def text(self) -> str:
@@ -318,6 +329,7 @@ def _send(session: Session, req: PreparedRequest, max_body: int) -> Response:
     )
     if reader is not None:
         response.upload_digests = reader.complete_digests()
+    response.sent_method = req.method
     response.sent_url = prepared.url or req.url
     response.sent_headers = wire_headers(prepared)
     sent = prepared.body

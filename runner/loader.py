@@ -41,7 +41,7 @@ from .renames import Renames, check_renamed, parse_capture_as
 from .renames import aliases as step_aliases
 from .schemafiles import build_validator
 from .skips import check_shape, parse_skips
-from .templating import Compiled, Template, compile_value, is_template
+from .templating import Compiled, Template, compile_value, history_references, is_template
 from .yamllimits import MAX_DEPTH
 from .yamlsource import LocDict, LocList, load_yaml
 
@@ -675,6 +675,28 @@ class Loader:
 
     # --- names ---------------------------------------------------------------------------------
 
+    @staticmethod
+    def _check_history(scenario: Scenario, local: dict[int, set[str]]) -> None:
+        """`last` and `history` exist from the second step on; `history['name']` must name an
+        earlier step (by its name as written). Records which names are read, so the engine keeps
+        only those responses."""
+        before: list[str] = []
+        read: set[str] = set()
+        dynamic = False
+        for index, step in enumerate((*scenario.steps, *scenario.finally_steps)):
+            for template in _step_templates(step):
+                if index:
+                    local.setdefault(id(template), set()).update(("last", "history"))
+                references, any_step = history_references(template)
+                dynamic |= any_step
+                for name, offset in references:
+                    if name not in before:
+                        raise _history_error(name, before, template, offset)
+                    read.add(name)
+            if step.name not in before:
+                before.append(step.name)
+        scenario.history_names = None if dynamic else frozenset(read)
+
     def _check_names(
         self,
         scenario: Scenario,
@@ -705,6 +727,7 @@ class Loader:
                     loop_names.setdefault(name, step.name)
                 for template in _step_templates(step):
                     local.setdefault(id(template), set()).update(names)
+        self._check_history(scenario, local)
         for template in templates:
             here = local.get(id(template), set())
             for name in sorted(template.names - known - here):
@@ -727,6 +750,19 @@ class Loader:
                     template.loc.within(template.source, found.start() if found else None),
                     hint,
                 )
+
+
+def _history_error(name: str, before: list[str], template: Template, offset: int) -> ScenarioFormatError:
+    close = difflib.get_close_matches(name, before, n=1)
+    if close:
+        hint = f"did you mean '{close[0]}'?"
+    elif before:
+        hint = "history holds the steps before this one: " + ", ".join(repr(n) for n in before[-5:])
+    else:
+        hint = "history holds the steps before this one, and this is the first"
+    return ScenarioFormatError(
+        f"no earlier step named {name!r} (in {template.source!r})", template.loc.within(template.source, offset), hint
+    )
 
 
 def _provided(uses: list[FixtureUse]) -> dict[str, FixtureUse]:

@@ -542,6 +542,32 @@ class KeyTemplate(Template):
         )
 
 
+def history_references(template: Template) -> tuple[list[tuple[str, int]], bool]:
+    """The step names a template reads as `history['name']` or `history.name`, each with its offset
+    in the source, and whether it also reads `history` otherwise (`history[var]`: any step)."""
+    if "history" not in template.names:
+        return [], False
+    ast = ENV.parse(template.source)
+    found: list[tuple[str, int]] = []
+    consumed = 0
+    for node in ast.find_all((nodes.Getitem, nodes.Getattr)):
+        target = getattr(node, "node", None)
+        if not (isinstance(target, nodes.Name) and target.name == "history"):
+            continue
+        name: Any = None
+        if isinstance(node, nodes.Getattr):
+            name = node.attr
+        elif isinstance(node, nodes.Getitem) and isinstance(node.arg, nodes.Const):
+            name = node.arg.value
+        if not isinstance(name, str):
+            continue
+        consumed += 1
+        at = template.source.find(name)
+        found.append((name, max(at, 0)))
+    uses = sum(1 for n in ast.find_all(nodes.Name) if n.name == "history")
+    return found, uses > consumed
+
+
 def _render_tree(value: Any, context: Mapping[str, Any]) -> Any:
     if isinstance(value, Template):
         return value.render(context)
