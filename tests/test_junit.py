@@ -218,6 +218,7 @@ def test_an_error_from_several_checks_has_a_one_line_message(sr, server):
     assert error.get("message") == (
         "e.scenario.yaml:7:11: assert: {{ response.json.query | length > 0 }} is false; "
         "e.scenario.yaml:8:11: could not evaluate the expectation: "
-        "undefined value: 'dict object' has no attribute 'nothing'"
+        "undefined value: response.json has no key 'nothing' (its keys: 'method', 'headers', 'query', 'body', "
+        "'length', 'md5') (in '{{ response.json.nothing.here }}')"
     )
     assert error.text.count("\n") == 1
