@@ -14,6 +14,8 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from jinja2 import nodes
+
 from .errors import Location, ScenarioFormatError, UserError, relative_display
 from .files import ALGORITHMS, FilePolicy
 from .formatcheck import check_structure
@@ -41,7 +43,7 @@ from .renames import Renames, check_renamed, parse_capture_as
 from .renames import aliases as step_aliases
 from .schemafiles import build_validator
 from .skips import check_shape, parse_skips
-from .templating import Compiled, Template, compile_value, history_references, is_template
+from .templating import ENV, Compiled, Template, compile_value, history_references, is_template
 from .yamllimits import MAX_DEPTH
 from .yamlsource import LocDict, LocList, load_yaml
 
@@ -220,6 +222,8 @@ class Loader:
         scope_names |= {s.loop.as_name for s in every if s.loop and s.loop.items}
         assigned = self.extra_vars | state.captures | state.local_captures | defined | {n for n, _ in scenario.vars}
         check_secrets(state.secret_uses, assigned | scope_names | set(provided))
+        elsewhere = self.extra_vars | defined | set(provided) | {n for n, _ in scenario.vars} | scope_names
+        _check_capture_order(scenario, elsewhere | BUILTIN_NAMES)
         used = {name for t in templates for name in t.names}
         scenario.digest_algorithms = frozenset(used & set(ALGORITHMS))
 
@@ -750,6 +754,63 @@ class Loader:
                     template.loc.within(template.source, found.start() if found else None),
                     hint,
                 )
+
+
+def _check_capture_order(scenario: Scenario, elsewhere: set[str]) -> None:
+    """A step may not read a value that only the same or a later step captures: it cannot be set yet.
+
+    Only names nothing else defines (vars, matrix, fixtures, --var, include vars, loop items) are
+    checked. A capture in a step that may not run (`when`) still counts as a definition; `finally`
+    steps, and a step's own captures and `repeat.until` (rendered after its captures), are free.
+    """
+    first: dict[str, tuple[int, Step]] = {}
+    for index, step in enumerate(scenario.steps):
+        for name in step.captures:
+            first.setdefault(step.aliases.get(name, name), (index, step))
+    if not first:
+        return
+    for index, step in enumerate(scenario.steps):
+        free = {id(t) for v in step.captures.values() for t in v.templates()}
+        if step.loop is not None and step.loop.until is not None:
+            free |= {id(t) for t in step.loop.until.templates()}
+        templates = [t for t in _step_templates(step) if id(t) not in free]
+        if step.loop is not None and step.loop.items is not None:
+            templates += step.loop.items.templates()
+        for template in templates:
+            guarded = _guarded_names(template)
+            for name in sorted(template.names - guarded):
+                resolved = step.aliases.get(name, name)
+                where = first.get(resolved)
+                if resolved in elsewhere or where is None or where[0] < index:
+                    continue
+                if where[0] == index and step.loop is not None:  # a later iteration sees it
+                    continue
+                at, capturing = where
+                when = (
+                    "this step captures it after its request and checks"
+                    if at == index
+                    else (f"it is captured by a later step, '{capturing.name}' (line {capturing.loc.line})")
+                )
+                found = re.search(rf"\b{re.escape(name)}\b", template.source)
+                raise ScenarioFormatError(
+                    f"'{name}' is used before it is captured: {when}",
+                    template.loc.within(template.source, found.start() if found else None),
+                    "move the step that captures it first, or give a value under `vars:` for the steps before",
+                )
+
+
+def _guarded_names(template: Template) -> set[str]:
+    """Names a template reads as maybe missing: under `| default(...)`, or tested `is defined`."""
+    if "default" not in template.source and "defined" not in template.source and "| d" not in template.source:
+        return set()
+    ast = ENV.parse(template.source)
+    guarded: set[str] = set()
+    for node in ast.find_all((nodes.Filter, nodes.Test)):
+        if node.name in ("default", "d", "defined", "undefined") and node.node is not None:
+            guarded.update(n.name for n in node.node.find_all(nodes.Name))
+            if isinstance(node.node, nodes.Name):
+                guarded.add(node.node.name)
+    return guarded
 
 
 def _history_error(name: str, before: list[str], template: Template, offset: int) -> ScenarioFormatError:
