@@ -13,6 +13,7 @@ all three while streaming and seeds the cache, so a later `{{ md5(image_file) }}
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import os
 import stat
@@ -96,13 +97,47 @@ class FilePolicy:
         if st is not None and stat.S_ISREG(st.st_mode):
             self.inputs.add(real, st)
         elif must_exist:
-            what = "is a directory" if st is not None and stat.S_ISDIR(st.st_mode) else "does not exist"
-            raise FileAccessError(
-                f"file '{path}' {what} (resolved to {real})",
-                loc,
-                "paths are relative to the file that names them",
-            )
+            if st is not None and stat.S_ISDIR(st.st_mode):
+                raise FileAccessError(f"file '{path}' is a directory (resolved to {real})", loc, "name a file in it")
+            raise FileAccessError(f"file '{path}' does not exist (resolved to {real})", loc, near_hint(path, real))
         return real
+
+
+def near_matches(written: str, real: Path, suffixes: frozenset[str] | None = None) -> list[str]:
+    """Files that exist where a missing path points, with a close name, written as the user wrote the
+    path: the typo in the file name (`users.csv` for `user.csv`), or in one directory on the way
+    (`schemas/image.json` for `schema/image.json`)."""
+    parts = Path(written).parts
+    found: list[str] = []
+    try:
+        if real.parent.is_dir():
+            names = sorted(
+                p.name for p in real.parent.iterdir() if p.is_file() and (not suffixes or p.suffix.lower() in suffixes)
+            )
+            # Stems are compared, so a shared extension (`.yaml`) does not make every name close.
+            stems = {Path(n).stem: n for n in names}
+            close = [stems[c] for c in difflib.get_close_matches(real.stem, list(stems), n=3, cutoff=0.6)]
+            found = [str(Path(*parts[:-1], n)) for n in close]
+        else:  # a directory on the way is misspelt: try the close names of the first one that is missing
+            ancestor, depth = real.parent, 1
+            while not ancestor.parent.is_dir() and ancestor != ancestor.parent:
+                ancestor, depth = ancestor.parent, depth + 1
+            dirs = sorted(p.name for p in ancestor.parent.iterdir() if p.is_dir())
+            for name in difflib.get_close_matches(ancestor.name, dirs, n=3, cutoff=0.6):
+                fixed = list(parts)
+                fixed[len(parts) - 1 - depth] = name
+                if (ancestor.parent / name).joinpath(*parts[len(parts) - depth :]).is_file():
+                    found.append(str(Path(*fixed)))
+    except (OSError, IndexError, ValueError):
+        return []
+    return found
+
+
+def near_hint(written: str, real: Path, suffixes: frozenset[str] | None = None) -> str:
+    near = near_matches(written, real, suffixes)
+    if near:
+        return "did you mean " + " or ".join(f"'{n}'" for n in near) + "?"
+    return "paths are relative to the file that names them"
 
 
 class Digests:
