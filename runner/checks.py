@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from .errors import UserError
+from .explain import explain
 from .http import Response
 from .model import ExpectSpec
 from .results import Failure
@@ -209,7 +210,9 @@ def check_asserts(spec: ExpectSpec, response: Response, context: Context) -> lis
         if failure:
             failures.append(failure)
         elif not value:
-            failures.append(Failure(f"assert: {template.source} is {short(value)}", where))
+            failed = Failure(f"assert: {template.source} is {short(value)}", where)
+            failed.details = explain(template, context)
+            failures.append(failed)
     return failures
 
 
