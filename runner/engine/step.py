@@ -126,7 +126,7 @@ class StepRunner:
             result.error = f"{where}{exc.message}" + (f" (hint: {exc.hint})" if exc.hint else "")
         except TransportError as exc:
             result.outcome = Outcome.ERROR
-            result.error = str(exc)
+            result.error = f"{step.request.loc}: {exc}"
         except Exception as exc:  # a bug of ours must still leave a complete report
             result.outcome = Outcome.ERROR
             result.error = f"internal error in scenario-runner: {type(exc).__name__}: {exc}"
