@@ -181,6 +181,7 @@ def test_tempest_port_passes_with_tempest_names_one_login_per_credential_and_lea
     assert [n for n in namespaces if run_id in n] == []
     assert [n for n in _listed(f"{identity}/projects", "projects", admin_token) if run_id in n] == []
     assert [n for n in _listed(f"{identity}/users", "users", admin_token) if run_id in n] == []
-    # The whole port runs in about 12 s on the testbed (4 s of it the fixture: 3 users, 4 logins).
+    # The whole port runs in 10-12 s on the testbed (about 4 s of it the fixture: 3 users, 4 logins); up to
+    # 26 s measured with the 2 cores shared with other work.
     assert elapsed < 120, f"the Tempest port took {elapsed:.0f} s"
     print(f"tempest port: {elapsed:.1f} s")
