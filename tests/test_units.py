@@ -211,6 +211,28 @@ def test_qcow2_header_is_a_genuine_image():
     files.cleanup()
 
 
+def test_vhd_is_a_genuine_dynamic_vhd():
+    files = DataFiles()
+    image = Path(files.make("vhd", 10 * 1024 * 1024 + 1)).read_bytes()
+    footer, header = image[:512], image[512:1536]
+    assert image[-512:] == footer  # the footer, and its copy at offset 0 (where Glance looks)
+    cookie, features, version, data_offset = struct.unpack_from(">8sIIQ", footer)
+    assert (cookie, features, version, data_offset) == (b"conectix", 2, 0x00010000, 512)
+    original, current = struct.unpack_from(">QQ", footer, 40)
+    assert original == current == 10 * 1024 * 1024 + 512  # rounded up to whole sectors
+    cylinders, heads, per_track, disk_type, checksum = struct.unpack_from(">HBBII", footer, 56)
+    assert disk_type == 3 and cylinders * heads * per_track <= current // 512 and (heads, per_track) == (4, 17)
+    assert checksum == ~sum(footer[:64] + b"\0\0\0\0" + footer[68:]) & 0xFFFFFFFF
+    cookie, _, table_offset, version, entries, block_size, checksum = struct.unpack_from(">8sQQIIII", header)
+    assert (cookie, table_offset, version, block_size) == (b"cxsparse", 1536, 0x00010000, 2 * 1024 * 1024)
+    assert entries == 6 and checksum == ~sum(header[:36] + b"\0\0\0\0" + header[40:]) & 0xFFFFFFFF
+    assert image[1536:-512] == b"\xff" * 512  # 6 unallocated blocks, padded to a sector
+    assert files.make("vhd", 10 * 1024 * 1024 + 1) == files.make("vhd", 10 * 1024 * 1024 + 1)
+    seeded = Path(files.make("vhd", 1024, seed=1)).read_bytes()
+    assert seeded[68:84] != Path(files.make("vhd", 1024)).read_bytes()[68:84]  # the unique id
+    files.cleanup()
+
+
 # --- YAML ---------------------------------------------------------------------------------------
 
 
