@@ -224,6 +224,7 @@ class Loader:
         check_secrets(state.secret_uses, assigned | scope_names | set(provided))
         elsewhere = self.extra_vars | defined | set(provided) | {n for n, _ in scenario.vars} | scope_names
         _check_capture_order(scenario, elsewhere | BUILTIN_NAMES)
+        _check_loop_names(scenario, assigned | set(provided))
         used = {name for t in templates for name in t.names}
         scenario.digest_algorithms = frozenset(used & set(ALGORITHMS))
 
@@ -548,6 +549,7 @@ class Loader:
             loop.items = _compile(items, data.value_loc("for_each"))
             if "as" in data:
                 loop.as_name = self._loop_name(data)
+                loop.as_loc = data.value_loc("as")
         elif "repeat" in data:
             repeat = data["repeat"]
             loop = LoopSpec(data.key_loc("repeat"), max=repeat.get("max", DEFAULT_REPEAT_MAX))
@@ -754,6 +756,20 @@ class Loader:
                     template.loc.within(template.source, found.start() if found else None),
                     hint,
                 )
+
+
+def _check_loop_names(scenario: Scenario, assigned: set[str]) -> None:
+    """A loop's item name must not hide a variable, capture or fixture value: inside the loop the
+    template would read the item, silently, where the author meant the value."""
+    for step in (*scenario.steps, *scenario.finally_steps):
+        loop = step.loop
+        if loop is None or loop.items is None or loop.as_name not in assigned:
+            continue
+        raise ScenarioFormatError(
+            f"the loop's item name '{loop.as_name}' hides the variable '{loop.as_name}' of the scenario",
+            loop.as_loc or loop.loc,
+            f"name the item otherwise: `as: {loop.as_name}_item` (or rename the variable)",
+        )
 
 
 def _check_capture_order(scenario: Scenario, elsewhere: set[str]) -> None:

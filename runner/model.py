@@ -95,6 +95,7 @@ class LoopSpec:
     loc: Location
     items: Compiled | None = None
     as_name: str = "item"
+    as_loc: Location | None = None  # where `as:` is written
     max: int = DEFAULT_MAX_ITEMS
     until: Compiled | None = None
 
