@@ -72,10 +72,13 @@ def compile_where(data: Any, loc: Location, resolve: Resolve) -> WhereCheck:
         try:
             expression = jmespath.compile(str(path))
         except JMESPathError as exc:
-            message = str(exc).replace("\n", " ")
+            message = getattr(exc, "msg", None) or str(exc).splitlines()[0]
+            position = getattr(exc, "lex_position", None)
+            where = key_loc.within(str(path), position) if isinstance(position, int) else key_loc
+            at = f" at character {position + 1}" if isinstance(position, int) else ""
             raise ScenarioFormatError(
-                f"where: invalid JMESPath {path!r}: {message}",
-                key_loc,
+                f"where: invalid JMESPath {path!r}{at}: {message}",
+                where,
                 "paths are JMESPath (https://jmespath.org): images[0].id, images[].id, "
                 "images[?status=='active'] | length(@); quote names with dashes: \"x-y\".z",
             ) from None

@@ -144,7 +144,10 @@ def _check_operand(subject: str, name: str, operand: Any, loc: Location) -> None
         return
     problem = _operand_problem(name, operand)
     if problem:
-        raise ScenarioFormatError(f"{subject}: {name} {problem}, got {short(operand)}", loc, _HINTS.get(name))
+        hint = _HINTS.get(name)
+        if name in (*NUMERIC, "tolerance"):
+            hint = f'write a number without quotes, or a template: {name}: "{{{{ min_size }}}}"'
+        raise ScenarioFormatError(f"{subject}: {name} {problem}, got {short(operand)}", loc, hint)
 
 
 _HINTS = {
