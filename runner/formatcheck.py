@@ -314,8 +314,8 @@ def _message(err: ValidationError, data: Any) -> tuple[str, str | None]:
 
 def _narrow(err: ValidationError) -> ValidationError:
     """For `fixtures:` (a list or a mapping of a path or {use, vars}), `skip:` (a reason, an
-    {if, reason} or a list of them) and predicate mappings under `expect`, the error of the form the value has: "unknown key 'var'"
-    rather than "'fixtures' has an invalid value"."""
+    {if, reason} or a list of them) and predicate mappings under `expect`, the error of the form
+    the value has: "unknown key 'var'" rather than "'fixtures' has an invalid value"."""
     path = list(err.absolute_path)
     narrowed = path[:1] == ["fixtures"] or "skip" in path
     # a predicate mapping (`where`, a header's, `count`, `size`): the error inside the mapping form
