@@ -436,3 +436,41 @@ def test_comparing_and_hashing_a_200_mb_download_keeps_memory_flat(sr, server, m
     limit = 60 if max_body is None else 20
     assert run.growth_mib < limit, f"peak RSS grew by {run.growth_mib:.0f} MiB"
     print(f"200 MiB download compared and hashed, max_body {max_body}: peak RSS growth {run.growth_mib:.1f} MiB")
+
+
+def test_names_in_operands_are_checked_before_anything_is_sent(sr, server):
+    sr.write(
+        "n.scenario.yaml",
+        """
+        name: N
+        vars: {low: 1}
+        steps:
+          - name: Check
+            request: {url: "{{ env.BASE }}/echo"}
+            expect:
+              where:
+                query: {count: {ge: "{{ lwo }}"}}
+        """,
+    )
+    run = sr.main("validate", "n.scenario.yaml")
+    assert run.code == 2
+    assert "n.scenario.yaml:8:33: undefined variable 'lwo' in '{{ lwo }}'" in run.err, run.err
+    assert "did you mean 'low'?" in run.err
+    assert server.state.requests == []
+
+
+def test_the_vocabulary_and_the_json_schema_agree():
+    """Every predicate the checks know is in the schema's `predicates` (and only those); `expect.body`
+    has every body kind; a header takes every predicate but type and includes."""
+    from runner.checks.kinds import BODY_KINDS, HEADER_PREDICATES
+    from runner.checks.predicates import COUNT_PREDICATES, PREDICATES
+    from runner.formatcheck import format_schema
+
+    defs = format_schema()["$defs"]
+    assert set(defs["predicates"]["properties"]) == set(PREDICATES)
+    assert set(defs["countPredicates"]["properties"]) == set(COUNT_PREDICATES)
+    assert set(BODY_KINDS) <= set(defs["expect"]["properties"]["body"]["properties"])
+    header = defs["expect"]["properties"]["headers"]["additionalProperties"]["anyOf"][1]["properties"]
+    assert set(header) == {"regex", *HEADER_PREDICATES}
+    every = [defs["predicates"], defs["countPredicates"], defs["expect"]["properties"]["body"]]
+    assert all(p.get("description") for d in every for p in d["properties"].values())

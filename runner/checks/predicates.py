@@ -73,8 +73,14 @@ class PredicateMap:
     text: bool = False  # a header or the body: a text, whose numeric comparisons read it as a number
 
     def compiled(self) -> list[Compiled]:
-        found = [p.operand for p in self.predicates]
-        return found + [p.tolerance for p in self.predicates if p.tolerance is not None]
+        """The operands, for the load-time check of the names they use (a `count` map's too)."""
+        found: list[Compiled] = []
+        for p in self.predicates:
+            inner = p.operand.value if p.operand.constant else None
+            found += inner.compiled() if isinstance(inner, PredicateMap) else [p.operand]
+            if p.tolerance is not None:
+                found.append(p.tolerance)
+        return found
 
     def run_on(self, actual: Any, context: Context) -> list[Failure]:
         failures = []
