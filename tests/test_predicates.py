@@ -99,6 +99,11 @@ FAILING = [
     ("images[].id", "{count: 3}", 'json images[].id: expected count 3, got ["a1", "b2"] (count 2)'),
     ("images[].id", "{count: {ge: 3}}", 'json images[].id: expected count ge 3, got ["a1", "b2"] (count 2)'),
     ("size", "{count: 1}", "json size: expected count 1, got 5 (an integer, which has no count)"),
+    (
+        "images[].id",
+        '{count: {ge: "{{ low + 2 }}", lt: 10}}',
+        'json images[].id: expected count ge 3, lt 10, got ["a1", "b2"] (count 2)',
+    ),
     ("flag", "{eq: 1}", "json flag: expected eq 1, got true"),
     ("size", "{ne: 5}", "json size: expected ne 5, got 5"),
     ("ratio", "{eq: 0.3}", "json ratio: expected eq 0.3, got 0.30000000000000004"),

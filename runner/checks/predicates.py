@@ -244,8 +244,8 @@ def _run(pmap: PredicateMap, predicate: Predicate, actual: Any, context: Context
     if problem is None:
         return []
     shown = str(operand) if predicate.name == "type" else short(operand)
-    if isinstance(operand, PredicateMap):
-        shown = ", ".join(f"{p.name} {short(p.operand.value)}" for p in operand.predicates)
+    if isinstance(operand, PredicateMap):  # a count's comparisons, as rendered
+        shown = ", ".join(f"{p.name} {short(render(p.operand, context, where)[0])}" for p in operand.predicates)
     expected = f"{predicate.name} {shown}"
     if tolerance is not None:
         expected += f" (tolerance {tolerance:g})"
