@@ -20,7 +20,8 @@ import stat
 import struct
 import tempfile
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -225,6 +226,86 @@ class HashingReader:
         self._fh.close()
 
 
+@dataclass(frozen=True)
+class TapSpec:
+    """What to do with every byte of a response body: hash it, compare it with a file."""
+
+    algorithms: tuple[str, ...] = ()
+    compare: Path | None = None
+    compare_as: str = ""  # the path as the scenario wrote it (rendered), for messages
+
+
+@dataclass
+class Tapped:
+    """What a BodyTap saw: the digests of the whole body and, with a file, where they first differ."""
+
+    size: int
+    digests: dict[str, str]
+    compared: Path | None = None
+    compared_as: str = ""
+    compared_size: int = 0
+    differs_at: int | None = None  # None: every byte equal and the same length
+    file_bytes: bytes = b""  # up to DIFF_SHOWN bytes of each side from the first difference
+    body_bytes: bytes = b""
+
+
+DIFF_SHOWN = 16
+
+
+class BodyTap:
+    """Sees a response body chunk by chunk: hashes it and compares it with a file read alongside,
+    so checking a body of any size keeps only one chunk of each in memory."""
+
+    def __init__(self, spec: TapSpec):
+        self.spec = spec
+        self._hashers = {name: hashlib.new(name) for name in spec.algorithms}
+        self._fh = open(spec.compare, "rb") if spec.compare is not None else None  # noqa: SIM115 - close()
+        self._file_size = os.fstat(self._fh.fileno()).st_size if self._fh is not None else 0
+        self._size = 0
+        self._differs_at: int | None = None
+        self._file_bytes = b""
+        self._body_bytes = b""
+
+    def feed(self, chunk: bytes) -> None:
+        for h in self._hashers.values():
+            h.update(chunk)
+        if self._fh is not None and self._differs_at is None:
+            other = self._fh.read(len(chunk))
+            if other != chunk:
+                index = next(
+                    (i for i, (a, b) in enumerate(zip(other, chunk, strict=False)) if a != b),
+                    min(len(other), len(chunk)),
+                )
+                self._differs_at = self._size + index
+                self._file_bytes = other[index : index + DIFF_SHOWN]
+                self._body_bytes = chunk[index : index + DIFF_SHOWN]
+        self._size += len(chunk)
+
+    def finish(self) -> Tapped:
+        """The result, once the whole body went through; closes the file."""
+        if self._fh is not None:
+            if self._differs_at is None and self._file_size != self._size:  # the body ended first
+                self._differs_at = self._size
+                self._file_bytes = self._fh.read(DIFF_SHOWN)
+            self._fh.close()
+            self._fh = None
+        return Tapped(
+            size=self._size,
+            digests={name: h.hexdigest() for name, h in self._hashers.items()},
+            compared=self.spec.compare,
+            compared_as=self.spec.compare_as,
+            compared_size=self._file_size,
+            differs_at=self._differs_at,
+            file_bytes=self._file_bytes,
+            body_bytes=self._body_bytes,
+        )
+
+    def close(self) -> None:
+        if self._fh is not None:
+            self._fh.close()
+            self._fh = None
+
+
 # --- generated test data ------------------------------------------------------------------------
 
 
@@ -276,12 +357,18 @@ def _write_data(fh, kind: str, size: int, seed: int) -> None:  # type: ignore[no
     if kind == "zeros":
         fh.truncate(size)
         return
+    for piece in random_blocks(size, seed):
+        fh.write(piece)
+
+
+def random_blocks(size: int, seed: int) -> Iterator[bytes]:
+    """The bytes of `data_file('random', size, seed)`, 1 KiB at a time (test servers send them too)."""
     block = hashlib.sha512(f"scenario-runner:{seed}".encode()).digest()
     written = 0
     while written < size:
         block = hashlib.sha512(block).digest() * 16  # 1 KiB, cheap and reproducible
         piece = block[: size - written]
-        fh.write(piece)
+        yield piece
         written += len(piece)
         block = block[:64]
 

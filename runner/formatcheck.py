@@ -210,6 +210,27 @@ _RANGE_HINTS = {
     "max": "a number of iterations from 1 to 100000, e.g. max: 50",
     "max_items": "a number of items from 1 to 100000, e.g. max_items: 5000",
 }
+# Names other tools use for a key of the format (predicates mostly): "did you mean" says ours.
+_ALIASES = {
+    "gte": "ge",
+    "lte": "le",
+    "greater_than": "gt",
+    "less_than": "lt",
+    "equals": "eq",
+    "equal": "eq",
+    "not_equals": "ne",
+    "length": "count",
+    "len": "count",
+    "in": "one_of",
+    "any_of": "one_of",
+    "regex": "matches",
+    "startswith": "starts_with",
+    "endswith": "ends_with",
+    "has": "contains",
+    "contains_all": "includes",
+    "approx": "tolerance",
+    "missing": "absent",
+}
 _STATUS_HINT = "e.g. status: 200, status: [200, 204] or status: 2xx"
 
 
@@ -234,7 +255,8 @@ def _message(err: ValidationError, data: Any) -> tuple[str, str | None]:
         schema = err.schema if isinstance(err.schema, dict) else {}
         allowed = sorted(schema.get("properties", {}))
         unknown = _unknown_keys(err, node)[0]
-        close = difflib.get_close_matches(unknown, allowed, n=1, cutoff=0.6)
+        alias = _ALIASES.get(unknown)
+        close = [alias] if alias in allowed else difflib.get_close_matches(unknown, allowed, n=1, cutoff=0.6)
         hint: str | None = f"did you mean '{close[0]}'?" if close else f"allowed keys: {', '.join(allowed)}"
         return f"unknown key '{unknown}' in {where}", hint
     if err.validator == "required":
@@ -255,6 +277,8 @@ def _message(err: ValidationError, data: Any) -> tuple[str, str | None]:
             hint = "a value starting with '{{' must be quoted in YAML: \"{{ ... }}\""
         elif ("number" in names or "integer" in names) and isinstance(node, str):
             hint = _NUMBER_HINTS.get(key or "", "write a number without quotes")
+        elif "string" in names and key in ("md5", "sha256", "sha512"):
+            hint = f'quote the hex digest, or compute it: {key}: "{{{{ {key}(image_file) }}}}"'
         elif "string" in names and isinstance(node, list) and "headers" in path:
             hint = 'write several values as one string, e.g. "application/json, text/plain"'
         return f"{where} must be {expected}, not {describe(node)}", hint
@@ -268,6 +292,9 @@ def _message(err: ValidationError, data: Any) -> tuple[str, str | None]:
         close = difflib.get_close_matches(str(node), options, 1)
         hint = f"did you mean '{close[0]}'?" if close else f"use one of {', '.join(options)}"
         return f"{where} is {describe(node)}, which is not allowed", hint
+    if key == "between" and err.validator in ("minItems", "maxItems"):
+        count = len(node) if isinstance(node, list) else 0
+        return f"{where} must hold two numbers, not {count}", "write between: [low, high], both included"
     if err.validator in ("minItems", "minLength", "minProperties"):
         return f"{where} must not be empty", _EMPTY_HINTS.get(key or "")
     if err.validator in ("anyOf", "oneOf"):
@@ -286,11 +313,13 @@ def _message(err: ValidationError, data: Any) -> tuple[str, str | None]:
 
 
 def _narrow(err: ValidationError) -> ValidationError:
-    """For `fixtures:` (a list or a mapping of a path or {use, vars}) and `skip:` (a reason, an
-    {if, reason} or a list of them), the error of the form the value has: "unknown key 'var'"
-    rather than "'fixtures' has an invalid value"."""
+    """For `fixtures:` (a list or a mapping of a path or {use, vars}), `skip:` (a reason, an
+    {if, reason} or a list of them) and predicate mappings under `expect`, the error of the form
+    the value has: "unknown key 'var'" rather than "'fixtures' has an invalid value"."""
     path = list(err.absolute_path)
     narrowed = path[:1] == ["fixtures"] or "skip" in path
+    # a predicate mapping (`where`, a header's, `count`, `size`): the error inside the mapping form
+    narrowed = narrowed or ("expect" in path and isinstance(err.instance, dict))
     while narrowed and err.validator in ("anyOf", "oneOf") and err.context:
         deeper = [e for e in err.context if not (e.validator == "type" and not e.relative_path)]
         if not deeper:

@@ -23,7 +23,7 @@ from requests.structures import CaseInsensitiveDict
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 from .abort import Abort
-from .files import FileAccessError, HashingReader
+from .files import BodyTap, FileAccessError, HashingReader, Tapped, TapSpec
 
 READ_CHUNK = 256 * 1024
 BODY_DEADLINE_FACTOR = 4  # the whole body must arrive within this many step timeouts
@@ -49,6 +49,7 @@ class PreparedRequest:
     file: Path | None = None
     hash_algorithms: tuple[str, ...] = ()  # digests of `file` to compute while streaming it
     on_progress: Callable[[int, int], None] | None = None  # (bytes sent, total) of an upload
+    body_tap: TapSpec | None = None  # what the checks need of every byte of the response body
     timeout: float = 30.0
     allow_redirects: bool = True
     verify: bool | str = True
@@ -81,6 +82,7 @@ class Response:
         self._json: Any = _MISSING
         self._json_error: str | None = None
         self.upload_digests: dict[str, str] | None = None
+        self.tapped: Tapped | None = None  # digests and file comparison of the whole body (body_tap)
         # The request as it went on the wire (requests quotes the URL, adds default headers and the
         # Authorization it derives from `user:password@`): what reports show and secrets are learned from.
         self.sent_method = ""
@@ -309,10 +311,14 @@ def _send(session: Session, req: PreparedRequest, max_body: int) -> Response:
                 raise TransportError(describe_transport_error(exc, req)) from None
             except requests.exceptions.RequestException as exc:
                 raise TransportError(describe_transport_error(exc, req)) from None
+        tap = BodyTap(req.body_tap) if req.body_tap is not None else None
         try:
-            body, size = _read_body(resp, max_body, started, req.timeout * BODY_DEADLINE_FACTOR)
+            body, size = _read_body(resp, max_body, started, req.timeout * BODY_DEADLINE_FACTOR, tap)
+            tapped = tap.finish() if tap is not None else None
         finally:
             resp.close()
+            if tap is not None:
+                tap.close()
     finally:
         if reader is not None:
             reader.close()
@@ -329,6 +335,7 @@ def _send(session: Session, req: PreparedRequest, max_body: int) -> Response:
     )
     if reader is not None:
         response.upload_digests = reader.complete_digests()
+    response.tapped = tapped
     response.sent_method = req.method
     response.sent_url = prepared.url or req.url
     response.sent_headers = wire_headers(prepared)
@@ -425,12 +432,17 @@ def _chunks(resp: requests.Response) -> Iterator[bytes]:
         yield chunk
 
 
-def _read_body(resp: requests.Response, max_body: int, started: float, deadline: float) -> tuple[bytes, int]:
+def _read_body(
+    resp: requests.Response, max_body: int, started: float, deadline: float, tap: BodyTap | None = None
+) -> tuple[bytes, int]:
+    """The first `max_body` bytes and the size; `tap` sees every byte (hashes, file comparison)."""
     kept = bytearray()
     size = 0
     try:
         for chunk in _chunks(resp):
             size += len(chunk)
+            if tap is not None:
+                tap.feed(chunk)
             room = max_body - len(kept)
             if room > 0:
                 kept += chunk[:room]

@@ -16,6 +16,8 @@ from typing import Any
 
 from jinja2 import nodes
 
+from .checks.kinds import BODY_KINDS as BODY_CHECKS
+from .checks.kinds import EXPECT_KINDS, compile_body, compile_header
 from .errors import Location, ScenarioFormatError, UserError, relative_display
 from .files import ALGORITHMS, FilePolicy
 from .formatcheck import check_structure
@@ -632,7 +634,12 @@ class Loader:
                 regex = value.get("regex")
                 if regex is not None:
                     _compile_regex(regex, value.value_loc("regex") if isinstance(value, LocDict) else hloc)
-                spec.headers.append(HeaderExpectation(name, hloc, regex=regex, absent=bool(value.get("absent"))))
+                predicates = compile_header(name, value, hloc) if isinstance(value, LocDict) else None
+                if predicates is not None:
+                    spec.checks.append(predicates)
+                if predicates is None or "regex" in value or "absent" in value:
+                    absent = bool(value.get("absent"))
+                    spec.headers.append(HeaderExpectation(name, hloc, regex=regex, absent=absent))
             else:
                 text = value if isinstance(value, str) else json.dumps(value)
                 spec.headers.append(HeaderExpectation(name, hloc, equals=_compile(text, hloc)))
@@ -641,12 +648,22 @@ class Loader:
             spec.json = _compile(data["json"], spec.json_loc)
         if "schema" in data:
             spec.schema = self._schema(data["schema"], base, data.value_loc("schema"))
+
+        def resolve(raw: str, loc: Location) -> Path:
+            return self.policy.resolve(raw, base, loc)
+
         if "body" in data:
             spec.body_loc = data.value_loc("body")
             body = data["body"]
             if "regex" in body:
                 _compile_regex(body["regex"], body.value_loc("regex"))
-            spec.body = {k: _compile(v, body.value_loc(k)) for k, v in body.items()}
+            spec.body = {k: _compile(v, body.value_loc(k)) for k, v in body.items() if k not in BODY_CHECKS}
+            spec.checks += compile_body(body, spec.body_loc, resolve)
+        for key, compile_kind in EXPECT_KINDS.items():
+            if key in data:
+                spec.checks.append(compile_kind(data[key], data.value_loc(key), resolve))
+        streams = [c.stream for c in spec.checks if c.stream is not None]
+        spec.stream = streams[0] if streams else None
         for index, expr in enumerate(data.get("assert", [])):
             aloc = data["assert"].item_loc(index)
             if not is_template(expr):
@@ -920,6 +937,7 @@ def _step_templates(step: Step) -> list[Template]:
     compiled += [h for h in r.headers.values() if h is not None]
     compiled += [e.status, e.json, *e.body.values(), *e.asserts]
     compiled += [h.equals for h in e.headers]
+    compiled += [c for use in e.checks for c in use.compiled()]
     if step.poll:
         compiled += [step.poll.until, step.poll.fail_if]
     compiled += [step.when, step.title]

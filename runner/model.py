@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from .errors import Location
 from .templating import Compiled
@@ -59,6 +59,26 @@ class SchemaRef:
 
 
 @dataclass
+class BodyStream:
+    """What a step's checks need to see of every byte of the response body as it streams in:
+    digests to compute and a file to compare with (a template, rendered with the request)."""
+
+    algorithms: tuple[str, ...] = ()
+    file: Compiled | None = None
+    file_loc: Location | None = None
+
+
+class CheckUse(Protocol):
+    """A compiled check of a kind (runner/checks/kinds.py): the templates it holds, and its run."""
+
+    stream: BodyStream | None
+
+    def compiled(self) -> list[Compiled]: ...
+
+    def run(self, response: Any, context: Any) -> list[Any]: ...
+
+
+@dataclass
 class ExpectSpec:
     status: Compiled | None = None
     status_loc: Location | None = None
@@ -69,6 +89,8 @@ class ExpectSpec:
     body: dict[str, Compiled] = field(default_factory=dict)
     body_loc: Location | None = None
     asserts: list[Compiled] = field(default_factory=list)
+    checks: list[CheckUse] = field(default_factory=list)  # kinds of the registry (`where`, body bytes...)
+    stream: BodyStream | None = None  # what the checks need from every byte of the body
 
 
 @dataclass

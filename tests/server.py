@@ -22,6 +22,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
+from runner.files import random_blocks
+
 TOKEN = "tok-3f9a7c1e5b2d4a6f8e0c"
 PASSWORD = "S3cret-Passw0rd!"
 
@@ -206,6 +208,32 @@ class Handler(BaseHTTPRequestHandler):
             name, _, value = item.partition(":")
             headers[name] = value
         self._send(status, body, headers)
+
+    def route_bytes(self, parts: list[str], body: bytes) -> None:
+        """The bytes of data_file('random', ?size=, ?seed=), streamed 1 MiB at a time (never held
+        whole); ?flip=OFFSET changes the byte there, ?cut=N sends N bytes fewer."""
+        size = int(self.query.get("size", ["1048576"])[0])
+        seed = int(self.query.get("seed", ["0"])[0])
+        flip = int(self.query.get("flip", ["-1"])[0])
+        sent_size = size - int(self.query.get("cut", ["0"])[0])
+        self.send_response(200)
+        self.send_header("Content-Type", "application/octet-stream")
+        self.send_header("Content-Length", str(sent_size))
+        self.end_headers()
+        offset = 0
+        pending = bytearray()
+        for block in random_blocks(size, seed):
+            pending += block
+            if len(pending) >= 1 << 20:
+                offset = self._write_bytes(pending, offset, flip, sent_size)
+                pending = bytearray()
+        self._write_bytes(pending, offset, flip, sent_size)
+
+    def _write_bytes(self, data: bytearray, offset: int, flip: int, limit: int) -> int:
+        if offset <= flip < offset + len(data):
+            data[flip - offset] ^= 0xFF
+        self.wfile.write(bytes(data[: max(0, limit - offset)]))
+        return offset + len(data)
 
     def route_oauth(self, parts: list[str], body: bytes) -> None:
         self._send(200, OAUTH)

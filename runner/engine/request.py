@@ -15,7 +15,7 @@ from typing import Any
 
 from ..errors import UserError
 from ..exchange import full_url
-from ..files import FilePolicy
+from ..files import FilePolicy, TapSpec
 from ..http import PreparedRequest
 from ..model import DEFAULT_TIMEOUT, Scenario, Step
 from ..redact import Redactor
@@ -79,6 +79,13 @@ def prepare(
             req.hash_algorithms = tuple(sorted(scenario.digest_algorithms))
             if options.progress is not None:
                 req.on_progress = _upload_progress(step.name, options.progress)
+    stream = step.expect.stream
+    if stream is not None:  # the body's bytes are compared and hashed as they arrive
+        compare, shown = None, ""
+        if stream.file is not None:
+            shown = str(stream.file.render(ctx))
+            compare = policy.resolve(shown, step.base_dir, stream.file_loc)  # confined, an input of the run
+        req.body_tap = TapSpec(stream.algorithms, compare, shown)
     return req
 
 

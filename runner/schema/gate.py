@@ -2,7 +2,7 @@
 # It answers only valid/invalid; see runner/schema/make_gate.py for why it exists.
 # mypy: ignore-errors
 # ruff: noqa
-SCHEMA_SHA256 = "fb4c6bd0762501c6b87fcdb8c7a093726b33ca30478bb1b9196a2b5037773573"
+SCHEMA_SHA256 = "9578c19c5a4dd3978a5479706455acb3ee813fcfbf06d86b93673793cccee6eb"
 from decimal import Decimal
 class JsonSchemaValueException(ValueError):
     """Raised by the generated checks; only its type matters here."""
@@ -401,6 +401,197 @@ def validate____defs_expect(data, custom_formats={}, name_prefix=None):
                                         data__headers_value__absent = data__headers_value["absent"]
                                         if not isinstance(data__headers_value__absent, (bool)):
                                             raise JsonSchemaValueException("" + (name_prefix or "data") + ".headers.{data__headers_key}.absent".format(**locals()) + " must be boolean")
+                                    if "exists" in data__headers_value_keys:
+                                        data__headers_value_keys.remove("exists")
+                                        data__headers_value__exists = data__headers_value["exists"]
+                                        if not isinstance(data__headers_value__exists, (bool)):
+                                            raise JsonSchemaValueException("" + (name_prefix or "data") + ".headers.{data__headers_key}.exists".format(**locals()) + " must be boolean")
+                                    if "count" in data__headers_value_keys:
+                                        data__headers_value_keys.remove("count")
+                                        data__headers_value__count = data__headers_value["count"]
+                                        data__headers_value__count_any_of_count5 = 0
+                                        if not data__headers_value__count_any_of_count5:
+                                            try:
+                                                if not isinstance(data__headers_value__count, (int)) and not (isinstance(data__headers_value__count, float) and data__headers_value__count.is_integer()) or isinstance(data__headers_value__count, bool):
+                                                    raise JsonSchemaValueException("" + (name_prefix or "data") + ".headers.{data__headers_key}.count".format(**locals()) + " must be integer")
+                                                if isinstance(data__headers_value__count, (int, float, Decimal)) and not isinstance(data__headers_value__count, bool):
+                                                    if data__headers_value__count < 0:
+                                                        raise JsonSchemaValueException("" + (name_prefix or "data") + ".headers.{data__headers_key}.count".format(**locals()) + " must be bigger than or equal to 0")
+                                                data__headers_value__count_any_of_count5 += 1
+                                            except (JsonSchemaValueException, JsonSchemaValuesException): pass
+                                        if not data__headers_value__count_any_of_count5:
+                                            try:
+                                                validate____defs_template(data__headers_value__count, custom_formats, (name_prefix or "data") + ".headers.{data__headers_key}.count".format(**locals()))
+                                                data__headers_value__count_any_of_count5 += 1
+                                            except (JsonSchemaValueException, JsonSchemaValuesException): pass
+                                        if not data__headers_value__count_any_of_count5:
+                                            try:
+                                                validate____defs_countpredicates(data__headers_value__count, custom_formats, (name_prefix or "data") + ".headers.{data__headers_key}.count".format(**locals()))
+                                                data__headers_value__count_any_of_count5 += 1
+                                            except (JsonSchemaValueException, JsonSchemaValuesException): pass
+                                        if not data__headers_value__count_any_of_count5:
+                                            raise JsonSchemaValueException("" + (name_prefix or "data") + ".headers.{data__headers_key}.count".format(**locals()) + " cannot be validated by any definition")
+                                    if "eq" in data__headers_value_keys:
+                                        data__headers_value_keys.remove("eq")
+                                        data__headers_value__eq = data__headers_value["eq"]
+                                    if "ne" in data__headers_value_keys:
+                                        data__headers_value_keys.remove("ne")
+                                        data__headers_value__ne = data__headers_value["ne"]
+                                    if "tolerance" in data__headers_value_keys:
+                                        data__headers_value_keys.remove("tolerance")
+                                        data__headers_value__tolerance = data__headers_value["tolerance"]
+                                        data__headers_value__tolerance_any_of_count6 = 0
+                                        if not data__headers_value__tolerance_any_of_count6:
+                                            try:
+                                                if not isinstance(data__headers_value__tolerance, (int, float, Decimal)) or isinstance(data__headers_value__tolerance, bool):
+                                                    raise JsonSchemaValueException("" + (name_prefix or "data") + ".headers.{data__headers_key}.tolerance".format(**locals()) + " must be number")
+                                                data__headers_value__tolerance_any_of_count6 += 1
+                                            except (JsonSchemaValueException, JsonSchemaValuesException): pass
+                                        if not data__headers_value__tolerance_any_of_count6:
+                                            try:
+                                                validate____defs_template(data__headers_value__tolerance, custom_formats, (name_prefix or "data") + ".headers.{data__headers_key}.tolerance".format(**locals()))
+                                                data__headers_value__tolerance_any_of_count6 += 1
+                                            except (JsonSchemaValueException, JsonSchemaValuesException): pass
+                                        if not data__headers_value__tolerance_any_of_count6:
+                                            raise JsonSchemaValueException("" + (name_prefix or "data") + ".headers.{data__headers_key}.tolerance".format(**locals()) + " cannot be validated by any definition")
+                                    if "lt" in data__headers_value_keys:
+                                        data__headers_value_keys.remove("lt")
+                                        data__headers_value__lt = data__headers_value["lt"]
+                                        data__headers_value__lt_any_of_count7 = 0
+                                        if not data__headers_value__lt_any_of_count7:
+                                            try:
+                                                if not isinstance(data__headers_value__lt, (int, float, Decimal)) or isinstance(data__headers_value__lt, bool):
+                                                    raise JsonSchemaValueException("" + (name_prefix or "data") + ".headers.{data__headers_key}.lt".format(**locals()) + " must be number")
+                                                data__headers_value__lt_any_of_count7 += 1
+                                            except (JsonSchemaValueException, JsonSchemaValuesException): pass
+                                        if not data__headers_value__lt_any_of_count7:
+                                            try:
+                                                validate____defs_template(data__headers_value__lt, custom_formats, (name_prefix or "data") + ".headers.{data__headers_key}.lt".format(**locals()))
+                                                data__headers_value__lt_any_of_count7 += 1
+                                            except (JsonSchemaValueException, JsonSchemaValuesException): pass
+                                        if not data__headers_value__lt_any_of_count7:
+                                            raise JsonSchemaValueException("" + (name_prefix or "data") + ".headers.{data__headers_key}.lt".format(**locals()) + " cannot be validated by any definition")
+                                    if "le" in data__headers_value_keys:
+                                        data__headers_value_keys.remove("le")
+                                        data__headers_value__le = data__headers_value["le"]
+                                        data__headers_value__le_any_of_count8 = 0
+                                        if not data__headers_value__le_any_of_count8:
+                                            try:
+                                                if not isinstance(data__headers_value__le, (int, float, Decimal)) or isinstance(data__headers_value__le, bool):
+                                                    raise JsonSchemaValueException("" + (name_prefix or "data") + ".headers.{data__headers_key}.le".format(**locals()) + " must be number")
+                                                data__headers_value__le_any_of_count8 += 1
+                                            except (JsonSchemaValueException, JsonSchemaValuesException): pass
+                                        if not data__headers_value__le_any_of_count8:
+                                            try:
+                                                validate____defs_template(data__headers_value__le, custom_formats, (name_prefix or "data") + ".headers.{data__headers_key}.le".format(**locals()))
+                                                data__headers_value__le_any_of_count8 += 1
+                                            except (JsonSchemaValueException, JsonSchemaValuesException): pass
+                                        if not data__headers_value__le_any_of_count8:
+                                            raise JsonSchemaValueException("" + (name_prefix or "data") + ".headers.{data__headers_key}.le".format(**locals()) + " cannot be validated by any definition")
+                                    if "gt" in data__headers_value_keys:
+                                        data__headers_value_keys.remove("gt")
+                                        data__headers_value__gt = data__headers_value["gt"]
+                                        data__headers_value__gt_any_of_count9 = 0
+                                        if not data__headers_value__gt_any_of_count9:
+                                            try:
+                                                if not isinstance(data__headers_value__gt, (int, float, Decimal)) or isinstance(data__headers_value__gt, bool):
+                                                    raise JsonSchemaValueException("" + (name_prefix or "data") + ".headers.{data__headers_key}.gt".format(**locals()) + " must be number")
+                                                data__headers_value__gt_any_of_count9 += 1
+                                            except (JsonSchemaValueException, JsonSchemaValuesException): pass
+                                        if not data__headers_value__gt_any_of_count9:
+                                            try:
+                                                validate____defs_template(data__headers_value__gt, custom_formats, (name_prefix or "data") + ".headers.{data__headers_key}.gt".format(**locals()))
+                                                data__headers_value__gt_any_of_count9 += 1
+                                            except (JsonSchemaValueException, JsonSchemaValuesException): pass
+                                        if not data__headers_value__gt_any_of_count9:
+                                            raise JsonSchemaValueException("" + (name_prefix or "data") + ".headers.{data__headers_key}.gt".format(**locals()) + " cannot be validated by any definition")
+                                    if "ge" in data__headers_value_keys:
+                                        data__headers_value_keys.remove("ge")
+                                        data__headers_value__ge = data__headers_value["ge"]
+                                        data__headers_value__ge_any_of_count10 = 0
+                                        if not data__headers_value__ge_any_of_count10:
+                                            try:
+                                                if not isinstance(data__headers_value__ge, (int, float, Decimal)) or isinstance(data__headers_value__ge, bool):
+                                                    raise JsonSchemaValueException("" + (name_prefix or "data") + ".headers.{data__headers_key}.ge".format(**locals()) + " must be number")
+                                                data__headers_value__ge_any_of_count10 += 1
+                                            except (JsonSchemaValueException, JsonSchemaValuesException): pass
+                                        if not data__headers_value__ge_any_of_count10:
+                                            try:
+                                                validate____defs_template(data__headers_value__ge, custom_formats, (name_prefix or "data") + ".headers.{data__headers_key}.ge".format(**locals()))
+                                                data__headers_value__ge_any_of_count10 += 1
+                                            except (JsonSchemaValueException, JsonSchemaValuesException): pass
+                                        if not data__headers_value__ge_any_of_count10:
+                                            raise JsonSchemaValueException("" + (name_prefix or "data") + ".headers.{data__headers_key}.ge".format(**locals()) + " cannot be validated by any definition")
+                                    if "between" in data__headers_value_keys:
+                                        data__headers_value_keys.remove("between")
+                                        data__headers_value__between = data__headers_value["between"]
+                                        if not isinstance(data__headers_value__between, (list)):
+                                            raise JsonSchemaValueException("" + (name_prefix or "data") + ".headers.{data__headers_key}.between".format(**locals()) + " must be array")
+                                        data__headers_value__between_is_list = isinstance(data__headers_value__between, (list))
+                                        if data__headers_value__between_is_list:
+                                            data__headers_value__between_len = len(data__headers_value__between)
+                                            if data__headers_value__between_len < 2:
+                                                raise JsonSchemaValueException("" + (name_prefix or "data") + ".headers.{data__headers_key}.between".format(**locals()) + " must contain at least 2 items")
+                                            if data__headers_value__between_len > 2:
+                                                raise JsonSchemaValueException("" + (name_prefix or "data") + ".headers.{data__headers_key}.between".format(**locals()) + " must contain less than or equal to 2 items")
+                                            for data__headers_value__between_x, data__headers_value__between_item in enumerate(data__headers_value__between):
+                                                data__headers_value__between_item_any_of_count11 = 0
+                                                if not data__headers_value__between_item_any_of_count11:
+                                                    try:
+                                                        if not isinstance(data__headers_value__between_item, (int, float, Decimal)) or isinstance(data__headers_value__between_item, bool):
+                                                            raise JsonSchemaValueException("" + (name_prefix or "data") + ".headers.{data__headers_key}.between[{data__headers_value__between_x}]".format(**locals()) + " must be number")
+                                                        data__headers_value__between_item_any_of_count11 += 1
+                                                    except (JsonSchemaValueException, JsonSchemaValuesException): pass
+                                                if not data__headers_value__between_item_any_of_count11:
+                                                    try:
+                                                        validate____defs_template(data__headers_value__between_item, custom_formats, (name_prefix or "data") + ".headers.{data__headers_key}.between[{data__headers_value__between_x}]".format(**locals()))
+                                                        data__headers_value__between_item_any_of_count11 += 1
+                                                    except (JsonSchemaValueException, JsonSchemaValuesException): pass
+                                                if not data__headers_value__between_item_any_of_count11:
+                                                    raise JsonSchemaValueException("" + (name_prefix or "data") + ".headers.{data__headers_key}.between[{data__headers_value__between_x}]".format(**locals()) + " cannot be validated by any definition")
+                                    if "one_of" in data__headers_value_keys:
+                                        data__headers_value_keys.remove("one_of")
+                                        data__headers_value__oneof = data__headers_value["one_of"]
+                                        data__headers_value__oneof_any_of_count12 = 0
+                                        if not data__headers_value__oneof_any_of_count12:
+                                            try:
+                                                if not isinstance(data__headers_value__oneof, (list)):
+                                                    raise JsonSchemaValueException("" + (name_prefix or "data") + ".headers.{data__headers_key}.one_of".format(**locals()) + " must be array")
+                                                data__headers_value__oneof_is_list = isinstance(data__headers_value__oneof, (list))
+                                                if data__headers_value__oneof_is_list:
+                                                    data__headers_value__oneof_len = len(data__headers_value__oneof)
+                                                    if data__headers_value__oneof_len < 1:
+                                                        raise JsonSchemaValueException("" + (name_prefix or "data") + ".headers.{data__headers_key}.one_of".format(**locals()) + " must contain at least 1 items")
+                                                data__headers_value__oneof_any_of_count12 += 1
+                                            except (JsonSchemaValueException, JsonSchemaValuesException): pass
+                                        if not data__headers_value__oneof_any_of_count12:
+                                            try:
+                                                validate____defs_template(data__headers_value__oneof, custom_formats, (name_prefix or "data") + ".headers.{data__headers_key}.one_of".format(**locals()))
+                                                data__headers_value__oneof_any_of_count12 += 1
+                                            except (JsonSchemaValueException, JsonSchemaValuesException): pass
+                                        if not data__headers_value__oneof_any_of_count12:
+                                            raise JsonSchemaValueException("" + (name_prefix or "data") + ".headers.{data__headers_key}.one_of".format(**locals()) + " cannot be validated by any definition")
+                                    if "contains" in data__headers_value_keys:
+                                        data__headers_value_keys.remove("contains")
+                                        data__headers_value__contains = data__headers_value["contains"]
+                                    if "not_contains" in data__headers_value_keys:
+                                        data__headers_value_keys.remove("not_contains")
+                                        data__headers_value__notcontains = data__headers_value["not_contains"]
+                                    if "matches" in data__headers_value_keys:
+                                        data__headers_value_keys.remove("matches")
+                                        data__headers_value__matches = data__headers_value["matches"]
+                                        if not isinstance(data__headers_value__matches, (str)):
+                                            raise JsonSchemaValueException("" + (name_prefix or "data") + ".headers.{data__headers_key}.matches".format(**locals()) + " must be string")
+                                    if "starts_with" in data__headers_value_keys:
+                                        data__headers_value_keys.remove("starts_with")
+                                        data__headers_value__startswith = data__headers_value["starts_with"]
+                                        if not isinstance(data__headers_value__startswith, (str)):
+                                            raise JsonSchemaValueException("" + (name_prefix or "data") + ".headers.{data__headers_key}.starts_with".format(**locals()) + " must be string")
+                                    if "ends_with" in data__headers_value_keys:
+                                        data__headers_value_keys.remove("ends_with")
+                                        data__headers_value__endswith = data__headers_value["ends_with"]
+                                        if not isinstance(data__headers_value__endswith, (str)):
+                                            raise JsonSchemaValueException("" + (name_prefix or "data") + ".headers.{data__headers_key}.ends_with".format(**locals()) + " must be string")
                                     if data__headers_value_keys:
                                         raise JsonSchemaValueException("" + (name_prefix or "data") + ".headers.{data__headers_key}".format(**locals()) + " must not contain "+str(data__headers_value_keys)+" properties")
                                 data__headers_value_any_of_count4 += 1
@@ -410,6 +601,21 @@ def validate____defs_expect(data, custom_formats={}, name_prefix=None):
         if "json" in data_keys:
             data_keys.remove("json")
             data__json = data["json"]
+        if "where" in data_keys:
+            data_keys.remove("where")
+            data__where = data["where"]
+            if not isinstance(data__where, (dict)):
+                raise JsonSchemaValueException("" + (name_prefix or "data") + ".where must be object")
+            data__where_is_dict = isinstance(data__where, dict)
+            if data__where_is_dict:
+                data__where_len = len(data__where)
+                if data__where_len < 1:
+                    raise JsonSchemaValueException("" + (name_prefix or "data") + ".where must contain at least 1 properties")
+                data__where_keys = set(data__where.keys())
+                for data__where_key in data__where_keys:
+                    if data__where_key not in []:
+                        data__where_value = data__where.get(data__where_key)
+                        validate____defs_predicates(data__where_value, custom_formats, (name_prefix or "data") + ".where.{data__where_key}".format(**locals()))
         if "schema" in data_keys:
             data_keys.remove("schema")
             data__schema = data["schema"]
@@ -426,14 +632,14 @@ def validate____defs_expect(data, custom_formats={}, name_prefix=None):
                 if "contains" in data__body_keys:
                     data__body_keys.remove("contains")
                     data__body__contains = data__body["contains"]
-                    data__body__contains_any_of_count5 = 0
-                    if not data__body__contains_any_of_count5:
+                    data__body__contains_any_of_count13 = 0
+                    if not data__body__contains_any_of_count13:
                         try:
                             if not isinstance(data__body__contains, (str)):
                                 raise JsonSchemaValueException("" + (name_prefix or "data") + ".body.contains must be string")
-                            data__body__contains_any_of_count5 += 1
+                            data__body__contains_any_of_count13 += 1
                         except (JsonSchemaValueException, JsonSchemaValuesException): pass
-                    if not data__body__contains_any_of_count5:
+                    if not data__body__contains_any_of_count13:
                         try:
                             if not isinstance(data__body__contains, (list)):
                                 raise JsonSchemaValueException("" + (name_prefix or "data") + ".body.contains must be array")
@@ -443,21 +649,21 @@ def validate____defs_expect(data, custom_formats={}, name_prefix=None):
                                 for data__body__contains_x, data__body__contains_item in enumerate(data__body__contains):
                                     if not isinstance(data__body__contains_item, (str)):
                                         raise JsonSchemaValueException("" + (name_prefix or "data") + ".body.contains[{data__body__contains_x}]".format(**locals()) + " must be string")
-                            data__body__contains_any_of_count5 += 1
+                            data__body__contains_any_of_count13 += 1
                         except (JsonSchemaValueException, JsonSchemaValuesException): pass
-                    if not data__body__contains_any_of_count5:
+                    if not data__body__contains_any_of_count13:
                         raise JsonSchemaValueException("" + (name_prefix or "data") + ".body.contains cannot be validated by any definition")
                 if "not_contains" in data__body_keys:
                     data__body_keys.remove("not_contains")
                     data__body__notcontains = data__body["not_contains"]
-                    data__body__notcontains_any_of_count6 = 0
-                    if not data__body__notcontains_any_of_count6:
+                    data__body__notcontains_any_of_count14 = 0
+                    if not data__body__notcontains_any_of_count14:
                         try:
                             if not isinstance(data__body__notcontains, (str)):
                                 raise JsonSchemaValueException("" + (name_prefix or "data") + ".body.not_contains must be string")
-                            data__body__notcontains_any_of_count6 += 1
+                            data__body__notcontains_any_of_count14 += 1
                         except (JsonSchemaValueException, JsonSchemaValuesException): pass
-                    if not data__body__notcontains_any_of_count6:
+                    if not data__body__notcontains_any_of_count14:
                         try:
                             if not isinstance(data__body__notcontains, (list)):
                                 raise JsonSchemaValueException("" + (name_prefix or "data") + ".body.not_contains must be array")
@@ -467,9 +673,9 @@ def validate____defs_expect(data, custom_formats={}, name_prefix=None):
                                 for data__body__notcontains_x, data__body__notcontains_item in enumerate(data__body__notcontains):
                                     if not isinstance(data__body__notcontains_item, (str)):
                                         raise JsonSchemaValueException("" + (name_prefix or "data") + ".body.not_contains[{data__body__notcontains_x}]".format(**locals()) + " must be string")
-                            data__body__notcontains_any_of_count6 += 1
+                            data__body__notcontains_any_of_count14 += 1
                         except (JsonSchemaValueException, JsonSchemaValuesException): pass
-                    if not data__body__notcontains_any_of_count6:
+                    if not data__body__notcontains_any_of_count14:
                         raise JsonSchemaValueException("" + (name_prefix or "data") + ".body.not_contains cannot be validated by any definition")
                 if "regex" in data__body_keys:
                     data__body_keys.remove("regex")
@@ -481,6 +687,82 @@ def validate____defs_expect(data, custom_formats={}, name_prefix=None):
                     data__body__equals = data__body["equals"]
                     if not isinstance(data__body__equals, (str)):
                         raise JsonSchemaValueException("" + (name_prefix or "data") + ".body.equals must be string")
+                if "starts_with" in data__body_keys:
+                    data__body_keys.remove("starts_with")
+                    data__body__startswith = data__body["starts_with"]
+                    if not isinstance(data__body__startswith, (str)):
+                        raise JsonSchemaValueException("" + (name_prefix or "data") + ".body.starts_with must be string")
+                if "ends_with" in data__body_keys:
+                    data__body_keys.remove("ends_with")
+                    data__body__endswith = data__body["ends_with"]
+                    if not isinstance(data__body__endswith, (str)):
+                        raise JsonSchemaValueException("" + (name_prefix or "data") + ".body.ends_with must be string")
+                if "matches" in data__body_keys:
+                    data__body_keys.remove("matches")
+                    data__body__matches = data__body["matches"]
+                    if not isinstance(data__body__matches, (str)):
+                        raise JsonSchemaValueException("" + (name_prefix or "data") + ".body.matches must be string")
+                if "size" in data__body_keys:
+                    data__body_keys.remove("size")
+                    data__body__size = data__body["size"]
+                    data__body__size_any_of_count15 = 0
+                    if not data__body__size_any_of_count15:
+                        try:
+                            if not isinstance(data__body__size, (int)) and not (isinstance(data__body__size, float) and data__body__size.is_integer()) or isinstance(data__body__size, bool):
+                                raise JsonSchemaValueException("" + (name_prefix or "data") + ".body.size must be integer")
+                            if isinstance(data__body__size, (int, float, Decimal)) and not isinstance(data__body__size, bool):
+                                if data__body__size < 0:
+                                    raise JsonSchemaValueException("" + (name_prefix or "data") + ".body.size must be bigger than or equal to 0")
+                            data__body__size_any_of_count15 += 1
+                        except (JsonSchemaValueException, JsonSchemaValuesException): pass
+                    if not data__body__size_any_of_count15:
+                        try:
+                            validate____defs_template(data__body__size, custom_formats, (name_prefix or "data") + ".body.size")
+                            data__body__size_any_of_count15 += 1
+                        except (JsonSchemaValueException, JsonSchemaValuesException): pass
+                    if not data__body__size_any_of_count15:
+                        try:
+                            validate____defs_countpredicates(data__body__size, custom_formats, (name_prefix or "data") + ".body.size")
+                            data__body__size_any_of_count15 += 1
+                        except (JsonSchemaValueException, JsonSchemaValuesException): pass
+                    if not data__body__size_any_of_count15:
+                        raise JsonSchemaValueException("" + (name_prefix or "data") + ".body.size cannot be validated by any definition")
+                if "file" in data__body_keys:
+                    data__body_keys.remove("file")
+                    data__body__file = data__body["file"]
+                    if not isinstance(data__body__file, (str)):
+                        raise JsonSchemaValueException("" + (name_prefix or "data") + ".body.file must be string")
+                    if isinstance(data__body__file, str):
+                        data__body__file_len = len(data__body__file)
+                        if data__body__file_len < 1:
+                            raise JsonSchemaValueException("" + (name_prefix or "data") + ".body.file must be longer than or equal to 1 characters")
+                if "md5" in data__body_keys:
+                    data__body_keys.remove("md5")
+                    data__body__md5 = data__body["md5"]
+                    if not isinstance(data__body__md5, (str)):
+                        raise JsonSchemaValueException("" + (name_prefix or "data") + ".body.md5 must be string")
+                    if isinstance(data__body__md5, str):
+                        data__body__md5_len = len(data__body__md5)
+                        if data__body__md5_len < 1:
+                            raise JsonSchemaValueException("" + (name_prefix or "data") + ".body.md5 must be longer than or equal to 1 characters")
+                if "sha256" in data__body_keys:
+                    data__body_keys.remove("sha256")
+                    data__body__sha256 = data__body["sha256"]
+                    if not isinstance(data__body__sha256, (str)):
+                        raise JsonSchemaValueException("" + (name_prefix or "data") + ".body.sha256 must be string")
+                    if isinstance(data__body__sha256, str):
+                        data__body__sha256_len = len(data__body__sha256)
+                        if data__body__sha256_len < 1:
+                            raise JsonSchemaValueException("" + (name_prefix or "data") + ".body.sha256 must be longer than or equal to 1 characters")
+                if "sha512" in data__body_keys:
+                    data__body_keys.remove("sha512")
+                    data__body__sha512 = data__body["sha512"]
+                    if not isinstance(data__body__sha512, (str)):
+                        raise JsonSchemaValueException("" + (name_prefix or "data") + ".body.sha512 must be string")
+                    if isinstance(data__body__sha512, str):
+                        data__body__sha512_len = len(data__body__sha512)
+                        if data__body__sha512_len < 1:
+                            raise JsonSchemaValueException("" + (name_prefix or "data") + ".body.sha512 must be longer than or equal to 1 characters")
                 if data__body_keys:
                     raise JsonSchemaValueException("" + (name_prefix or "data") + ".body must not contain "+str(data__body_keys)+" properties")
         if "assert" in data_keys:
@@ -493,6 +775,337 @@ def validate____defs_expect(data, custom_formats={}, name_prefix=None):
                 data__assert_len = len(data__assert)
                 for data__assert_x, data__assert_item in enumerate(data__assert):
                     validate____defs_template(data__assert_item, custom_formats, (name_prefix or "data") + ".assert[{data__assert_x}]".format(**locals()))
+        if data_keys:
+            raise JsonSchemaValueException("" + (name_prefix or "data") + " must not contain "+str(data_keys)+" properties")
+    return data
+
+def validate____defs_predicates(data, custom_formats={}, name_prefix=None):
+    if not isinstance(data, (dict)):
+        raise JsonSchemaValueException("" + (name_prefix or "data") + " must be object")
+    data_is_dict = isinstance(data, dict)
+    if data_is_dict:
+        data_len = len(data)
+        if data_len < 1:
+            raise JsonSchemaValueException("" + (name_prefix or "data") + " must contain at least 1 properties")
+        data_keys = set(data.keys())
+        if "exists" in data_keys:
+            data_keys.remove("exists")
+            data__exists = data["exists"]
+            if not isinstance(data__exists, (bool)):
+                raise JsonSchemaValueException("" + (name_prefix or "data") + ".exists must be boolean")
+        if "absent" in data_keys:
+            data_keys.remove("absent")
+            data__absent = data["absent"]
+            if not isinstance(data__absent, (bool)):
+                raise JsonSchemaValueException("" + (name_prefix or "data") + ".absent must be boolean")
+        if "type" in data_keys:
+            data_keys.remove("type")
+            data__type = data["type"]
+            if not (isinstance(data__type, str) and data__type == 'string' or isinstance(data__type, str) and data__type == 'number' or isinstance(data__type, str) and data__type == 'integer' or isinstance(data__type, str) and data__type == 'boolean' or isinstance(data__type, str) and data__type == 'array' or isinstance(data__type, str) and data__type == 'object' or isinstance(data__type, str) and data__type == 'null'):
+                raise JsonSchemaValueException("" + (name_prefix or "data") + ".type must be one of ['string', 'number', 'integer', 'boolean', 'array', 'object', 'null']")
+        if "count" in data_keys:
+            data_keys.remove("count")
+            data__count = data["count"]
+            data__count_any_of_count16 = 0
+            if not data__count_any_of_count16:
+                try:
+                    if not isinstance(data__count, (int)) and not (isinstance(data__count, float) and data__count.is_integer()) or isinstance(data__count, bool):
+                        raise JsonSchemaValueException("" + (name_prefix or "data") + ".count must be integer")
+                    if isinstance(data__count, (int, float, Decimal)) and not isinstance(data__count, bool):
+                        if data__count < 0:
+                            raise JsonSchemaValueException("" + (name_prefix or "data") + ".count must be bigger than or equal to 0")
+                    data__count_any_of_count16 += 1
+                except (JsonSchemaValueException, JsonSchemaValuesException): pass
+            if not data__count_any_of_count16:
+                try:
+                    validate____defs_template(data__count, custom_formats, (name_prefix or "data") + ".count")
+                    data__count_any_of_count16 += 1
+                except (JsonSchemaValueException, JsonSchemaValuesException): pass
+            if not data__count_any_of_count16:
+                try:
+                    validate____defs_countpredicates(data__count, custom_formats, (name_prefix or "data") + ".count")
+                    data__count_any_of_count16 += 1
+                except (JsonSchemaValueException, JsonSchemaValuesException): pass
+            if not data__count_any_of_count16:
+                raise JsonSchemaValueException("" + (name_prefix or "data") + ".count cannot be validated by any definition")
+        if "eq" in data_keys:
+            data_keys.remove("eq")
+            data__eq = data["eq"]
+        if "ne" in data_keys:
+            data_keys.remove("ne")
+            data__ne = data["ne"]
+        if "tolerance" in data_keys:
+            data_keys.remove("tolerance")
+            data__tolerance = data["tolerance"]
+            data__tolerance_any_of_count17 = 0
+            if not data__tolerance_any_of_count17:
+                try:
+                    if not isinstance(data__tolerance, (int, float, Decimal)) or isinstance(data__tolerance, bool):
+                        raise JsonSchemaValueException("" + (name_prefix or "data") + ".tolerance must be number")
+                    data__tolerance_any_of_count17 += 1
+                except (JsonSchemaValueException, JsonSchemaValuesException): pass
+            if not data__tolerance_any_of_count17:
+                try:
+                    validate____defs_template(data__tolerance, custom_formats, (name_prefix or "data") + ".tolerance")
+                    data__tolerance_any_of_count17 += 1
+                except (JsonSchemaValueException, JsonSchemaValuesException): pass
+            if not data__tolerance_any_of_count17:
+                raise JsonSchemaValueException("" + (name_prefix or "data") + ".tolerance cannot be validated by any definition")
+        if "lt" in data_keys:
+            data_keys.remove("lt")
+            data__lt = data["lt"]
+            data__lt_any_of_count18 = 0
+            if not data__lt_any_of_count18:
+                try:
+                    if not isinstance(data__lt, (int, float, Decimal)) or isinstance(data__lt, bool):
+                        raise JsonSchemaValueException("" + (name_prefix or "data") + ".lt must be number")
+                    data__lt_any_of_count18 += 1
+                except (JsonSchemaValueException, JsonSchemaValuesException): pass
+            if not data__lt_any_of_count18:
+                try:
+                    validate____defs_template(data__lt, custom_formats, (name_prefix or "data") + ".lt")
+                    data__lt_any_of_count18 += 1
+                except (JsonSchemaValueException, JsonSchemaValuesException): pass
+            if not data__lt_any_of_count18:
+                raise JsonSchemaValueException("" + (name_prefix or "data") + ".lt cannot be validated by any definition")
+        if "le" in data_keys:
+            data_keys.remove("le")
+            data__le = data["le"]
+            data__le_any_of_count19 = 0
+            if not data__le_any_of_count19:
+                try:
+                    if not isinstance(data__le, (int, float, Decimal)) or isinstance(data__le, bool):
+                        raise JsonSchemaValueException("" + (name_prefix or "data") + ".le must be number")
+                    data__le_any_of_count19 += 1
+                except (JsonSchemaValueException, JsonSchemaValuesException): pass
+            if not data__le_any_of_count19:
+                try:
+                    validate____defs_template(data__le, custom_formats, (name_prefix or "data") + ".le")
+                    data__le_any_of_count19 += 1
+                except (JsonSchemaValueException, JsonSchemaValuesException): pass
+            if not data__le_any_of_count19:
+                raise JsonSchemaValueException("" + (name_prefix or "data") + ".le cannot be validated by any definition")
+        if "gt" in data_keys:
+            data_keys.remove("gt")
+            data__gt = data["gt"]
+            data__gt_any_of_count20 = 0
+            if not data__gt_any_of_count20:
+                try:
+                    if not isinstance(data__gt, (int, float, Decimal)) or isinstance(data__gt, bool):
+                        raise JsonSchemaValueException("" + (name_prefix or "data") + ".gt must be number")
+                    data__gt_any_of_count20 += 1
+                except (JsonSchemaValueException, JsonSchemaValuesException): pass
+            if not data__gt_any_of_count20:
+                try:
+                    validate____defs_template(data__gt, custom_formats, (name_prefix or "data") + ".gt")
+                    data__gt_any_of_count20 += 1
+                except (JsonSchemaValueException, JsonSchemaValuesException): pass
+            if not data__gt_any_of_count20:
+                raise JsonSchemaValueException("" + (name_prefix or "data") + ".gt cannot be validated by any definition")
+        if "ge" in data_keys:
+            data_keys.remove("ge")
+            data__ge = data["ge"]
+            data__ge_any_of_count21 = 0
+            if not data__ge_any_of_count21:
+                try:
+                    if not isinstance(data__ge, (int, float, Decimal)) or isinstance(data__ge, bool):
+                        raise JsonSchemaValueException("" + (name_prefix or "data") + ".ge must be number")
+                    data__ge_any_of_count21 += 1
+                except (JsonSchemaValueException, JsonSchemaValuesException): pass
+            if not data__ge_any_of_count21:
+                try:
+                    validate____defs_template(data__ge, custom_formats, (name_prefix or "data") + ".ge")
+                    data__ge_any_of_count21 += 1
+                except (JsonSchemaValueException, JsonSchemaValuesException): pass
+            if not data__ge_any_of_count21:
+                raise JsonSchemaValueException("" + (name_prefix or "data") + ".ge cannot be validated by any definition")
+        if "between" in data_keys:
+            data_keys.remove("between")
+            data__between = data["between"]
+            if not isinstance(data__between, (list)):
+                raise JsonSchemaValueException("" + (name_prefix or "data") + ".between must be array")
+            data__between_is_list = isinstance(data__between, (list))
+            if data__between_is_list:
+                data__between_len = len(data__between)
+                if data__between_len < 2:
+                    raise JsonSchemaValueException("" + (name_prefix or "data") + ".between must contain at least 2 items")
+                if data__between_len > 2:
+                    raise JsonSchemaValueException("" + (name_prefix or "data") + ".between must contain less than or equal to 2 items")
+                for data__between_x, data__between_item in enumerate(data__between):
+                    data__between_item_any_of_count22 = 0
+                    if not data__between_item_any_of_count22:
+                        try:
+                            if not isinstance(data__between_item, (int, float, Decimal)) or isinstance(data__between_item, bool):
+                                raise JsonSchemaValueException("" + (name_prefix or "data") + ".between[{data__between_x}]".format(**locals()) + " must be number")
+                            data__between_item_any_of_count22 += 1
+                        except (JsonSchemaValueException, JsonSchemaValuesException): pass
+                    if not data__between_item_any_of_count22:
+                        try:
+                            validate____defs_template(data__between_item, custom_formats, (name_prefix or "data") + ".between[{data__between_x}]".format(**locals()))
+                            data__between_item_any_of_count22 += 1
+                        except (JsonSchemaValueException, JsonSchemaValuesException): pass
+                    if not data__between_item_any_of_count22:
+                        raise JsonSchemaValueException("" + (name_prefix or "data") + ".between[{data__between_x}]".format(**locals()) + " cannot be validated by any definition")
+        if "one_of" in data_keys:
+            data_keys.remove("one_of")
+            data__oneof = data["one_of"]
+            data__oneof_any_of_count23 = 0
+            if not data__oneof_any_of_count23:
+                try:
+                    if not isinstance(data__oneof, (list)):
+                        raise JsonSchemaValueException("" + (name_prefix or "data") + ".one_of must be array")
+                    data__oneof_is_list = isinstance(data__oneof, (list))
+                    if data__oneof_is_list:
+                        data__oneof_len = len(data__oneof)
+                        if data__oneof_len < 1:
+                            raise JsonSchemaValueException("" + (name_prefix or "data") + ".one_of must contain at least 1 items")
+                    data__oneof_any_of_count23 += 1
+                except (JsonSchemaValueException, JsonSchemaValuesException): pass
+            if not data__oneof_any_of_count23:
+                try:
+                    validate____defs_template(data__oneof, custom_formats, (name_prefix or "data") + ".one_of")
+                    data__oneof_any_of_count23 += 1
+                except (JsonSchemaValueException, JsonSchemaValuesException): pass
+            if not data__oneof_any_of_count23:
+                raise JsonSchemaValueException("" + (name_prefix or "data") + ".one_of cannot be validated by any definition")
+        if "contains" in data_keys:
+            data_keys.remove("contains")
+            data__contains = data["contains"]
+        if "not_contains" in data_keys:
+            data_keys.remove("not_contains")
+            data__notcontains = data["not_contains"]
+        if "includes" in data_keys:
+            data_keys.remove("includes")
+            data__includes = data["includes"]
+        if "matches" in data_keys:
+            data_keys.remove("matches")
+            data__matches = data["matches"]
+            if not isinstance(data__matches, (str)):
+                raise JsonSchemaValueException("" + (name_prefix or "data") + ".matches must be string")
+        if "starts_with" in data_keys:
+            data_keys.remove("starts_with")
+            data__startswith = data["starts_with"]
+            if not isinstance(data__startswith, (str)):
+                raise JsonSchemaValueException("" + (name_prefix or "data") + ".starts_with must be string")
+        if "ends_with" in data_keys:
+            data_keys.remove("ends_with")
+            data__endswith = data["ends_with"]
+            if not isinstance(data__endswith, (str)):
+                raise JsonSchemaValueException("" + (name_prefix or "data") + ".ends_with must be string")
+        if data_keys:
+            raise JsonSchemaValueException("" + (name_prefix or "data") + " must not contain "+str(data_keys)+" properties")
+    return data
+
+def validate____defs_countpredicates(data, custom_formats={}, name_prefix=None):
+    if not isinstance(data, (dict)):
+        raise JsonSchemaValueException("" + (name_prefix or "data") + " must be object")
+    data_is_dict = isinstance(data, dict)
+    if data_is_dict:
+        data_len = len(data)
+        if data_len < 1:
+            raise JsonSchemaValueException("" + (name_prefix or "data") + " must contain at least 1 properties")
+        data_keys = set(data.keys())
+        if "eq" in data_keys:
+            data_keys.remove("eq")
+            data__eq = data["eq"]
+        if "ne" in data_keys:
+            data_keys.remove("ne")
+            data__ne = data["ne"]
+        if "lt" in data_keys:
+            data_keys.remove("lt")
+            data__lt = data["lt"]
+            data__lt_any_of_count24 = 0
+            if not data__lt_any_of_count24:
+                try:
+                    if not isinstance(data__lt, (int, float, Decimal)) or isinstance(data__lt, bool):
+                        raise JsonSchemaValueException("" + (name_prefix or "data") + ".lt must be number")
+                    data__lt_any_of_count24 += 1
+                except (JsonSchemaValueException, JsonSchemaValuesException): pass
+            if not data__lt_any_of_count24:
+                try:
+                    validate____defs_template(data__lt, custom_formats, (name_prefix or "data") + ".lt")
+                    data__lt_any_of_count24 += 1
+                except (JsonSchemaValueException, JsonSchemaValuesException): pass
+            if not data__lt_any_of_count24:
+                raise JsonSchemaValueException("" + (name_prefix or "data") + ".lt cannot be validated by any definition")
+        if "le" in data_keys:
+            data_keys.remove("le")
+            data__le = data["le"]
+            data__le_any_of_count25 = 0
+            if not data__le_any_of_count25:
+                try:
+                    if not isinstance(data__le, (int, float, Decimal)) or isinstance(data__le, bool):
+                        raise JsonSchemaValueException("" + (name_prefix or "data") + ".le must be number")
+                    data__le_any_of_count25 += 1
+                except (JsonSchemaValueException, JsonSchemaValuesException): pass
+            if not data__le_any_of_count25:
+                try:
+                    validate____defs_template(data__le, custom_formats, (name_prefix or "data") + ".le")
+                    data__le_any_of_count25 += 1
+                except (JsonSchemaValueException, JsonSchemaValuesException): pass
+            if not data__le_any_of_count25:
+                raise JsonSchemaValueException("" + (name_prefix or "data") + ".le cannot be validated by any definition")
+        if "gt" in data_keys:
+            data_keys.remove("gt")
+            data__gt = data["gt"]
+            data__gt_any_of_count26 = 0
+            if not data__gt_any_of_count26:
+                try:
+                    if not isinstance(data__gt, (int, float, Decimal)) or isinstance(data__gt, bool):
+                        raise JsonSchemaValueException("" + (name_prefix or "data") + ".gt must be number")
+                    data__gt_any_of_count26 += 1
+                except (JsonSchemaValueException, JsonSchemaValuesException): pass
+            if not data__gt_any_of_count26:
+                try:
+                    validate____defs_template(data__gt, custom_formats, (name_prefix or "data") + ".gt")
+                    data__gt_any_of_count26 += 1
+                except (JsonSchemaValueException, JsonSchemaValuesException): pass
+            if not data__gt_any_of_count26:
+                raise JsonSchemaValueException("" + (name_prefix or "data") + ".gt cannot be validated by any definition")
+        if "ge" in data_keys:
+            data_keys.remove("ge")
+            data__ge = data["ge"]
+            data__ge_any_of_count27 = 0
+            if not data__ge_any_of_count27:
+                try:
+                    if not isinstance(data__ge, (int, float, Decimal)) or isinstance(data__ge, bool):
+                        raise JsonSchemaValueException("" + (name_prefix or "data") + ".ge must be number")
+                    data__ge_any_of_count27 += 1
+                except (JsonSchemaValueException, JsonSchemaValuesException): pass
+            if not data__ge_any_of_count27:
+                try:
+                    validate____defs_template(data__ge, custom_formats, (name_prefix or "data") + ".ge")
+                    data__ge_any_of_count27 += 1
+                except (JsonSchemaValueException, JsonSchemaValuesException): pass
+            if not data__ge_any_of_count27:
+                raise JsonSchemaValueException("" + (name_prefix or "data") + ".ge cannot be validated by any definition")
+        if "between" in data_keys:
+            data_keys.remove("between")
+            data__between = data["between"]
+            if not isinstance(data__between, (list)):
+                raise JsonSchemaValueException("" + (name_prefix or "data") + ".between must be array")
+            data__between_is_list = isinstance(data__between, (list))
+            if data__between_is_list:
+                data__between_len = len(data__between)
+                if data__between_len < 2:
+                    raise JsonSchemaValueException("" + (name_prefix or "data") + ".between must contain at least 2 items")
+                if data__between_len > 2:
+                    raise JsonSchemaValueException("" + (name_prefix or "data") + ".between must contain less than or equal to 2 items")
+                for data__between_x, data__between_item in enumerate(data__between):
+                    data__between_item_any_of_count28 = 0
+                    if not data__between_item_any_of_count28:
+                        try:
+                            if not isinstance(data__between_item, (int, float, Decimal)) or isinstance(data__between_item, bool):
+                                raise JsonSchemaValueException("" + (name_prefix or "data") + ".between[{data__between_x}]".format(**locals()) + " must be number")
+                            data__between_item_any_of_count28 += 1
+                        except (JsonSchemaValueException, JsonSchemaValuesException): pass
+                    if not data__between_item_any_of_count28:
+                        try:
+                            validate____defs_template(data__between_item, custom_formats, (name_prefix or "data") + ".between[{data__between_x}]".format(**locals()))
+                            data__between_item_any_of_count28 += 1
+                        except (JsonSchemaValueException, JsonSchemaValuesException): pass
+                    if not data__between_item_any_of_count28:
+                        raise JsonSchemaValueException("" + (name_prefix or "data") + ".between[{data__between_x}]".format(**locals()) + " cannot be validated by any definition")
         if data_keys:
             raise JsonSchemaValueException("" + (name_prefix or "data") + " must not contain "+str(data_keys)+" properties")
     return data
@@ -580,13 +1193,13 @@ def validate____defs_headers(data, custom_formats={}, name_prefix=None):
     return data
 
 def validate____defs_skip(data, custom_formats={}, name_prefix=None):
-    data_any_of_count7 = 0
-    if not data_any_of_count7:
+    data_any_of_count29 = 0
+    if not data_any_of_count29:
         try:
             validate____defs_skipentry(data, custom_formats, (name_prefix or "data") + "")
-            data_any_of_count7 += 1
+            data_any_of_count29 += 1
         except (JsonSchemaValueException, JsonSchemaValuesException): pass
-    if not data_any_of_count7:
+    if not data_any_of_count29:
         try:
             if not isinstance(data, (list)):
                 raise JsonSchemaValueException("" + (name_prefix or "data") + " must be array")
@@ -597,15 +1210,15 @@ def validate____defs_skip(data, custom_formats={}, name_prefix=None):
                     raise JsonSchemaValueException("" + (name_prefix or "data") + " must contain at least 1 items")
                 for data_x, data_item in enumerate(data):
                     validate____defs_skipentry(data_item, custom_formats, (name_prefix or "data") + "[{data_x}]".format(**locals()))
-            data_any_of_count7 += 1
+            data_any_of_count29 += 1
         except (JsonSchemaValueException, JsonSchemaValuesException): pass
-    if not data_any_of_count7:
+    if not data_any_of_count29:
         raise JsonSchemaValueException("" + (name_prefix or "data") + " cannot be validated by any definition")
     return data
 
 def validate____defs_skipentry(data, custom_formats={}, name_prefix=None):
-    data_any_of_count8 = 0
-    if not data_any_of_count8:
+    data_any_of_count30 = 0
+    if not data_any_of_count30:
         try:
             if not isinstance(data, (str)):
                 raise JsonSchemaValueException("" + (name_prefix or "data") + " must be string")
@@ -613,9 +1226,9 @@ def validate____defs_skipentry(data, custom_formats={}, name_prefix=None):
                 data_len = len(data)
                 if data_len < 1:
                     raise JsonSchemaValueException("" + (name_prefix or "data") + " must be longer than or equal to 1 characters")
-            data_any_of_count8 += 1
+            data_any_of_count30 += 1
         except (JsonSchemaValueException, JsonSchemaValuesException): pass
-    if not data_any_of_count8:
+    if not data_any_of_count30:
         try:
             if not isinstance(data, (dict)):
                 raise JsonSchemaValueException("" + (name_prefix or "data") + " must be object")
@@ -628,8 +1241,8 @@ def validate____defs_skipentry(data, custom_formats={}, name_prefix=None):
                 if "if" in data_keys:
                     data_keys.remove("if")
                     data__if = data["if"]
-                    data__if_any_of_count9 = 0
-                    if not data__if_any_of_count9:
+                    data__if_any_of_count31 = 0
+                    if not data__if_any_of_count31:
                         try:
                             if not isinstance(data__if, (str)):
                                 raise JsonSchemaValueException("" + (name_prefix or "data") + ".if must be string")
@@ -637,15 +1250,15 @@ def validate____defs_skipentry(data, custom_formats={}, name_prefix=None):
                                 data__if_len = len(data__if)
                                 if data__if_len < 1:
                                     raise JsonSchemaValueException("" + (name_prefix or "data") + ".if must be longer than or equal to 1 characters")
-                            data__if_any_of_count9 += 1
+                            data__if_any_of_count31 += 1
                         except (JsonSchemaValueException, JsonSchemaValuesException): pass
-                    if not data__if_any_of_count9:
+                    if not data__if_any_of_count31:
                         try:
                             if not isinstance(data__if, (bool)):
                                 raise JsonSchemaValueException("" + (name_prefix or "data") + ".if must be boolean")
-                            data__if_any_of_count9 += 1
+                            data__if_any_of_count31 += 1
                         except (JsonSchemaValueException, JsonSchemaValuesException): pass
-                    if not data__if_any_of_count9:
+                    if not data__if_any_of_count31:
                         raise JsonSchemaValueException("" + (name_prefix or "data") + ".if cannot be validated by any definition")
                 if "reason" in data_keys:
                     data_keys.remove("reason")
@@ -658,9 +1271,9 @@ def validate____defs_skipentry(data, custom_formats={}, name_prefix=None):
                             raise JsonSchemaValueException("" + (name_prefix or "data") + ".reason must be longer than or equal to 1 characters")
                 if data_keys:
                     raise JsonSchemaValueException("" + (name_prefix or "data") + " must not contain "+str(data_keys)+" properties")
-            data_any_of_count8 += 1
+            data_any_of_count30 += 1
         except (JsonSchemaValueException, JsonSchemaValuesException): pass
-    if not data_any_of_count8:
+    if not data_any_of_count30:
         raise JsonSchemaValueException("" + (name_prefix or "data") + " cannot be validated by any definition")
     return data
 
@@ -739,8 +1352,8 @@ def validate____defs___scenario_root(data, custom_formats={}, name_prefix=None):
         if "fixtures" in data_keys:
             data_keys.remove("fixtures")
             data__fixtures = data["fixtures"]
-            data__fixtures_any_of_count10 = 0
-            if not data__fixtures_any_of_count10:
+            data__fixtures_any_of_count32 = 0
+            if not data__fixtures_any_of_count32:
                 try:
                     if not isinstance(data__fixtures, (list)):
                         raise JsonSchemaValueException("" + (name_prefix or "data") + ".fixtures must be array")
@@ -751,9 +1364,9 @@ def validate____defs___scenario_root(data, custom_formats={}, name_prefix=None):
                             raise JsonSchemaValueException("" + (name_prefix or "data") + ".fixtures must contain at least 1 items")
                         for data__fixtures_x, data__fixtures_item in enumerate(data__fixtures):
                             validate____defs_fixtureuse(data__fixtures_item, custom_formats, (name_prefix or "data") + ".fixtures[{data__fixtures_x}]".format(**locals()))
-                    data__fixtures_any_of_count10 += 1
+                    data__fixtures_any_of_count32 += 1
                 except (JsonSchemaValueException, JsonSchemaValuesException): pass
-            if not data__fixtures_any_of_count10:
+            if not data__fixtures_any_of_count32:
                 try:
                     if not isinstance(data__fixtures, (dict)):
                         raise JsonSchemaValueException("" + (name_prefix or "data") + ".fixtures must be object")
@@ -767,9 +1380,9 @@ def validate____defs___scenario_root(data, custom_formats={}, name_prefix=None):
                             if data__fixtures_key not in []:
                                 data__fixtures_value = data__fixtures.get(data__fixtures_key)
                                 validate____defs_fixtureuse(data__fixtures_value, custom_formats, (name_prefix or "data") + ".fixtures.{data__fixtures_key}".format(**locals()))
-                    data__fixtures_any_of_count10 += 1
+                    data__fixtures_any_of_count32 += 1
                 except (JsonSchemaValueException, JsonSchemaValuesException): pass
-            if not data__fixtures_any_of_count10:
+            if not data__fixtures_any_of_count32:
                 raise JsonSchemaValueException("" + (name_prefix or "data") + ".fixtures cannot be validated by any definition")
         if "skip" in data_keys:
             data_keys.remove("skip")
@@ -902,8 +1515,8 @@ def validate____defs_test(data, custom_formats={}, name_prefix=None):
     return data
 
 def validate____defs_fixtureuse(data, custom_formats={}, name_prefix=None):
-    data_any_of_count11 = 0
-    if not data_any_of_count11:
+    data_any_of_count33 = 0
+    if not data_any_of_count33:
         try:
             if not isinstance(data, (str)):
                 raise JsonSchemaValueException("" + (name_prefix or "data") + " must be string")
@@ -911,9 +1524,9 @@ def validate____defs_fixtureuse(data, custom_formats={}, name_prefix=None):
                 data_len = len(data)
                 if data_len < 1:
                     raise JsonSchemaValueException("" + (name_prefix or "data") + " must be longer than or equal to 1 characters")
-            data_any_of_count11 += 1
+            data_any_of_count33 += 1
         except (JsonSchemaValueException, JsonSchemaValuesException): pass
-    if not data_any_of_count11:
+    if not data_any_of_count33:
         try:
             if not isinstance(data, (dict)):
                 raise JsonSchemaValueException("" + (name_prefix or "data") + " must be object")
@@ -938,9 +1551,9 @@ def validate____defs_fixtureuse(data, custom_formats={}, name_prefix=None):
                     validate____defs_vars(data__vars, custom_formats, (name_prefix or "data") + ".vars")
                 if data_keys:
                     raise JsonSchemaValueException("" + (name_prefix or "data") + " must not contain "+str(data_keys)+" properties")
-            data_any_of_count11 += 1
+            data_any_of_count33 += 1
         except (JsonSchemaValueException, JsonSchemaValuesException): pass
-    if not data_any_of_count11:
+    if not data_any_of_count33:
         raise JsonSchemaValueException("" + (name_prefix or "data") + " cannot be validated by any definition")
     return data
 

@@ -6,39 +6,25 @@ response at once (status and body and schema), not just the first thing.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from .errors import UserError
-from .explain import explain
-from .http import Response
-from .model import ExpectSpec
-from .results import Failure
+from ..explain import explain
+from ..http import Response
+from ..model import ExpectSpec
+from ..results import Failure
+from .common import render, short, subset_differences
 
 Context = Mapping[str, Any]
 MAX_SCHEMA_ERRORS = 5
-
-
-def short(value: Any, limit: int = 200) -> str:
-    text = json.dumps(value, ensure_ascii=False, default=str) if not isinstance(value, str) else repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def _render(compiled: Any, context: Context, where: str) -> tuple[Any, Failure | None]:
-    try:
-        return compiled.render(context), None
-    except UserError as exc:
-        loc = str(exc.location) if exc.location else where
-        return None, Failure(f"could not evaluate the expectation: {exc.message}", loc, error=True)
 
 
 def check_status(spec: ExpectSpec, response: Response, context: Context) -> list[Failure]:
     if spec.status is None:
         return []
     where = str(spec.status_loc or "")
-    expected, failure = _render(spec.status, context, where)
+    expected, failure = render(spec.status, context, where)
     if failure:
         return [failure]
     accepted = expected if isinstance(expected, list) else [expected]
@@ -84,7 +70,7 @@ def check_headers(spec: ExpectSpec, response: Response, context: Context) -> lis
                     )
                 )
             continue
-        wanted, failure = _render(exp.equals, context, where)
+        wanted, failure = render(exp.equals, context, where)
         if failure:
             failures.append(failure)
         elif str(wanted) != actual:
@@ -99,34 +85,6 @@ def check_headers(spec: ExpectSpec, response: Response, context: Context) -> lis
     return failures
 
 
-def subset_differences(expected: Any, actual: Any, path: str = "json") -> list[tuple[str, str, str]]:
-    """(path, expected, actual) for every place where `actual` does not contain `expected`."""
-    if isinstance(expected, dict):
-        if not isinstance(actual, dict):
-            return [(path, "an object", short(actual))]
-        diffs = []
-        for key, value in expected.items():
-            sub = f"{path}.{key}" if re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", key) else f"{path}[{key!r}]"
-            if key not in actual:
-                diffs.append((sub, short(value), "missing"))
-            else:
-                diffs.extend(subset_differences(value, actual[key], sub))
-        return diffs
-    if isinstance(expected, list):
-        if not isinstance(actual, list):
-            return [(path, "a list", short(actual))]
-        if len(expected) != len(actual):
-            return [(path, f"{len(expected)} items", f"{len(actual)} items: {short(actual)}")]
-        diffs = []
-        for index, (e, a) in enumerate(zip(expected, actual, strict=True)):
-            diffs.extend(subset_differences(e, a, f"{path}[{index}]"))
-        return diffs
-    same_kind = isinstance(expected, bool) == isinstance(actual, bool)
-    if not same_kind or expected != actual:
-        return [(path, short(expected), short(actual))]
-    return []
-
-
 def check_json(spec: ExpectSpec, response: Response, context: Context) -> list[Failure]:
     if spec.json is None:
         return []
@@ -134,7 +92,7 @@ def check_json(spec: ExpectSpec, response: Response, context: Context) -> list[F
     body, error = response.json_or_error()
     if error:
         return [Failure(f"json: {error}", where)]
-    expected, failure = _render(spec.json, context, where)
+    expected, failure = render(spec.json, context, where)
     if failure:
         return [failure]
     return [
@@ -187,7 +145,7 @@ def check_body(spec: ExpectSpec, response: Response, context: Context) -> list[F
     text = response.text
     failures = []
     for kind, compiled in spec.body.items():
-        wanted, failure = _render(compiled, context, where)
+        wanted, failure = render(compiled, context, where)
         if failure:
             failures.append(failure)
             continue
@@ -216,7 +174,7 @@ def check_asserts(spec: ExpectSpec, response: Response, context: Context) -> lis
     for compiled in spec.asserts:
         template = compiled.value
         where = str(template.loc)
-        value, failure = _render(compiled, context, where)
+        value, failure = render(compiled, context, where)
         if failure:
             failures.append(failure)
         elif not value:
@@ -240,4 +198,6 @@ def run_checks(spec: ExpectSpec, response: Response, context: Context) -> list[F
     failures: list[Failure] = []
     for check in CHECKS:
         failures.extend(check(spec, response, context))
+    for use in spec.checks:
+        failures.extend(use.run(response, context))
     return failures
