@@ -174,9 +174,14 @@ def write_configs():
         **common, "http-socket": f"{HOST}:{KEYSTONE_PORT}",
         "module": "keystone.wsgi.api:application", "env": f"OS_KEYSTONE_CONFIG_DIR={ks}"}})
     glance_uwsgi = {
-        "module": "glance.wsgi.api:application",
-        # One worker per instance: requests are served one at a time (import tasks run in threads).
-        "processes": "1",
+        # glance.wsgi.api's application, with SQLite transactions that wait for the write lock
+        # instead of failing "database is locked" (see testbed/glance_wsgi.py).
+        "module": "glance_wsgi:application", "pythonpath": Path(__file__).resolve().parent,
+        # One process per instance, serving 4 requests at once in threads: the two workers proxy
+        # imports and deletes to each other, and with one request at a time each, two crossing
+        # proxies wait for each other until the proxy's 60 s timeout (HTTP 500). Import tasks run in
+        # threads of their own.
+        "processes": "1", "threads": "4",
         "enable-threads": "true", "lazy-apps": "true",
         "http-auto-chunked": "true", "http-raw-body": "true"}
     write_ini(gl / "uwsgi.ini", {"uwsgi": {
