@@ -1,6 +1,9 @@
 #!/usr/bin/env python3
 """Real OpenStack Keystone + Glance on 127.0.0.1 (SQLite, file store) for scenario-runner's CI.
 
+Keystone on :5000, Glance on :9292 and a second Glance worker on :9293 (`glance-remote`, catalog
+type `image_remote`, for Tempest's alternate_image_endpoint tests); see docs/testbed.md.
+
 Usage: python3 testbed/testbed.py {setup|start|stop|status|env}
 
 Everything lives in <repo>/.testbed/ (venv, configs, databases, images, PID files, logs, openrc),
@@ -485,7 +488,7 @@ def start():
     t0 = time.monotonic()
     deadline = t0 + float(os.environ.get("TESTBED_START_TIMEOUT", "120"))
     # Glance needs the glance user only when it validates its first token, not to load, so
-    # both start at once and Keystone is provisioned while Glance is still importing.
+    # all start at once and Keystone is provisioned while Glance is still importing.
     procs = {name: spawn(name) for name in SERVICES}
     try:
         wait_until(lambda left: api("GET", f"{KEYSTONE_URL}/v3", timeout=left)[0] == 200,
