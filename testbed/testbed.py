@@ -1,6 +1,9 @@
 #!/usr/bin/env python3
 """Real OpenStack Keystone + Glance on 127.0.0.1 (SQLite, file store) for scenario-runner's CI.
 
+Keystone on :5000, Glance on :9292 and a second Glance worker on :9293 (`glance-remote`, catalog
+type `image_remote`, for Tempest's alternate_image_endpoint tests); see docs/testbed.md.
+
 Usage: python3 testbed/testbed.py {setup|start|stop|status|env}
 
 Everything lives in <repo>/.testbed/ (venv, configs, databases, images, PID files, logs, openrc),
@@ -32,15 +35,23 @@ from pathlib import Path
 PINS = ["keystone==30.0.0", "glance==33.0.0", "keystonemiddleware==13.0.1",
         "glance-store==5.7.0", "uWSGI==2.0.31"]
 HOST = "127.0.0.1"
-KEYSTONE_PORT, GLANCE_PORT = 5000, 9292
+KEYSTONE_PORT, GLANCE_PORT, GLANCE_REMOTE_PORT = 5000, 9292, 9293
 KEYSTONE_URL = f"http://{HOST}:{KEYSTONE_PORT}"
 GLANCE_URL = f"http://{HOST}:{GLANCE_PORT}"
+# A second glance-api worker (devstack's `g-api-r`, Tempest's `alternate_image_endpoint`): same
+# database and image store, its own staging and tasks directories and worker_self_reference_url,
+# registered in the catalog as service type `image_remote`.
+GLANCE_REMOTE_URL = f"http://{HOST}:{GLANCE_REMOTE_PORT}"
+IMAGE_REMOTE_TYPE = "image_remote"
 REGION = "RegionOne"
+# Seconds a SQLite connection waits for another process's write lock before "database is locked"
+# (pysqlite's `timeout`; its default is 5). Two Glance processes share glance.db.
+SQLITE_BUSY_TIMEOUT = 30
 STATE = Path(os.environ.get("TESTBED_STATE_DIR") or Path(__file__).resolve().parent.parent
              / ".testbed").resolve()
 VENV, RUN, LOG = STATE / "venv", STATE / "run", STATE / "log"
 OPENRC, SETUP_LOG = STATE / "openrc", STATE / "log/setup.log"
-SERVICES = ("keystone", "glance")
+SERVICES = ("keystone", "glance", "glance-remote")
 # urllib honours http_proxy; loopback traffic must never go through a proxy.
 OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
@@ -109,12 +120,45 @@ def install_venv():
     marker.write_text(wanted)
 
 
+def glance_api_conf(conf_dir, self_url):
+    """glance-api.conf of one Glance instance. Both share the database, the image store and the
+    lock directory (as the API workers of one deployment do); each has its own staging and tasks
+    directories and its own worker_self_reference_url, so an import or delete that reaches the
+    worker which did not stage the data is proxied to the one that did (devstack's g-api-r)."""
+    gl = STATE / "glance"
+    return {
+        "DEFAULT": {"use_stderr": "true",
+                    # glance-download: Tempest's ImportImagesTest imports from the Glance of its
+                    # own region (found in the user's catalog), here 127.0.0.1:9292.
+                    "enabled_import_methods": "[glance-direct,web-download,glance-download]",
+                    "worker_self_reference_url": self_url,
+                    "node_staging_uri": f"file://{conf_dir}/staging"},
+        "database": {"connection": f"sqlite:///{gl}/glance.db?timeout={SQLITE_BUSY_TIMEOUT}"},
+        "glance_store": {"stores": "file,http", "default_store": "file",
+                         "filesystem_store_datadir": f"{gl}/images/"},
+        "os_glance_staging_store": {"filesystem_store_datadir": f"{conf_dir}/staging/"},
+        "os_glance_tasks_store": {"filesystem_store_datadir": f"{conf_dir}/tasks/"},
+        # glance-download fetches from a Glance endpoint with the import filter of web-download,
+        # which refuses loopback and ports other than 80/443 unless allowed here.
+        # (Both are bounded lists: the brackets are required.)
+        "import_filtering_opts": {"allowed_hosts": f"[{HOST}]",
+                                  "allowed_ports": f"[80,443,{GLANCE_PORT},{GLANCE_REMOTE_PORT}]"},
+        "oslo_concurrency": {"lock_path": f"{gl}/lock"},
+        "keystone_authtoken": {
+            "www_authenticate_uri": KEYSTONE_URL, "auth_url": KEYSTONE_URL,
+            "auth_type": "password", "project_domain_id": "default",
+            "user_domain_id": "default", "project_name": "service", "username": "glance",
+            "password": passwords()["glance"]},
+        "paste_deploy": {"flavor": "keystone", "config_file": f"{conf_dir}/glance-api-paste.ini"},
+    }
+
+
 def write_configs():
     """(Re)write every config file; cheap, so start does it too and env password changes apply."""
     for sub in ("run", "log", "keystone", "glance/images", "glance/staging", "glance/tasks",
-                "glance/lock"):
+                "glance/lock", "glance-remote/staging", "glance-remote/tasks"):
         (STATE / sub).mkdir(parents=True, exist_ok=True)
-    ks, gl = STATE / "keystone", STATE / "glance"
+    ks, gl, glr = STATE / "keystone", STATE / "glance", STATE / "glance-remote"
     write_ini(ks / "keystone.conf", {
         "DEFAULT": {"use_stderr": "true"},
         "database": {"connection": f"sqlite:///{ks}/keystone.db"},
@@ -123,39 +167,32 @@ def write_configs():
         "fernet_receipts": {"key_repository": f"{ks}/fernet-keys/"},
         "credential": {"key_repository": f"{ks}/credential-keys/"},
     })
-    shutil.copyfile(VENV / "etc/glance/glance-api-paste.ini", gl / "glance-api-paste.ini")
-    write_ini(gl / "glance-api.conf", {
-        "DEFAULT": {"use_stderr": "true",
-                    "enabled_import_methods": "[glance-direct,web-download]",
-                    "worker_self_reference_url": GLANCE_URL,
-                    "node_staging_uri": f"file://{gl}/staging"},
-        "database": {"connection": f"sqlite:///{gl}/glance.db"},
-        "glance_store": {"stores": "file,http", "default_store": "file",
-                         "filesystem_store_datadir": f"{gl}/images/"},
-        "os_glance_staging_store": {"filesystem_store_datadir": f"{gl}/staging/"},
-        "os_glance_tasks_store": {"filesystem_store_datadir": f"{gl}/tasks/"},
-        "oslo_concurrency": {"lock_path": f"{gl}/lock"},
-        "keystone_authtoken": {
-            "www_authenticate_uri": KEYSTONE_URL, "auth_url": KEYSTONE_URL,
-            "auth_type": "password", "project_domain_id": "default",
-            "user_domain_id": "default", "project_name": "service", "username": "glance",
-            "password": passwords()["glance"]},
-        "paste_deploy": {"flavor": "keystone", "config_file": f"{gl}/glance-api-paste.ini"},
-    })
+    for conf_dir, self_url in ((gl, GLANCE_URL), (glr, GLANCE_REMOTE_URL)):
+        shutil.copyfile(VENV / "etc/glance/glance-api-paste.ini", conf_dir / "glance-api-paste.ini")
+        write_ini(conf_dir / "glance-api.conf", glance_api_conf(conf_dir, self_url))
     common = {"master": "true", "need-app": "true", "die-on-term": "true", "strict": "true",
               "home": VENV, "buffer-size": "65535", "processes": "2",
               "worker-reload-mercy": "5"}
     write_ini(ks / "uwsgi.ini", {"uwsgi": {
         **common, "http-socket": f"{HOST}:{KEYSTONE_PORT}",
         "module": "keystone.wsgi.api:application", "env": f"OS_KEYSTONE_CONFIG_DIR={ks}"}})
-    write_ini(gl / "uwsgi.ini", {"uwsgi": {
-        **common, "http-socket": f"{HOST}:{GLANCE_PORT}",
-        "module": "glance.wsgi.api:application", "env": f"OS_GLANCE_CONFIG_DIR={gl}",
-        # One worker: two processes writing one SQLite file get "database is locked" (HTTP 500)
-        # under concurrent uploads (threads in one process do too). Requests are served one at a time.
-        "processes": "1",
+    glance_uwsgi = {
+        # glance.wsgi.api's application, with SQLite transactions that wait for the write lock
+        # instead of failing "database is locked" (see testbed/glance_wsgi.py).
+        "module": "glance_wsgi:application", "pythonpath": Path(__file__).resolve().parent,
+        # One process per instance, serving 4 requests at once in threads: the two workers proxy
+        # imports and deletes to each other, and with one request at a time each, two crossing
+        # proxies wait for each other until the proxy's 60 s timeout (HTTP 500). Import tasks run in
+        # threads of their own.
+        "processes": "1", "threads": "4",
         "enable-threads": "true", "lazy-apps": "true",
-        "http-auto-chunked": "true", "http-raw-body": "true"}})
+        "http-auto-chunked": "true", "http-raw-body": "true"}
+    write_ini(gl / "uwsgi.ini", {"uwsgi": {
+        **common, **glance_uwsgi, "http-socket": f"{HOST}:{GLANCE_PORT}",
+        "env": f"OS_GLANCE_CONFIG_DIR={gl}"}})
+    write_ini(glr / "uwsgi.ini", {"uwsgi": {
+        **common, **glance_uwsgi, "http-socket": f"{HOST}:{GLANCE_REMOTE_PORT}",
+        "env": f"OS_GLANCE_CONFIG_DIR={glr}"}})
 
 
 # Setup steps added after the first release: naming them here changes the fingerprint, so an
@@ -366,7 +403,7 @@ def ensure_user(token, name, password, project_id, role_id):
 
 
 def provision():
-    """Service project/user, member role, demo project/user, image service and its endpoints."""
+    """Service project/user, member role, demo project/user, image services and their endpoints."""
     pw = passwords()
     token = get_token("admin", pw["admin"], "admin")
     role = {r: ensure(token, "roles", f"name={r}", {"name": r}) for r in ("admin", "member")}
@@ -382,6 +419,14 @@ def provision():
         ensure(token, "endpoints", f"service_id={service}&interface={iface}&region_id={REGION}",
                {"service_id": service, "interface": iface, "region_id": REGION,
                 "url": GLANCE_URL})
+    # The second worker, as devstack registers g-api-r: its own service type, a public endpoint
+    # in the same region (Tempest: [image] alternate_image_endpoint = image_remote).
+    remote = ensure(token, "services", f"type={IMAGE_REMOTE_TYPE}",
+                    {"name": "glance_remote", "type": IMAGE_REMOTE_TYPE,
+                     "description": "Alternate glance (second API worker)"})
+    ensure(token, "endpoints", f"service_id={remote}&interface=public&region_id={REGION}",
+           {"service_id": remote, "interface": "public", "region_id": REGION,
+            "url": GLANCE_REMOTE_URL})
 
 
 def write_openrc():
@@ -423,15 +468,15 @@ def wait_until(check, procs, deadline, what, name):
 
 
 def start():
-    """Start both services, provision Keystone, and return only once Glance accepts a token."""
+    """Start the services, provision Keystone, and return only once both Glances accept a token."""
     running = [n for n in SERVICES if is_running(n)]
     if len(running) == len(SERVICES):
         print("testbed already running")
         return 0
     if running:
-        log(f"only {', '.join(running)} was running: restarting both")
+        log(f"only {', '.join(running)} was running: restarting all")
     stop_services()  # a half-running or crashed testbed: clear our own leftovers first
-    for port in (KEYSTONE_PORT, GLANCE_PORT):
+    for port in (KEYSTONE_PORT, GLANCE_PORT, GLANCE_REMOTE_PORT):
         if not port_free(port):
             raise TestbedError(f"port {port} on {HOST} is already in use by a process that is "
                                f"not this testbed's (see: ss -ltnp 'sport = :{port}')")
@@ -443,7 +488,7 @@ def start():
     t0 = time.monotonic()
     deadline = t0 + float(os.environ.get("TESTBED_START_TIMEOUT", "120"))
     # Glance needs the glance user only when it validates its first token, not to load, so
-    # both start at once and Keystone is provisioned while Glance is still importing.
+    # all start at once and Keystone is provisioned while Glance is still importing.
     procs = {name: spawn(name) for name in SERVICES}
     try:
         wait_until(lambda left: api("GET", f"{KEYSTONE_URL}/v3", timeout=left)[0] == 200,
@@ -452,25 +497,26 @@ def start():
         provision()
         write_openrc()
         token = get_token("admin", passwords()["admin"], "admin")
-        wait_until(lambda left: api("GET", f"{GLANCE_URL}/v2/images", token, timeout=left)[0]
-                   == 200, procs, deadline, "Glance GET /v2/images with an admin token", "glance")
+        for name, url in (("glance", GLANCE_URL), ("glance-remote", GLANCE_REMOTE_URL)):
+            wait_until(lambda left, url=url: api("GET", f"{url}/v2/images", token, timeout=left)[0]
+                       == 200, procs, deadline, f"{name} GET /v2/images with an admin token", name)
     except BaseException:
         stop_services()
         raise
-    log(f"keystone {KEYSTONE_URL}/v3 and glance {GLANCE_URL} ready in "
-        f"{time.monotonic() - t0:.1f} s; credentials in {OPENRC}")
+    log(f"keystone {KEYSTONE_URL}/v3, glance {GLANCE_URL} and glance-remote {GLANCE_REMOTE_URL} "
+        f"ready in {time.monotonic() - t0:.1f} s; credentials in {OPENRC}")
     return 0
 
 
 def stop():
-    """Stop both services; only processes recorded in our PID files are touched."""
+    """Stop the services; only processes recorded in our PID files are touched."""
     stopped = stop_services()
     print(f"stopped {', '.join(stopped)}" if stopped else "not running")
     return 0
 
 
 def status():
-    """Print each service's state; exit 0 only when both run (3 otherwise, like LSB status)."""
+    """Print each service's state; exit 0 only when all run (3 otherwise, like LSB status)."""
     states = {name: is_running(name) for name in SERVICES}
     for name, up in states.items():
         print(f"{name}: {'running' if up else 'not running'}")

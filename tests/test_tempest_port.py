@@ -57,7 +57,15 @@ PORTED: dict[str, tuple[str, ...]] = {
         "test_register_upload_get_image_file[id-139b765e-7f3d-4b3d-8b37-3ca3876ee318,smoke]",
         "test_update_image[id-f66891a7-a35c-41a8-b590-a065c2a1caa6,smoke]",
     ),
-    "test_images.ImportImagesTest": ("test_image_glance_direct_import[id-32ca0c20-e16f-44ac-8590-07869c9b4cc2]",),
+    "test_images.ImportImagesTest": (
+        "test_image_glance_direct_import[id-32ca0c20-e16f-44ac-8590-07869c9b4cc2]",
+        "test_image_glance_download_import_bad_endpoint[id-77644240-dbbe-4744-ae28-09b2ac12e218,negative]",
+        "test_image_glance_download_import_bad_missing_image[id-c7edec8e-24b5-416a-9d42-b3e773bab62c,negative]",
+        "test_image_glance_download_import_bad_uuid[id-36d4b546-64a2-4bb9-bdd0-ba676aa48f2c,negative]",
+        "test_image_glance_download_import_success[id-8876c818-c40e-4b90-9742-31d231616305]",
+        "test_remote_delete[id-44d60544-1524-42f7-8899-315301105dd8]",
+        "test_remote_import[id-e04761a1-22af-42c2-b8bc-a34a3f12b585]",
+    ),
     "test_images.ListSharedImagesTest": (
         "test_list_images_param_member_status[id-3fa50be4-8e38-4c02-a8db-7811bb780122]",
     ),
