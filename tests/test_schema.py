@@ -73,3 +73,25 @@ def test_validate_needs_no_network():
         [sys.executable, "-m", "runner", "validate", "scenarios/"], cwd=ROOT, capture_output=True, text=True
     )
     assert done.stdout == online.stdout
+
+
+def test_every_property_of_the_schema_has_a_description():
+    """Issue 13, point 9: an editor's hover explains each key."""
+    import json as _json
+
+    schema = _json.loads((ROOT / "runner" / "schema" / "scenario.schema.json").read_text())
+    missing: list[str] = []
+
+    def walk(node: object, path: str) -> None:
+        if isinstance(node, dict):
+            for key, value in (node.get("properties") or {}).items():
+                if not (isinstance(value, dict) and value.get("description")):
+                    missing.append(f"{path}/properties/{key}")
+            for key, value in node.items():
+                walk(value, f"{path}/{key}")
+        elif isinstance(node, list):
+            for index, value in enumerate(node):
+                walk(value, f"{path}/{index}")
+
+    walk(schema, "")
+    assert missing == []
