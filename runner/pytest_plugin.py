@@ -18,7 +18,7 @@ import pytest
 
 from .engine import Engine
 from .errors import UserError, relative_display
-from .loader import SCENARIO_SUFFIX
+from .loadsteps import SCENARIO_SUFFIX
 from .model import Scenario
 from .results import Outcome, ScenarioResult, StepResult
 from .session import Session, SessionOptions

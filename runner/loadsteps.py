@@ -1,0 +1,402 @@
+"""Steps, includes, requests and expectations of a scenario file -> compiled model objects.
+
+The part of loading that every kind of step list shares (a scenario's `steps` and `finally`, a
+file's `setup`/`teardown`, a test's steps, a fragment included or named as a fixture): runner/loader.py
+reads the file's own keys and hands each list of steps to `StepParser`.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+from .checks.kinds import BODY_KINDS as BODY_CHECKS
+from .checks.kinds import EXPECT_KINDS, compile_body, compile_header
+from .errors import Location, ScenarioFormatError, relative_display
+from .files import FilePolicy
+from .formatcheck import check_structure
+from .literals import check_url
+from .loadnames import BUILTIN_NAMES, BuildState
+from .model import (
+    DEFAULT_MAX_ITEMS,
+    DEFAULT_REPEAT_MAX,
+    ExpectSpec,
+    HeaderExpectation,
+    LoopSpec,
+    PollSpec,
+    RequestSpec,
+    SchemaRef,
+    ScopeVar,
+    Step,
+)
+from .renames import Renames, check_renamed, parse_capture_as
+from .renames import aliases as step_aliases
+from .schemafiles import build_validator
+from .skips import parse_skips
+from .templating import Compiled, compile_value, is_template
+from .yamllimits import MAX_DEPTH
+from .yamlsource import LocDict, LocList, load_yaml
+
+SCENARIO_SUFFIX = ".scenario.yaml"
+BODY_KINDS = ("json", "body", "file", "form")
+IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+STATUS_CLASS = re.compile(r"^[1-5]xx$")
+
+
+def _refuse_templated_header_name(name: str, loc: Location) -> None:
+    """Header names are sent and matched as written; a `{{` in one would go on the wire verbatim."""
+    if is_template(str(name)):
+        raise ScenarioFormatError(
+            f"header name {name!r} is a template; header names are not rendered",
+            loc,
+            "write the header name literally; its value may be a template",
+        )
+
+
+class StepParser:
+    """Compiles steps (and the includes among them) for `Loader`, which holds the file policy and
+    the schema cache they use."""
+
+    policy: FilePolicy
+    _schemas: dict[Path, Any]
+
+    def _vars(self, data: LocDict | None) -> list[tuple[str, Compiled]]:
+        if not data:
+            return []
+        out = []
+        for name, value in data.items():
+            if not IDENTIFIER.match(name):
+                raise ScenarioFormatError(
+                    f"variable name '{name}' is not an identifier",
+                    data.key_loc(name),
+                    "use letters, digits and underscores, not starting with a digit",
+                )
+            out.append((name, compile_at(value, data.value_loc(name))))
+        return out
+
+    @staticmethod
+    def _headers(data: LocDict | None) -> dict[str, Compiled | None]:
+        """Header templates; a null value (None) means "do not send this default header"."""
+        if not data:
+            return {}
+        for k in data:
+            _refuse_templated_header_name(k, data.key_loc(k))
+        return {
+            k: None
+            if v is None
+            else compile_at(
+                v if isinstance(v, str) else str(v).lower() if isinstance(v, bool) else str(v), data.value_loc(k)
+            )
+            for k, v in data.items()
+        }
+
+    def _steps(
+        self, items: LocList, base: Path, scope: tuple[ScopeVar, ...], state: BuildState, renames: Renames
+    ) -> list[Step]:
+        steps: list[Step] = []
+        for index, item in enumerate(items):
+            if "include" in item:
+                steps.extend(self._include(item, base, scope, state, renames))
+            else:
+                steps.append(self._step(item, base, scope, state, items.item_loc(index), renames))
+        return steps
+
+    def _include(
+        self, item: LocDict, base: Path, scope: tuple[ScopeVar, ...], state: BuildState, renames: Renames
+    ) -> list[Step]:
+        loc = item.value_loc("include")
+        target = self.policy.resolve(item["include"], base, loc)
+        if target in state.stack:
+            chain = " -> ".join(relative_display(p) for p in (*state.stack, target))
+            raise ScenarioFormatError(
+                f"include cycle: {chain}",
+                loc,
+                "a file may not include itself, directly or through other fragments; remove this include",
+            )
+        if target.name.endswith(SCENARIO_SUFFIX):
+            raise ScenarioFormatError(
+                f"'{item['include']}' is a scenario, not a fragment",
+                loc,
+                "fragments are other *.yaml files holding `vars:` and `steps:`",
+            )
+        data = load_yaml(str(target))
+        check_structure(data, Location(relative_display(target), 1, 1), "fragment")
+        if data.get("teardown"):
+            raise ScenarioFormatError(
+                f"'{item['include']}' has a `teardown:`, which runs once at the end of a run: it is a fixture",
+                loc,
+                f"name it under `fixtures:` (fixtures: [{item['include']}]) instead of including it",
+            )
+        state.secrets.update(data.get("secrets", []))
+        state.declare_secrets(data)
+        given = self._vars(item.get("vars"))
+        given_names = {name for name, _ in given}
+        for name in given_names:
+            state.include_vars.setdefault(name, item["vars"].key_loc(name))
+        defaults = [ScopeVar(n, v, True) for n, v in self._vars(data.get("vars")) if n not in given_names]
+        layer = (*scope, *(ScopeVar(n, v, False) for n, v in given), *defaults)
+        rename = parse_capture_as(item.get("capture_as"))
+        state.stack.append(target)
+        try:
+            steps = self._steps(data["steps"], target.parent, layer, state, (*renames, rename))
+        finally:
+            state.stack.pop()
+        if rename:
+            check_renamed(item, steps, len(renames), target, state.renamed_away)
+        return steps
+
+    def _step(
+        self,
+        data: LocDict,
+        base: Path,
+        scope: tuple[ScopeVar, ...],
+        state: BuildState,
+        loc: Location,
+        renames: Renames,
+    ) -> Step:
+        aliases = step_aliases(renames)
+        captures = {}
+        capture_data = data.get("capture") or LocDict()
+        for name, expr in capture_data.items():
+            if not IDENTIFIER.match(name):
+                raise ScenarioFormatError(
+                    f"capture name '{name}' is not an identifier",
+                    capture_data.key_loc(name),
+                    "use letters, digits and underscores, so later templates can say {{ name }}",
+                )
+            captures[name] = compile_at(expr, capture_data.value_loc(name))
+            state.captures.add(aliases.get(name, name))
+            state.local_captures.add(name)
+            state.capture_locs.setdefault(aliases.get(name, name), capture_data.key_loc(name))
+        poll = None
+        if "poll" in data:
+            p = data["poll"]
+            poll = PollSpec(
+                until=self._expression(p, "until"),
+                loc=data.value_loc("poll"),
+                fail_if=self._expression(p, "fail_if") if "fail_if" in p else None,
+                timeout=float(p.get("timeout", 60)),
+                interval=float(p.get("interval", 1)),
+            )
+        return Step(
+            name=data["name"],
+            loc=loc,
+            base_dir=base,
+            request=self._request(data["request"], base, data.value_loc("request")),
+            expect=self._expect(data.get("expect"), base, loc),
+            captures=captures,
+            poll=poll,
+            when=self._expression(data, "when") if "when" in data else None,
+            skip=parse_skips(data),
+            scope=scope,
+            aliases=aliases,
+            renames=renames,
+            loop=self._loop(data),
+            title=_title(data),
+        )
+
+    def _loop(self, data: LocDict) -> LoopSpec | None:
+        """`for_each` (with `as`, `max_items`) or `repeat`; the looped step's name may be a template."""
+        if "for_each" in data and "repeat" in data:
+            raise ScenarioFormatError(
+                "a step has either 'for_each' or 'repeat', not both",
+                data.key_loc("repeat"),
+                "loop over a list with for_each, or repeat until a condition holds (paging)",
+            )
+        for key in ("as", "max_items"):
+            if key in data and "for_each" not in data:
+                raise ScenarioFormatError(
+                    f"'{key}' is only used with 'for_each'",
+                    data.key_loc(key),
+                    'add `for_each: "{{ a_list }}"` to the step, or remove this key',
+                )
+        if "for_each" in data:
+            loop = LoopSpec(data.key_loc("for_each"), max=data.get("max_items", DEFAULT_MAX_ITEMS))
+            items = data["for_each"]
+            if isinstance(items, str) and not is_template(items):
+                raise ScenarioFormatError(
+                    f"'for_each' must be a template giving a list, or a YAML list; got the plain text {items!r}",
+                    data.value_loc("for_each"),
+                    'write it as "{{ created_ids }}", or as a list: [a, b]',
+                )
+            loop.items = compile_at(items, data.value_loc("for_each"))
+            if "as" in data:
+                loop.as_name = self._loop_name(data)
+                loop.as_loc = data.value_loc("as")
+        elif "repeat" in data:
+            repeat = data["repeat"]
+            loop = LoopSpec(data.key_loc("repeat"), max=repeat.get("max", DEFAULT_REPEAT_MAX))
+            loop.until = self._expression(repeat, "until")
+        else:
+            return None
+        return loop
+
+    @staticmethod
+    def _loop_name(data: LocDict) -> str:
+        name: str = data["as"]
+        if not IDENTIFIER.match(name):
+            raise ScenarioFormatError(
+                f"'as' name {name!r} is not an identifier",
+                data.value_loc("as"),
+                "use letters, digits and underscores, so the step can say {{ name }}",
+            )
+        if name in BUILTIN_NAMES or name == "loop":
+            raise ScenarioFormatError(
+                f"'as' name {name!r} would hide the built-in '{name}'",
+                data.value_loc("as"),
+                "choose another name, such as image_id",
+            )
+        return name
+
+    @staticmethod
+    def _expression(data: LocDict, key: str) -> Compiled:
+        value = data[key]
+        if not is_template(value):
+            raise ScenarioFormatError(
+                f"'{key}' must be a Jinja expression, got the plain text {value!r}",
+                data.value_loc(key),
+                "write it as \"{{ response.json.status == 'active' }}\"",
+            )
+        return compile_at(value, data.value_loc(key))
+
+    def _request(self, data: LocDict, base: Path, loc: Location) -> RequestSpec:
+        kinds = [k for k in BODY_KINDS if k in data]
+        if len(kinds) > 1:
+            raise ScenarioFormatError(
+                f"a request has one body, but both '{kinds[0]}' and '{kinds[1]}' are given",
+                data.key_loc(kinds[1]),
+                "choose one of json, body, file or form",
+            )
+        kind = kinds[0] if kinds else None
+        body = compile_at(data[kind], data.value_loc(kind)) if kind else None
+        if kind == "file" and body is not None and body.constant:
+            self.policy.resolve(body.value, base, data.value_loc("file"))
+        check_url(data["url"], data.value_loc("url"))
+        return RequestSpec(
+            method=str(data.get("method", "GET")).upper(),
+            url=compile_at(data["url"], data.value_loc("url")),
+            loc=loc,
+            params=compile_at(data["params"], data.value_loc("params")) if "params" in data else None,
+            headers=self._headers(data.get("headers")),
+            body_kind=kind,
+            body=body,
+            body_loc=data.value_loc(kind) if kind else None,
+            timeout=data.get("timeout"),
+            allow_redirects=data.get("allow_redirects"),
+        )
+
+    def _expect(self, data: LocDict | None, base: Path, step_loc: Location) -> ExpectSpec:
+        spec = ExpectSpec()
+        if not data or "status" not in data:
+            # A step that says nothing about the status still must not pass on a 500; the failure
+            # points at the step, since no line says "2xx".
+            spec.status = Compiled("2xx", constant=True)
+            spec.status_loc = step_loc
+        if not data:
+            return spec
+        if "status" in data:
+            spec.status_loc = data.value_loc("status")
+            self._check_status(data["status"], spec.status_loc)
+            spec.status = compile_at(data["status"], spec.status_loc)
+        for name, value in (data.get("headers") or {}).items():
+            hloc = data["headers"].value_loc(name)
+            _refuse_templated_header_name(name, data["headers"].key_loc(name))
+            if isinstance(value, dict):
+                regex = value.get("regex")
+                if regex is not None:
+                    compile_regex(regex, value.value_loc("regex") if isinstance(value, LocDict) else hloc)
+                predicates = compile_header(name, value, hloc) if isinstance(value, LocDict) else None
+                if predicates is not None:
+                    spec.checks.append(predicates)
+                if predicates is None or "regex" in value or "absent" in value:
+                    absent = bool(value.get("absent"))
+                    spec.headers.append(HeaderExpectation(name, hloc, regex=regex, absent=absent))
+            else:
+                text = value if isinstance(value, str) else json.dumps(value)
+                spec.headers.append(HeaderExpectation(name, hloc, equals=compile_at(text, hloc)))
+        if "json" in data:
+            spec.json_loc = data.value_loc("json")
+            spec.json = compile_at(data["json"], spec.json_loc)
+        if "schema" in data:
+            spec.schema = self._schema(data["schema"], base, data.value_loc("schema"))
+
+        def resolve(raw: str, loc: Location) -> Path:
+            return self.policy.resolve(raw, base, loc)
+
+        if "body" in data:
+            spec.body_loc = data.value_loc("body")
+            body = data["body"]
+            if "regex" in body:
+                compile_regex(body["regex"], body.value_loc("regex"))
+            spec.body = {k: compile_at(v, body.value_loc(k)) for k, v in body.items() if k not in BODY_CHECKS}
+            spec.checks += compile_body(body, spec.body_loc, resolve)
+        for key, compile_kind in EXPECT_KINDS.items():
+            if key in data:
+                spec.checks.append(compile_kind(data[key], data.value_loc(key), resolve))
+        streams = [c.stream for c in spec.checks if c.stream is not None]
+        spec.stream = streams[0] if streams else None
+        for index, expr in enumerate(data.get("assert", [])):
+            aloc = data["assert"].item_loc(index)
+            if not is_template(expr):
+                raise ScenarioFormatError(
+                    f"assert item {index + 1} must be a Jinja expression, got {expr!r}",
+                    aloc,
+                    'write it as "{{ response.json.images | length > 0 }}"',
+                )
+            spec.asserts.append(compile_at(expr, aloc))
+        return spec
+
+    @staticmethod
+    def _check_status(value: Any, loc: Location) -> None:
+        for item in value if isinstance(value, list) else [value]:
+            if isinstance(item, int) and not 100 <= item <= 599:
+                raise ScenarioFormatError(f"status {item} is not an HTTP status code", loc, "use 100-599")
+            textual = isinstance(item, str) and not is_template(item)
+            if textual and not STATUS_CLASS.match(item) and not item.isdigit():
+                raise ScenarioFormatError(
+                    f"status {item!r} is neither a code, a class such as '2xx', nor a template",
+                    loc,
+                    "e.g. status: 200, status: [200, 204] or status: 2xx",
+                )
+
+    def _schema(self, raw: str, base: Path, loc: Location) -> SchemaRef:
+        if is_template(raw):
+            raise ScenarioFormatError("schema paths may not be templates", loc, "write the path literally")
+        path = self.policy.resolve(raw, base, loc)
+        if path not in self._schemas:
+            self._schemas[path] = build_validator(path, loc, self.policy)
+        return SchemaRef(path=path, loc=loc, validator=self._schemas[path])
+
+
+NESTING_HINT = f"keep nesting (of YAML values, brackets and filters in templates) under {MAX_DEPTH} levels"
+
+
+def compile_at(value: Any, loc: Location) -> Compiled:
+    """compile_value, with a template too deeply nested for Jinja's recursive compiler (a few
+    hundred brackets or filters) refused at its location rather than as a traceback."""
+    try:
+        return compile_value(value, loc)
+    except (RecursionError, SyntaxError):  # SyntaxError: Python's own limit on the generated code
+        raise ScenarioFormatError("template is nested too deeply to be compiled", loc, NESTING_HINT) from None
+
+
+def _title(data: LocDict) -> Compiled | None:
+    """A scenario's or step's name, compiled when it holds a template (its syntax checked here)."""
+    return title_text(data["name"], data.value_loc("name"))
+
+
+def title_text(name: str, loc: Location) -> Compiled | None:
+    return compile_at(name, loc) if is_template(name) else None
+
+
+def compile_regex(pattern: str, loc: Location) -> re.Pattern[str]:
+    try:
+        return re.compile(pattern)
+    except re.error as exc:
+        raise ScenarioFormatError(
+            f"invalid regular expression {pattern!r}: {exc}",
+            loc.within(pattern, exc.pos),
+            "Python regex syntax: escape ( ) [ ] { } . * + ? | \\ with a backslash to match them literally",
+        ) from None
