@@ -22,6 +22,7 @@ import shutil
 import signal
 import socket
 import sqlite3
+import struct
 import subprocess
 import sys
 import time
@@ -32,15 +33,23 @@ from pathlib import Path
 PINS = ["keystone==30.0.0", "glance==33.0.0", "keystonemiddleware==13.0.1",
         "glance-store==5.7.0", "uWSGI==2.0.31"]
 HOST = "127.0.0.1"
-KEYSTONE_PORT, GLANCE_PORT = 5000, 9292
+KEYSTONE_PORT, GLANCE_PORT, IMAGES_PORT = 5000, 9292, 9880
 KEYSTONE_URL = f"http://{HOST}:{KEYSTONE_PORT}"
 GLANCE_URL = f"http://{HOST}:{GLANCE_PORT}"
+IMAGES_URL = f"http://{HOST}:{IMAGES_PORT}"  # the HTTP image server Glance fetches from
+# Glance's stores: three file stores whose weights order them as their names do (Tempest's
+# MultiStoresImportImagesTest compares `stores` with the sorted names, StoreWeightTest with the
+# weights: both hold only when the two orders agree), and `web`, the read-only http store (the
+# name Tempest's location tests expect in `stores`). `fast` is the default and keeps the
+# single-store directory, so images uploaded before multi-store stay readable.
+FILE_STORES = {"fast": 100, "medium": 50, "slow": 10}
+DEFAULT_STORE = "fast"
 REGION = "RegionOne"
 STATE = Path(os.environ.get("TESTBED_STATE_DIR") or Path(__file__).resolve().parent.parent
              / ".testbed").resolve()
 VENV, RUN, LOG = STATE / "venv", STATE / "run", STATE / "log"
 OPENRC, SETUP_LOG = STATE / "openrc", STATE / "log/setup.log"
-SERVICES = ("keystone", "glance")
+SERVICES = ("keystone", "glance", "images")
 # urllib honours http_proxy; loopback traffic must never go through a proxy.
 OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
@@ -112,8 +121,10 @@ def install_venv():
 def write_configs():
     """(Re)write every config file; cheap, so start does it too and env password changes apply."""
     for sub in ("run", "log", "keystone", "glance/images", "glance/staging", "glance/tasks",
-                "glance/lock"):
+                "glance/lock", "glance/cache", "images",
+                *(f"glance/stores/{n}" for n in FILE_STORES if n != DEFAULT_STORE)):
         (STATE / sub).mkdir(parents=True, exist_ok=True)
+    write_served_images()
     ks, gl = STATE / "keystone", STATE / "glance"
     write_ini(ks / "keystone.conf", {
         "DEFAULT": {"use_stderr": "true"},
@@ -124,14 +135,38 @@ def write_configs():
         "credential": {"key_repository": f"{ks}/credential-keys/"},
     })
     shutil.copyfile(VENV / "etc/glance/glance-api-paste.ini", gl / "glance-api-paste.ini")
+    backends = [f"{n}:file" for n in FILE_STORES] + ["web:http"]
+    stores = {name: {"filesystem_store_datadir": store_dir(name), "weight": str(weight),
+                     "store_description": f"file store {name} (weight {weight})"}
+              for name, weight in FILE_STORES.items()}
     write_ini(gl / "glance-api.conf", {
         "DEFAULT": {"use_stderr": "true",
-                    "enabled_import_methods": "[glance-direct,web-download]",
+                    "enabled_import_methods": "[glance-direct,web-download,copy-image]",
+                    "enabled_backends": ", ".join(backends),
                     "worker_self_reference_url": GLANCE_URL,
-                    "node_staging_uri": f"file://{gl}/staging"},
+                    "node_staging_uri": f"file://{gl}/staging",
+                    # Tempest's location tests (manage_locations): the legacy PATCH
+                    # /locations and `locations` in every image. Deprecated, and a risk on a
+                    # real cloud (locations may hold credentials); harmless on loopback.
+                    "show_multiple_locations": "true",
+                    # Tempest's do_secure_hash (its default): POST /v2/images/{id}/locations
+                    # hashes the data. Glance's default too; written down because the
+                    # location tests depend on it.
+                    "do_secure_hash": "true",
+                    # The image cache and /v2/cache (Tempest's image_caching_enabled); queued
+                    # images are cached at once by a worker thread (no prefetcher period).
+                    "image_cache_dir": f"{gl}/cache/",
+                    "image_cache_driver": "centralized_db"},
         "database": {"connection": f"sqlite:///{gl}/glance.db"},
-        "glance_store": {"stores": "file,http", "default_store": "file",
-                         "filesystem_store_datadir": f"{gl}/images/"},
+        "glance_store": {"default_backend": DEFAULT_STORE},
+        **stores,
+        "web": {"store_description": "http store (read-only): locations on web servers"},
+        # Glance fetches web-download and http-location URLs only from allowed hosts and
+        # ports (default: any host but loopback, ports 80/443): allow the testbed's image
+        # server on 127.0.0.1:IMAGES_PORT, and nothing else on loopback. Both lists are
+        # "bounded" options: written in brackets, or Glance reads something else.
+        "import_filtering_opts": {"allowed_hosts": f"[{HOST}]",
+                                  "allowed_ports": f"[80,443,{IMAGES_PORT}]"},
         "os_glance_staging_store": {"filesystem_store_datadir": f"{gl}/staging/"},
         "os_glance_tasks_store": {"filesystem_store_datadir": f"{gl}/tasks/"},
         "oslo_concurrency": {"lock_path": f"{gl}/lock"},
@@ -140,7 +175,9 @@ def write_configs():
             "auth_type": "password", "project_domain_id": "default",
             "user_domain_id": "default", "project_name": "service", "username": "glance",
             "password": passwords()["glance"]},
-        "paste_deploy": {"flavor": "keystone", "config_file": f"{gl}/glance-api-paste.ini"},
+        # keystone+cachemanagement: the cache middleware and the /v2/cache API.
+        "paste_deploy": {"flavor": "keystone+cachemanagement",
+                         "config_file": f"{gl}/glance-api-paste.ini"},
     })
     common = {"master": "true", "need-app": "true", "die-on-term": "true", "strict": "true",
               "home": VENV, "buffer-size": "65535", "processes": "2",
@@ -156,6 +193,51 @@ def write_configs():
         "processes": "1",
         "enable-threads": "true", "lazy-apps": "true",
         "http-auto-chunked": "true", "http-raw-body": "true"}})
+
+
+def store_dir(name):
+    """A file store's directory; the default store keeps the single-store directory."""
+    base = STATE / "glance" / ("images" if name == DEFAULT_STORE else f"stores/{name}")
+    return f"{base}/"
+
+
+# What the image server serves (name -> bytes), made here so the testbed needs no download:
+# a genuine qcow2 (Glance inspects web-download data against disk_format) and raw bytes
+# (Tempest's http_image: location tests hash it). Deterministic, so every checkout serves the
+# same bytes; each has md5/sha256/sha512 files beside it (`<name>.<algo>`, sha512sum format).
+def served_images():
+    """{file name: content} of the image server."""
+    raw = b"".join(hashlib.sha512(f"testbed image block {i}".encode()).digest()
+                   for i in range(4096))  # 256 KiB
+    return {"image.qcow2": qcow2_image(16 * 1024 * 1024), "image.raw": raw}
+
+
+def qcow2_image(virtual_size):
+    """A genuine, empty qcow2 v2 image (header, L1 table, refcount table and block), what
+    `qemu-img create -f qcow2` writes minus options (the same as runner/files.py's)."""
+    cluster_bits = 16
+    cluster = 1 << cluster_bits
+    l1_size = -(-virtual_size // (cluster * (cluster // 8)))
+    l1_offset, refcount_table, refcount_block = cluster, 2 * cluster, 3 * cluster
+    header = struct.pack(">4sIQIIQIIQQIIQ", b"QFI\xfb", 2, 0, 0, cluster_bits, virtual_size, 0,
+                         l1_size, l1_offset, refcount_table, 1, 0, 0)
+    image = bytearray(4 * cluster)
+    image[:len(header)] = header
+    struct.pack_into(">Q", image, refcount_table, refcount_block)
+    for index in range(4):  # each of the 4 clusters is referenced once
+        struct.pack_into(">H", image, refcount_block + 2 * index, 1)
+    return bytes(image)
+
+
+def write_served_images():
+    """(Re)write the image server's files when their content differs (cheap: 0.5 MB)."""
+    root = STATE / "images"
+    for name, content in served_images().items():
+        path = root / name
+        if not path.exists() or path.read_bytes() != content:
+            path.write_bytes(content)
+        for algo in ("md5", "sha256", "sha512"):
+            (root / f"{name}.{algo}").write_text(f"{hashlib.new(algo, content).hexdigest()}  {name}\n")
 
 
 # Setup steps added after the first release: naming them here changes the fingerprint, so an
@@ -224,17 +306,28 @@ def recorded_pid(name):
         return None
 
 
+def command(name):
+    """The command line of a service: uwsgi for Keystone and Glance, image_server.py for images."""
+    if name == "images":
+        return [sys.executable, str(Path(__file__).resolve().parent / "image_server.py"), HOST,
+                str(IMAGES_PORT), str(STATE / "images")]
+    return [str(VENV / "bin/uwsgi"), "--ini", str(STATE / name / "uwsgi.ini")]
+
+
 def group_members(name):
-    """Live (non-zombie) uwsgi processes in our recorded process group; matching the cmdline
-    against our ini file means a stale PID file never leads us to signal someone else's process."""
-    pgid, ini, members = recorded_pid(name), str(STATE / name / "uwsgi.ini"), []
+    """Live (non-zombie) processes in our recorded process group; matching the cmdline against
+    our program and its state path means a stale PID file never leads us to signal someone
+    else's process."""
+    cmd = command(name)
+    program = "uwsgi" if name != "images" else "image_server.py"
+    pgid, ini, members = recorded_pid(name), cmd[-1], []
     for proc in Path("/proc").glob("[0-9]*"):
         try:
             stat = (proc / "stat").read_text().rsplit(")", 1)[1].split()  # state ppid pgrp ...
             cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()
         except (OSError, UnicodeDecodeError, IndexError):
             continue
-        if stat[0] not in "ZX" and int(stat[2]) == pgid and "uwsgi" in cmdline and ini in cmdline:
+        if stat[0] not in "ZX" and int(stat[2]) == pgid and program in cmdline and ini in cmdline:
             members.append(int(proc.name))
     return members
 
@@ -281,12 +374,12 @@ def port_free(port):
 
 
 def spawn(name):
-    """Start uwsgi in its own session (so stop can kill the group); output goes to its log."""
+    """Start a service in its own session (so stop can kill the group); output goes to its log."""
     logfile = LOG / f"{name}.log"
     if logfile.exists():
         logfile.replace(logfile.with_suffix(".log.1"))
     with open(logfile, "w") as out:
-        proc = subprocess.Popen([str(VENV / "bin/uwsgi"), "--ini", str(STATE / name / "uwsgi.ini")],
+        proc = subprocess.Popen(command(name),
                                 stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                 start_new_session=True, cwd=STATE)
     (RUN / f"{name}.pid").write_text(f"{proc.pid}\n")
@@ -395,7 +488,20 @@ def write_openrc():
               "OS_USER_DOMAIN_ID": "default", "OS_PROJECT_DOMAIN_ID": "default",
               "OS_REGION_NAME": REGION, "OS_INTERFACE": "public", "OS_IDENTITY_API_VERSION": "3",
               "OS_DEMO_USERNAME": "demo", "OS_DEMO_PASSWORD": pw["demo"],
-              "OS_DEMO_PROJECT_NAME": "demo"}
+              "OS_DEMO_PROJECT_NAME": "demo",
+              # What Tempest reads from tempest.conf about this cloud, for the Tempest port
+              # (scenarios/glance/tempest/): TEMPEST_<SECTION>_<OPTION>.
+              "TEMPEST_IMAGE_HTTP_IMAGE": f"{IMAGES_URL}/image.raw",
+              "TEMPEST_IMAGE_HTTP_QCOW2_IMAGE": f"{IMAGES_URL}/image.qcow2",
+              "TEMPEST_IMAGE_HASHING_ALGORITHM": "sha512",
+              "TEMPEST_IMAGE_IMAGE_CACHING_ENABLED": "true",
+              "TEMPEST_IMAGE_FEATURE_ENABLED_MANAGE_LOCATIONS": "true",
+              "TEMPEST_IMAGE_FEATURE_ENABLED_DO_SECURE_HASH": "true",
+              "TEMPEST_IMAGE_FEATURE_ENABLED_HTTP_STORE_ENABLED": "true",
+              "TEMPEST_IMAGE_FEATURE_ENABLED_STORE_WEIGHT_ENABLED": "true",
+              # Not Tempest's: the stand-in for the RandomDataServer a Tempest test starts
+              # itself (a scenario cannot host a server).
+              "TEMPEST_IMAGE_SLOW_HTTP_IMAGE": f"{IMAGES_URL}/slow-random"}
     OPENRC.write_text("".join(f"export {k}={shlex.quote(v)}\n" for k, v in values.items()))
     OPENRC.chmod(0o600)
 
@@ -431,7 +537,7 @@ def start():
     if running:
         log(f"only {', '.join(running)} was running: restarting both")
     stop_services()  # a half-running or crashed testbed: clear our own leftovers first
-    for port in (KEYSTONE_PORT, GLANCE_PORT):
+    for port in (KEYSTONE_PORT, GLANCE_PORT, IMAGES_PORT):
         if not port_free(port):
             raise TestbedError(f"port {port} on {HOST} is already in use by a process that is "
                                f"not this testbed's (see: ss -ltnp 'sport = :{port}')")
@@ -454,10 +560,12 @@ def start():
         token = get_token("admin", passwords()["admin"], "admin")
         wait_until(lambda left: api("GET", f"{GLANCE_URL}/v2/images", token, timeout=left)[0]
                    == 200, procs, deadline, "Glance GET /v2/images with an admin token", "glance")
+        wait_until(lambda left: api("HEAD", f"{IMAGES_URL}/image.qcow2", timeout=left)[0] == 200,
+                   procs, deadline, f"the image server HEAD {IMAGES_URL}/image.qcow2", "images")
     except BaseException:
         stop_services()
         raise
-    log(f"keystone {KEYSTONE_URL}/v3 and glance {GLANCE_URL} ready in "
+    log(f"keystone {KEYSTONE_URL}/v3, glance {GLANCE_URL} and images {IMAGES_URL} ready in "
         f"{time.monotonic() - t0:.1f} s; credentials in {OPENRC}")
     return 0
 
