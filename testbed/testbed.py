@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Real OpenStack Keystone + Glance on 127.0.0.1 (SQLite, file store) for scenario-runner's CI.
+"""Real OpenStack Keystone + Glance (two workers, multi-store) on 127.0.0.1 (SQLite, file stores) and an
+HTTP image server, for scenario-runner's CI.
 
 Usage: python3 testbed/testbed.py {setup|start|stop|status|env}
 
@@ -33,9 +34,14 @@ from pathlib import Path
 PINS = ["keystone==30.0.0", "glance==33.0.0", "keystonemiddleware==13.0.1",
         "glance-store==5.7.0", "uWSGI==2.0.31"]
 HOST = "127.0.0.1"
-KEYSTONE_PORT, GLANCE_PORT, IMAGES_PORT = 5000, 9292, 9880
+KEYSTONE_PORT, GLANCE_PORT, GLANCE_ALT_PORT, IMAGES_PORT = 5000, 9292, 9293, 9880
 KEYSTONE_URL = f"http://{HOST}:{KEYSTONE_PORT}"
 GLANCE_URL = f"http://{HOST}:{GLANCE_PORT}"
+# A second Glance worker of the same deployment (same database, stores and staging area; its own
+# image cache), Tempest's alternate_image_endpoint (service type image_remote), with the one option
+# that cannot be on both at once: do_secure_hash=False (Tempest runs one test of each location pair
+# per value). See docs/testbed.md.
+GLANCE_ALT_URL = f"http://{HOST}:{GLANCE_ALT_PORT}"
 IMAGES_URL = f"http://{HOST}:{IMAGES_PORT}"  # the HTTP image server Glance fetches from
 # Glance's stores: three file stores whose weights order them as their names do (Tempest's
 # MultiStoresImportImagesTest compares `stores` with the sorted names, StoreWeightTest with the
@@ -49,7 +55,8 @@ STATE = Path(os.environ.get("TESTBED_STATE_DIR") or Path(__file__).resolve().par
              / ".testbed").resolve()
 VENV, RUN, LOG = STATE / "venv", STATE / "run", STATE / "log"
 OPENRC, SETUP_LOG = STATE / "openrc", STATE / "log/setup.log"
-SERVICES = ("keystone", "glance", "images")
+SERVICES = ("keystone", "glance", "glance-alt", "images")
+GLANCES = {"glance": (GLANCE_PORT, GLANCE_URL, True), "glance-alt": (GLANCE_ALT_PORT, GLANCE_ALT_URL, False)}
 # urllib honours http_proxy; loopback traffic must never go through a proxy.
 OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
@@ -121,11 +128,11 @@ def install_venv():
 def write_configs():
     """(Re)write every config file; cheap, so start does it too and env password changes apply."""
     for sub in ("run", "log", "keystone", "glance/images", "glance/staging", "glance/tasks",
-                "glance/lock", "glance/cache", "images",
+                "glance/lock", "glance/cache", "glance-alt/cache", "images",
                 *(f"glance/stores/{n}" for n in FILE_STORES if n != DEFAULT_STORE)):
         (STATE / sub).mkdir(parents=True, exist_ok=True)
     write_served_images()
-    ks, gl = STATE / "keystone", STATE / "glance"
+    ks = STATE / "keystone"
     write_ini(ks / "keystone.conf", {
         "DEFAULT": {"use_stderr": "true"},
         "database": {"connection": f"sqlite:///{ks}/keystone.db"},
@@ -134,28 +141,54 @@ def write_configs():
         "fernet_receipts": {"key_repository": f"{ks}/fernet-keys/"},
         "credential": {"key_repository": f"{ks}/credential-keys/"},
     })
-    shutil.copyfile(VENV / "etc/glance/glance-api-paste.ini", gl / "glance-api-paste.ini")
+    for name in GLANCES:
+        write_glance_config(name)
+    common = {"master": "true", "need-app": "true", "die-on-term": "true", "strict": "true",
+              "home": VENV, "buffer-size": "65535", "processes": "2",
+              "worker-reload-mercy": "5"}
+    write_ini(ks / "uwsgi.ini", {"uwsgi": {
+        **common, "http-socket": f"{HOST}:{KEYSTONE_PORT}",
+        "module": "keystone.wsgi.api:application", "env": f"OS_KEYSTONE_CONFIG_DIR={ks}"}})
+    for name, (port, _url, _hash) in GLANCES.items():
+        write_ini(STATE / name / "uwsgi.ini", {"uwsgi": {
+            **common, "http-socket": f"{HOST}:{port}",
+            "module": "glance.wsgi.api:application", "env": f"OS_GLANCE_CONFIG_DIR={STATE / name}",
+            # One worker: two processes writing one SQLite file get "database is locked" (HTTP
+            # 500) under concurrent uploads (threads in one process do too). Requests are served
+            # one at a time. (glance-alt is a second process on the same file: the Tempest tests
+            # that use it send it a few requests, not concurrent uploads.)
+            "processes": "1",
+            "enable-threads": "true", "lazy-apps": "true",
+            "http-auto-chunked": "true", "http-raw-body": "true"}})
+
+
+def write_glance_config(name):
+    """glance-api.conf and its paste file for one Glance worker; the database, the stores, the
+    staging and tasks areas are shared (STATE/glance), the cache is the worker's own."""
+    _port, url, secure_hash = GLANCES[name]
+    gl, own = STATE / "glance", STATE / name
+    shutil.copyfile(VENV / "etc/glance/glance-api-paste.ini", own / "glance-api-paste.ini")
     backends = [f"{n}:file" for n in FILE_STORES] + ["web:http"]
-    stores = {name: {"filesystem_store_datadir": store_dir(name), "weight": str(weight),
-                     "store_description": f"file store {name} (weight {weight})"}
-              for name, weight in FILE_STORES.items()}
-    write_ini(gl / "glance-api.conf", {
+    stores = {store: {"filesystem_store_datadir": store_dir(store), "weight": str(weight),
+                      "store_description": f"file store {store} (weight {weight})"}
+              for store, weight in FILE_STORES.items()}
+    write_ini(own / "glance-api.conf", {
         "DEFAULT": {"use_stderr": "true",
                     "enabled_import_methods": "[glance-direct,web-download,copy-image]",
                     "enabled_backends": ", ".join(backends),
-                    "worker_self_reference_url": GLANCE_URL,
+                    "worker_self_reference_url": url,
                     "node_staging_uri": f"file://{gl}/staging",
                     # Tempest's location tests (manage_locations): the legacy PATCH
                     # /locations and `locations` in every image. Deprecated, and a risk on a
                     # real cloud (locations may hold credentials); harmless on loopback.
                     "show_multiple_locations": "true",
-                    # Tempest's do_secure_hash (its default): POST /v2/images/{id}/locations
-                    # hashes the data. Glance's default too; written down because the
-                    # location tests depend on it.
-                    "do_secure_hash": "true",
+                    # Tempest's do_secure_hash: POST /v2/images/{id}/locations hashes the
+                    # data (Glance's and Tempest's default) on the main worker, not on
+                    # glance-alt.
+                    "do_secure_hash": "true" if secure_hash else "false",
                     # The image cache and /v2/cache (Tempest's image_caching_enabled); queued
                     # images are cached at once by a worker thread (no prefetcher period).
-                    "image_cache_dir": f"{gl}/cache/",
+                    "image_cache_dir": f"{own}/cache/",
                     "image_cache_driver": "centralized_db"},
         "database": {"connection": f"sqlite:///{gl}/glance.db"},
         "glance_store": {"default_backend": DEFAULT_STORE},
@@ -177,22 +210,8 @@ def write_configs():
             "password": passwords()["glance"]},
         # keystone+cachemanagement: the cache middleware and the /v2/cache API.
         "paste_deploy": {"flavor": "keystone+cachemanagement",
-                         "config_file": f"{gl}/glance-api-paste.ini"},
+                         "config_file": f"{own}/glance-api-paste.ini"},
     })
-    common = {"master": "true", "need-app": "true", "die-on-term": "true", "strict": "true",
-              "home": VENV, "buffer-size": "65535", "processes": "2",
-              "worker-reload-mercy": "5"}
-    write_ini(ks / "uwsgi.ini", {"uwsgi": {
-        **common, "http-socket": f"{HOST}:{KEYSTONE_PORT}",
-        "module": "keystone.wsgi.api:application", "env": f"OS_KEYSTONE_CONFIG_DIR={ks}"}})
-    write_ini(gl / "uwsgi.ini", {"uwsgi": {
-        **common, "http-socket": f"{HOST}:{GLANCE_PORT}",
-        "module": "glance.wsgi.api:application", "env": f"OS_GLANCE_CONFIG_DIR={gl}",
-        # One worker: two processes writing one SQLite file get "database is locked" (HTTP 500)
-        # under concurrent uploads (threads in one process do too). Requests are served one at a time.
-        "processes": "1",
-        "enable-threads": "true", "lazy-apps": "true",
-        "http-auto-chunked": "true", "http-raw-body": "true"}})
 
 
 def store_dir(name):
@@ -469,12 +488,14 @@ def provision():
     ensure_user(token, "demo", pw["demo"], proj["demo"], role["member"])
     admin_id = ensure(token, "users", "name=admin&domain_id=default", {})
     grant(token, proj["admin"], admin_id, role["member"])  # implied by admin today; be explicit
-    service = ensure(token, "services", "type=image",
-                     {"name": "glance", "type": "image", "description": "OpenStack Image"})
-    for iface in ("public", "internal", "admin"):
-        ensure(token, "endpoints", f"service_id={service}&interface={iface}&region_id={REGION}",
-               {"service_id": service, "interface": iface, "region_id": REGION,
-                "url": GLANCE_URL})
+    # The second worker as devstack registers it for Tempest's alternate_image_endpoint.
+    for kind, name, url in (("image", "glance", GLANCE_URL),
+                            ("image_remote", "glance_remote", GLANCE_ALT_URL)):
+        service = ensure(token, "services", f"type={kind}",
+                         {"name": name, "type": kind, "description": "OpenStack Image"})
+        for iface in ("public", "internal", "admin"):
+            ensure(token, "endpoints", f"service_id={service}&interface={iface}&region_id={REGION}",
+                   {"service_id": service, "interface": iface, "region_id": REGION, "url": url})
 
 
 def write_openrc():
@@ -499,6 +520,12 @@ def write_openrc():
               "TEMPEST_IMAGE_FEATURE_ENABLED_DO_SECURE_HASH": "true",
               "TEMPEST_IMAGE_FEATURE_ENABLED_HTTP_STORE_ENABLED": "true",
               "TEMPEST_IMAGE_FEATURE_ENABLED_STORE_WEIGHT_ENABLED": "true",
+              # image.alternate_image_endpoint names a catalog service; the port reads the URL.
+              "TEMPEST_IMAGE_ALTERNATE_IMAGE_ENDPOINT": "image_remote",
+              "TEMPEST_IMAGE_ALTERNATE_IMAGE_URL": GLANCE_ALT_URL,
+              # Not Tempest's: the alternate worker's do_secure_hash (false), so that the
+              # port runs the do_secure_hash=False location tests there.
+              "TEMPEST_IMAGE_ALTERNATE_DO_SECURE_HASH": "false",
               # Not Tempest's: the stand-in for the RandomDataServer a Tempest test starts
               # itself (a scenario cannot host a server).
               "TEMPEST_IMAGE_SLOW_HTTP_IMAGE": f"{IMAGES_URL}/slow-random"}
@@ -529,15 +556,16 @@ def wait_until(check, procs, deadline, what, name):
 
 
 def start():
-    """Start both services, provision Keystone, and return only once Glance accepts a token."""
+    """Start every service, provision Keystone, and return only once each Glance accepts a token
+    and the image server answers."""
     running = [n for n in SERVICES if is_running(n)]
     if len(running) == len(SERVICES):
         print("testbed already running")
         return 0
     if running:
-        log(f"only {', '.join(running)} was running: restarting both")
+        log(f"only {', '.join(running)} was running: restarting all")
     stop_services()  # a half-running or crashed testbed: clear our own leftovers first
-    for port in (KEYSTONE_PORT, GLANCE_PORT, IMAGES_PORT):
+    for port in (KEYSTONE_PORT, GLANCE_PORT, GLANCE_ALT_PORT, IMAGES_PORT):
         if not port_free(port):
             raise TestbedError(f"port {port} on {HOST} is already in use by a process that is "
                                f"not this testbed's (see: ss -ltnp 'sport = :{port}')")
@@ -549,7 +577,7 @@ def start():
     t0 = time.monotonic()
     deadline = t0 + float(os.environ.get("TESTBED_START_TIMEOUT", "120"))
     # Glance needs the glance user only when it validates its first token, not to load, so
-    # both start at once and Keystone is provisioned while Glance is still importing.
+    # all start at once and Keystone is provisioned while Glance is still importing.
     procs = {name: spawn(name) for name in SERVICES}
     try:
         wait_until(lambda left: api("GET", f"{KEYSTONE_URL}/v3", timeout=left)[0] == 200,
@@ -558,27 +586,29 @@ def start():
         provision()
         write_openrc()
         token = get_token("admin", passwords()["admin"], "admin")
-        wait_until(lambda left: api("GET", f"{GLANCE_URL}/v2/images", token, timeout=left)[0]
-                   == 200, procs, deadline, "Glance GET /v2/images with an admin token", "glance")
+        for name, (_port, url, _hash) in GLANCES.items():
+            wait_until(lambda left, url=url: api("GET", f"{url}/v2/images", token, timeout=left)[0]
+                       == 200, procs, deadline, f"{name} GET /v2/images with an admin token", name)
         wait_until(lambda left: api("HEAD", f"{IMAGES_URL}/image.qcow2", timeout=left)[0] == 200,
                    procs, deadline, f"the image server HEAD {IMAGES_URL}/image.qcow2", "images")
     except BaseException:
         stop_services()
         raise
-    log(f"keystone {KEYSTONE_URL}/v3, glance {GLANCE_URL} and images {IMAGES_URL} ready in "
+    log(f"keystone {KEYSTONE_URL}/v3, glance {GLANCE_URL}, glance-alt {GLANCE_ALT_URL} and "
+        f"images {IMAGES_URL} ready in "
         f"{time.monotonic() - t0:.1f} s; credentials in {OPENRC}")
     return 0
 
 
 def stop():
-    """Stop both services; only processes recorded in our PID files are touched."""
+    """Stop every service; only processes recorded in our PID files are touched."""
     stopped = stop_services()
     print(f"stopped {', '.join(stopped)}" if stopped else "not running")
     return 0
 
 
 def status():
-    """Print each service's state; exit 0 only when both run (3 otherwise, like LSB status)."""
+    """Print each service's state; exit 0 only when all run (3 otherwise, like LSB status)."""
     states = {name: is_running(name) for name in SERVICES}
     for name, up in states.items():
         print(f"{name}: {'running' if up else 'not running'}")
