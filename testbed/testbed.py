@@ -158,6 +158,8 @@ def write_configs():
             # one at a time. (glance-alt is a second process on the same file: the Tempest tests
             # that use it send it a few requests, not concurrent uploads.)
             "processes": "1",
+            # BEGIN IMMEDIATE on SQLite: see testbed/sqlite_immediate.py.
+            "pythonpath": Path(__file__).resolve().parent, "import": "sqlite_immediate",
             "enable-threads": "true", "lazy-apps": "true",
             "http-auto-chunked": "true", "http-raw-body": "true"}})
 

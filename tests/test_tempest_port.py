@@ -73,6 +73,29 @@ PORTED = (
     "test_images_tags_negative.ImagesTagsNegativeTest.test_delete_non_existing_tag[id-39c023a2-325a-433a-9eea-649bf1414b19,negative]",
     "test_images_tags_negative.ImagesTagsNegativeTest.test_update_tags_for_non_existing_image[id-8cd30f82-6f9a-4c6e-8034-c1b51fba43d9,negative]",
     "test_versions.VersionsTest.test_list_versions[id-659ea30a-a17c-4317-832c-0f68ed23c31d,smoke]",
+    # One file per class (tests:), on the multi-store testbed with locations, cache, image server, 2 workers:
+    "admin.test_image_caching.ImageCachingTest.test_image_caching_cycle[id-4bf6adba-2f9f-47e9-a6d5-37f21ad4387c]",
+    "admin.test_image_caching.ImageCachingTest.test_remote_and_self_cache[id-0a6b7e10-bc30-4a41-91ff-69fb4f5e65f2]",
+    "admin.test_images.ImageLocationsAdminTest.test_delete_locations[id-8a648de4-b745-4c28-a7b5-20de1c3da4d2]",
+    "admin.test_images.ImportCopyImagesTest.test_image_copy_image_import[id-9b3b644e-03d1-11eb-a036-fa163e2eaf49]",
+    "admin.test_images.MultiStoresImagesTest.test_delete_image_from_specific_store[id-1ecec683-41d4-4470-a0df-54969ec74514]",
+    "test_images.HashCalculationRemoteDeletionTest.test_hash_calculation_cancelled[id-123e4567-e89b-12d3-a456-426614174000]",
+    "test_images.ImageLocationsTest.test_location_after_upload[id-58b0fadc-219d-40e1-b159-1c902cec323a]",
+    "test_images.ImageLocationsTest.test_set_location[id-37599b8a-d5c0-4590-aee5-73878502be15]",
+    "test_images.ImageLocationsTest.test_replace_location[id-bf6e0009-c039-4884-b498-db074caadb10]",
+    "test_images.ImageLocationsTest.test_set_location_bad_scheme[id-a9a20396-8399-4b36-909d-564949be098f]",
+    "test_images.ImageLocationsTest.test_set_location_with_hash[id-42d6f7db-c9f5-4bae-9e15-a90262fe445a]",
+    "test_images.ImageLocationsTest.test_set_location_with_hash_second_matching[id-304c8a19-aa86-47dd-a022-ec4c7f433f1b]",
+    "test_images.ImageLocationsTest.test_set_location_with_hash_not_matching[id-f3ce99c2-9ffb-4b9f-b2cb-876929382553]",
+    "test_images.ImportImagesTest.test_image_web_download_import[id-f6feb7a4-b04f-4706-a011-206129f83e62]",
+    "test_images.LocationImportTest.test_add_location_for_image_with_do_secure_hash_true[id-9ca1b69e-375e-11ee-be56-0242ac120002]",
+    "test_images.LocationImportTest.test_add_location_with_do_secure_hash_false[id-b6963da4-375e-11ee-be56-0242ac120002]",
+    "test_images.MultiStoresImportImagesTest.test_glance_direct_import_image_to_all_stores[id-bf04ff00-3182-47cb-833a-f1c6767b47fd]",
+    "test_images.MultiStoresImportImagesTest.test_glance_direct_import_image_to_specific_stores[id-82fb131a-dd2b-11ea-aec7-340286b6c574]",
+    "test_images.MultistoreLocationImportTest.test_add_location_for_image_with_do_secure_hash_true[id-3f84b819-0df8-4f81-af30-7c2d4e242bc9]",
+    "test_images.MultistoreLocationImportTest.test_add_location_with_do_secure_hash_false[id-507ecfef-9e1c-40c0-b801-64bf00a71ab2]",
+    "test_images.StoreWeightTest.test_store_weight_order[id-c3d4e5f6-a7b8-9012-cdef-123456789012]",
+    "test_images_negative.ImportImagesNegativeTest.test_image_web_download_import_with_bad_url[id-c52f6a77-f522-4411-8dbe-9d14f2b1ba6b,negative]",
 )
 CREDENTIALS = ("admin", "primary", "project_reader", "alt")
 
@@ -95,9 +118,17 @@ def test_tempest_port_passes_with_tempest_names_one_login_per_credential_and_lea
     root = ET.parse(workspace / "junit.xml").getroot()
     suites = list(root.iter("testsuite"))
 
-    # Every ported test ran and passed, under its Tempest name, once.
-    tests = [s for s in suites if not (s.get("name") or "").startswith("fixture: ")]
-    assert sorted(s.get("name") for s in tests) == sorted("tempest.api.image.v2." + n for n in PORTED)
+    # Every ported test ran and passed, under its Tempest name, once. A file with `tests:` (one per
+    # Tempest class) names each test's suite `<file name> :: <test name>`, i.e. `<module>.<Class> ::
+    # <method>[<attrs>]`, and its setup/teardown `<file name> :: setup`/`teardown`.
+    tests = [
+        s
+        for s in suites
+        if not (s.get("name") or "").startswith("fixture: ")
+        and not (s.get("name") or "").endswith((" :: setup", " :: teardown"))
+    ]
+    names = [(s.get("name") or "").replace(" :: ", ".") for s in tests]
+    assert sorted(names) == sorted("tempest.api.image.v2." + n for n in PORTED)
     for suite in tests:
         cases = list(suite.iter("testcase"))
         assert cases, suite.get("name")
