@@ -148,6 +148,7 @@ def test_tempest_port_passes_with_tempest_names_one_login_per_credential_and_lea
     assert [n for n in namespaces if run_id in n] == []
     assert [n for n in _listed(f"{identity}/projects", "projects", admin_token) if run_id in n] == []
     assert [n for n in _listed(f"{identity}/users", "users", admin_token) if run_id in n] == []
-    # The whole port runs in about 12 s on the testbed (4 s of it the fixture: 3 users, 4 logins).
-    assert elapsed < 120, f"the Tempest port took {elapsed:.0f} s"
+    # The whole port runs in about 80 s on the testbed (4 s of it the fixture: 3 users, 4 logins; the
+    # location, import and cache tests wait for Glance's tasks, one remote delete ~12 s).
+    assert elapsed < 300, f"the Tempest port took {elapsed:.0f} s"
     print(f"tempest port: {elapsed:.1f} s")
