@@ -4,6 +4,7 @@
     python bench/bench.py --quick    # a smaller subset of every target (well under a minute)
     python bench/bench.py --only 1,3 --json figures.json
     python bench/bench.py --profile  # cProfile of the 50-copies in-process run, top functions
+    python bench/bench.py --only tempest   # the Tempest port against the testbed (openrc loaded): only when named
 
 Targets (figures are reported, never asserted):
   1. 50 copies of the tutorial in one in-process run: cost per step <= 1.2 x a raw requests loop.
@@ -12,6 +13,8 @@ Targets (figures are reported, never asserted):
      expectations the file is read at most once more than the upload needs (rchar / size <= 2).
   4. --jobs 4 >= 3.5 x faster than --jobs 1 (40 scenarios, 50 ms added latency per request).
   5. 1,000 files (8,000 steps) in one run: peak RSS <= 120 MiB; 2,000 files <= 2.2 x the time.
+  tempest (issue 10): the Tempest port at --jobs 1 with its run-level login, with a login in every file,
+     and with credentials made in every file: wall, POST /v3/auth/tokens per run, steps per second.
 
 Each stub runs in its own process; the client measured is this process (target 1) or a child
 process started from here (the others). A child's peak RSS is VmHWM and its reads are rchar /
@@ -30,6 +33,7 @@ import json
 import os
 import platform
 import pstats
+import re
 import shutil
 import statistics
 import subprocess
@@ -42,6 +46,9 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
+from xml.etree import ElementTree
+
+import requests
 
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
@@ -114,11 +121,11 @@ def child_env(stub: Stub) -> dict[str, str]:
     return {**os.environ, "STUB_URL": stub.url}
 
 
-def run_child(cmd: Sequence[str], env: dict[str, str] | None = None) -> Child:
+def run_child(cmd: Sequence[str], env: dict[str, str] | None = None, cwd: Path = REPO) -> Child:
     """Run a process to its end; wall time from spawn to reaped."""
     with tempfile.TemporaryFile() as log:
         started = time.perf_counter()
-        proc = subprocess.Popen(list(cmd), stdout=log, stderr=subprocess.STDOUT, env=env, cwd=REPO)
+        proc = subprocess.Popen(list(cmd), stdout=log, stderr=subprocess.STDOUT, env=env, cwd=cwd)
         proc.wait()
         wall = time.perf_counter() - started
         log.seek(0)
@@ -417,6 +424,183 @@ def target6(quick: bool) -> list[Row]:
     ]  # fmt: skip
 
 
+# --- tempest: the Tempest port against the real testbed, run-level vs per-file login ----------------
+
+TEMPEST = REPO / "scenarios" / "glance" / "tempest"
+TEMPEST_MODES = ("run-level login", "per-file login", "per-file credentials")
+FIXTURE_LINE = re.compile(r"^fixtures: \{creds: (\S+)/credentials\.yaml\}$", re.M)
+LOGIN = re.compile(r"\bPOST \S+/v3/auth/tokens\b")
+TOKENS = ("admin_token", "primary_token", "reader_token", "alt_token")
+
+
+def _per_file_login(tree: Path) -> None:
+    """Users and projects still made once per run (fixture `users`); each file logs in all four itself."""
+    common = tree / "common"
+    text = (common / "credentials.yaml").read_text()
+    logins = re.findall(
+        r"^  - include: \.\./\.\./\.\./common/keystone-token\.yaml\n    vars: .*\n    capture_as: .*\n", text, re.M
+    )
+    expires = 'expires: "{{ [admin_expires_at, primary_expires_at, reader_expires_at, alt_expires_at] | min }}"\n'
+    if len(logins) != 3 or expires not in text:
+        raise BenchError("common/credentials.yaml changed: update the per-file login rewrite in bench.py")
+    for login in logins:
+        text = text.replace(login, "")
+    # the files log in with the users' password: a fixture's vars are its own, so capture it
+    made = 'capture: {primary_user_id: "{{ response.json.user.id }}"}'
+    if made not in text:
+        raise BenchError("common/credentials.yaml changed: update the per-file login rewrite in bench.py")
+    text = text.replace(made, made[:-1] + ', password: "{{ user_password }}"}')
+    (common / "users.yaml").write_text(text.replace(expires, 'expires: "{{ admin_expires_at }}"\n'))
+    shutil.copy(BENCH / "tempest" / "per-file-login.yaml", common / "per-file-login.yaml")
+    for path in tree.rglob("*.scenario.yaml"):
+        text = path.read_text()
+        found = FIXTURE_LINE.search(text)
+        if found is None:
+            raise BenchError(f"{path.relative_to(tree)}: no `fixtures: {{creds: …}}` line to rewrite")
+        where = found.group(1)
+        text = FIXTURE_LINE.sub(f"fixtures: {{users: {where}/users.yaml}}", text)
+        text = re.sub(
+            r"\bcreds\.(\w+)",
+            lambda m: (
+                {"image": "image_endpoint"}.get(m.group(1), m.group(1))
+                if m.group(1) in (*TOKENS, "image")
+                else f"users.{m.group(1)}"
+            ),
+            text,
+        )
+        include = f"  - include: {where}/per-file-login.yaml\n"
+        if "\nsetup:\n" in text:
+            text = text.replace("\nsetup:\n", "\nsetup:\n" + include, 1)
+        elif "\ntests:\n" in text:
+            text = text.replace("\ntests:\n", "\nsetup:\n" + include + "tests:\n", 1)
+        else:
+            text = text.replace("\nsteps:\n", "\nsteps:\n" + include, 1)
+        path.write_text(text)
+
+
+def _per_file_credentials(tree: Path) -> None:
+    """The credentials fixture once per file: a fixture is shared by the files that name it with the same
+    `vars`, so a `vars` entry naming the file gives each its own users, projects and logins."""
+    for path in tree.rglob("*.scenario.yaml"):
+        text = path.read_text()
+        if FIXTURE_LINE.search(text) is None:
+            raise BenchError(f"{path.relative_to(tree)}: no `fixtures: {{creds: …}}` line to rewrite")
+        use = f"fixtures: {{creds: {{use: \\1/credentials.yaml, vars: {{login_for: {path.stem}}}}}}}"
+        path.write_text(FIXTURE_LINE.sub(use, text))
+
+
+def _tempest_tree(root: Path, mode: str) -> None:
+    """A copy of the port (and what it includes) under root, rewritten for the mode."""
+    shutil.copytree(REPO / "scenarios" / "common", root / "scenarios" / "common")
+    shutil.copytree(REPO / "schemas", root / "schemas")
+    shutil.copytree(TEMPEST, root / "scenarios" / "glance" / "tempest", ignore=shutil.ignore_patterns("*.md"))
+    tree = root / "scenarios" / "glance" / "tempest"
+    if mode == "per-file login":
+        _per_file_login(tree)
+    elif mode == "per-file credentials":
+        _per_file_credentials(tree)
+
+
+def _admin_session() -> tuple[dict[str, str], str, str]:
+    """The openrc's admin: headers with its token, the identity URL and the image endpoint.
+
+    One connection per request: the testbed's uwsgi drops kept-alive connections without saying so."""
+    identity = os.environ["OS_AUTH_URL"].rstrip("/")
+    user = {
+        "name": os.environ["OS_USERNAME"],
+        "password": os.environ["OS_PASSWORD"],
+        "domain": {"id": os.environ.get("OS_USER_DOMAIN_ID", "default")},
+    }
+    scope = {
+        "project": {
+            "name": os.environ["OS_PROJECT_NAME"],
+            "domain": {"id": os.environ.get("OS_PROJECT_DOMAIN_ID", "default")},
+        }
+    }
+    body = {"auth": {"identity": {"methods": ["password"], "password": {"user": user}}, "scope": scope}}
+    resp = requests.post(f"{identity}/auth/tokens", json=body, timeout=30)
+    resp.raise_for_status()
+    image = next(
+        e["url"]
+        for s in resp.json()["token"]["catalog"]
+        if s["type"] == "image"
+        for e in s["endpoints"]
+        if e["interface"] == os.environ.get("OS_INTERFACE", "public")
+    )
+    headers = {"X-Auth-Token": resp.headers["X-Subject-Token"], "Accept": "application/json"}
+    return headers, identity, image.rstrip("/")
+
+
+def _left_on_testbed(run_id: str) -> list[str]:
+    """What a run left behind: anything named with its run_id (images, namespaces, projects, users)."""
+    headers, identity, image = _admin_session()
+    left = []
+    for url, key, field in (
+        (f"{image}/v2/images?limit=1000", "images", "name"),
+        (f"{image}/v2/metadefs/namespaces?limit=1000", "namespaces", "namespace"),
+        (f"{identity}/projects", "projects", "name"),
+        (f"{identity}/users", "users", "name"),
+    ):
+        resp = requests.get(url, headers=headers, timeout=30)
+        resp.raise_for_status()
+        left += [f"{key}: {item[field]}" for item in resp.json()[key] if run_id in str(item.get(field) or "")]
+    return left
+
+
+def _tempest_run(mode: str) -> tuple[float, int, int, int]:
+    """One run of the port in the mode, --jobs 1: wall, logins, the port's own steps and all steps that ran."""
+    run_id = "bench" + os.urandom(4).hex()
+    with tempdir("bench-tempest-") as root:
+        _tempest_tree(root, mode)
+        junit = root / "junit.xml"
+        cmd = [*scenario_runner_command(), "run", "scenarios/glance/tempest/", "--jobs", "1",
+               "--var", f"run_id={run_id}", "--junit", str(junit)]  # fmt: skip
+        try:
+            child = run_child(cmd, cwd=root)
+        finally:
+            left = _left_on_testbed(run_id)
+        if left:
+            raise BenchError(f"{mode}: the run left {', '.join(left)} on the testbed")
+        cases = [
+            (suite.get("name") or "", case)
+            for suite in ElementTree.parse(junit).getroot().iter("testsuite")
+            for case in suite.iter("testcase")
+        ]
+    ran = [(suite, case) for suite, case in cases if case.find("skipped") is None]
+    # the port's own steps: neither a fixture's nor a login (per-file login puts 4 in each file's setup)
+    tests = [c for suite, c in ran if not suite.startswith("fixture: ") and c.get("name") != "Get a Keystone token"]
+    return child.wall, len(LOGIN.findall(child.output)), len(tests), len(ran)
+
+
+def target_tempest(quick: bool) -> list[Row]:
+    """The Tempest port (scenarios/glance/tempest/) at --jobs 1 against the testbed, three ways:
+    as it is (one login per credential per run), with each file logging in itself, and with each file
+    making its own credentials (users, projects and logins). Needs the testbed's openrc loaded."""
+    if not os.environ.get("OS_AUTH_URL"):
+        raise BenchError("OS_AUTH_URL is not set: start the testbed, then `set -a; . .testbed/openrc; set +a`")
+    reps = 1 if quick else 3
+    runs: dict[str, list[tuple[float, int, int, int]]] = {mode: [] for mode in TEMPEST_MODES}
+    for _ in range(reps):  # alternating, so the shared testbed's load falls on every mode alike
+        for mode in TEMPEST_MODES:
+            runs[mode].append(_tempest_run(mode))
+            print(f"tempest {mode}: {runs[mode][-1][0]:.1f} s, {runs[mode][-1][1]} logins", file=sys.stderr, flush=True)
+    base = statistics.median(r[0] for r in runs[TEMPEST_MODES[0]])
+    rows = []
+    for mode in TEMPEST_MODES:
+        walls = [r[0] for r in runs[mode]]
+        wall = statistics.median(walls)
+        logins = sorted({r[1] for r in runs[mode]})
+        tests, ran = runs[mode][0][2], runs[mode][0][3]
+        rows += [
+            Row("tempest", f"{mode}: wall of the whole run, --jobs 1 (median of {reps}; range)",
+                f"{wall:.1f} s ({min(walls):.1f}–{max(walls):.1f})", ratio=f"{wall / base:.2f}", goal="(info)"),
+            Row("tempest", f"{mode}: logins (POST /v3/auth/tokens) per run", "/".join(map(str, logins)), goal="(info)"),
+            Row("tempest", f"{mode}: steps per second ({tests} steps of the port; {ran} with logins and fixtures)",
+                f"{tests / wall:.1f}/s", baseline=f"{ran / wall:.1f}/s", goal="(info)"),
+        ]  # fmt: skip
+    return rows
+
+
 # --- profile -------------------------------------------------------------------------------------
 
 
@@ -466,12 +650,19 @@ TARGETS: dict[str, Callable[[bool], list[Row]]] = {
     "5": target5,
     "6": target6,
 }
+# Run only when named (--only tempest): they need the Keystone + Glance testbed and its openrc.
+EXTRA_TARGETS: dict[str, Callable[[bool], list[Row]]] = {"tempest": target_tempest}
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="smaller workloads and fewer repetitions")
-    parser.add_argument("--only", default=",".join(TARGETS), help="comma-separated targets (default: 1,2,3,4,5,6)")
+    parser.add_argument(
+        "--only",
+        default=",".join(TARGETS),
+        help="comma-separated targets (default: 1,2,3,4,5,6); `tempest` (the Tempest port against the testbed) "
+        "runs only when named",
+    )
     parser.add_argument("--json", metavar="PATH", help="also write the rows as JSON")
     parser.add_argument("--profile", action="store_true", help="profile the 50-copies in-process run instead")
     args = parser.parse_args(argv)
@@ -480,16 +671,17 @@ def main(argv: list[str] | None = None) -> int:
         profile()
         return 0
     wanted = [t.strip() for t in args.only.split(",") if t.strip()]
-    unknown = [t for t in wanted if t not in TARGETS]
+    known = {**TARGETS, **EXTRA_TARGETS}
+    unknown = [t for t in wanted if t not in known]
     if unknown:
-        parser.error(f"unknown target(s) {', '.join(unknown)}; choose from {', '.join(TARGETS)}")
+        parser.error(f"unknown target(s) {', '.join(unknown)}; choose from {', '.join(known)}")
     print(f"machine: {machine()}", flush=True)
     started = time.perf_counter()
     rows: list[Row] = []
     for target in wanted:
         t0 = time.perf_counter()
         try:
-            measured = TARGETS[target](args.quick)
+            measured = known[target](args.quick)
             if args.quick and target in SMALLER_WHEN_QUICK:
                 for row in measured:
                     row.holds += " (smaller workload)" if row.holds else ""

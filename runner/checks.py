@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from .errors import UserError
+from .explain import explain
 from .http import Response
 from .model import ExpectSpec
 from .results import Failure
@@ -160,13 +161,23 @@ def check_schema(spec: ExpectSpec, response: Response, context: Context) -> list
         schema_path = "/".join(str(p) for p in err.absolute_schema_path)
         failures.append(
             Failure(
-                f"schema {spec.schema.path.name}: at {instance}: {err.message} (schema path: {schema_path})",
+                f"schema {spec.schema.path.name}: at {instance}: {_json_message(err)} (schema path: {schema_path})",
                 where,
             )
         )
     if len(errors) > MAX_SCHEMA_ERRORS:
         failures.append(Failure(f"schema: ... and {len(errors) - MAX_SCHEMA_ERRORS} more errors", where))
     return failures
+
+
+def _json_message(err: Any) -> str:
+    """jsonschema writes the failing value as Python (`None`, `True`, `{'a': 1}`); the response was
+    JSON, so say it in JSON (`null`, `true`, `{"a": 1}`)."""
+    message = str(err.message)
+    python = repr(err.instance)
+    if message.startswith(python) and not isinstance(err.instance, str):
+        return short(err.instance) + message[len(python) :]
+    return message
 
 
 def check_body(spec: ExpectSpec, response: Response, context: Context) -> list[Failure]:
@@ -209,7 +220,9 @@ def check_asserts(spec: ExpectSpec, response: Response, context: Context) -> lis
         if failure:
             failures.append(failure)
         elif not value:
-            failures.append(Failure(f"assert: {template.source} is {short(value)}", where))
+            failed = Failure(f"assert: {template.source} is {short(value)}", where)
+            failed.details = explain(template, context)
+            failures.append(failed)
     return failures
 
 

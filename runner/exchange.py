@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import re
 import shlex
+from collections.abc import Mapping
 from urllib.parse import urlencode
 
 from .http import _MISSING, PreparedRequest, Response
@@ -29,6 +30,14 @@ def _request_body(req: PreparedRequest) -> str | None:
     return None
 
 
+def _sent_body(response: Response) -> str | None:
+    """The body bytes as sent, when they were held in memory (JSON, text, form; not a streamed file)."""
+    sent = response.sent_body
+    if not sent:
+        return None
+    return sent.decode("utf-8", "replace")
+
+
 def full_url(req: PreparedRequest) -> str:
     """The URL as sent, query parameters included (what a person would paste in a browser)."""
     if not req.params:
@@ -44,7 +53,8 @@ def format_exchange(req: PreparedRequest, response: Response | None, redactor: R
     lines = [f"> {req.method} {one_line(redactor.mask(url))}"]
     for name, value in redactor.mask_headers(headers.items()):
         lines.append(f"> {one_line(name)}: {one_line(value)}")
-    body = _request_body(req)
+    body = _sent_body(response) if response is not None else None
+    body = _request_body(req) if body is None else body
     if body is not None:
         lines.append(">")
         lines.extend("> " + line for line in excerpt(redactor.mask(body).encode()).splitlines())
@@ -67,9 +77,9 @@ def _masked_body(response: Response, redactor: Redactor) -> bytes:
     return redactor.mask(text).encode()
 
 
-def _no_default_content_type(req: PreparedRequest) -> list[str]:
+def _no_default_content_type(headers: Mapping[str, str]) -> list[str]:
     """curl --data-binary adds a form Content-Type the runner never sent; `-H 'Content-Type:'` drops it."""
-    if any(k.lower() == "content-type" for k in req.headers):
+    if any(k.lower() == "content-type" for k in headers):
         return []
     return ["-H", "Content-Type:"]
 
@@ -86,27 +96,45 @@ def _shell_quote(part: str) -> str:
     return "$'" + _SHELL_UNSAFE.sub(lambda m: f"\\x{ord(m.group()):02x}", escaped) + "'"
 
 
-def curl_command(req: PreparedRequest, redactor: Redactor) -> str:
-    """A copy-pasteable curl line; secret headers become $VARIABLES the user sets themselves."""
+# Headers curl derives itself (from the URL and the body): written out only when the user set them.
+# Other headers the runner sent are written out, except curl's own default `Accept: */*`.
+_CURL_ACCEPT = ("accept", "*/*")
+_CURL_DERIVES = {"host", "content-length", "connection", "transfer-encoding"}
+
+
+def curl_command(req: PreparedRequest, redactor: Redactor, response: Response | None = None) -> str:
+    """A copy-pasteable curl line that sends the headers the runner sent (requests' defaults such
+    as User-Agent included, not curl's); secret headers become $VARIABLES the user sets themselves."""
     parts = ["curl", "-sS", "-i", "-X", req.method]
-    for name, value in req.headers.items():
+    given = {name.lower() for name in req.headers}
+    headers = dict(req.headers)
+    if response is not None and response.sent_headers:
+        headers = {
+            name: value
+            for name, value in response.sent_headers.items()
+            if name.lower() in given or (name.lower() not in _CURL_DERIVES and (name.lower(), value) != _CURL_ACCEPT)
+        }
+    for name, value in headers.items():
         if name.lower() in SECRET_HEADERS:
             env_name = re.sub(r"\W", "_", name.upper())
             parts += ["-H", f"{name}: ${env_name}"]
         else:
             parts += ["-H", f"{name}: {redactor.mask(str(value))}"]
+    for name in req.removed_headers:  # `null`: curl must not add its own either (User-Agent, Accept)
+        parts += ["-H", f"{name}:"]
     if req.json is not _MISSING:
-        if not any(k.lower() == "content-type" for k in req.headers):
+        if not any(k.lower() == "content-type" for k in headers):
             parts += ["-H", "Content-Type: application/json"]
         parts += ["--data-binary", redactor.mask(json.dumps(req.json))]  # the very bytes sent
     elif req.text is not None:
-        parts += [*_no_default_content_type(req), "--data-binary", redactor.mask(req.text)]
+        parts += [*_no_default_content_type(headers), "--data-binary", redactor.mask(req.text)]
     elif req.form is not None:
         for key, value in req.form.items():
             parts += ["--data-urlencode", redactor.mask(f"{key}={value}")]
     elif req.file is not None:
-        parts += ["-H", "Expect:", *_no_default_content_type(req), "--data-binary", f"@{req.file}"]
-    parts.append(redactor.mask(full_url(req)))
+        parts += ["-H", "Expect:", *_no_default_content_type(headers), "--data-binary", f"@{req.file}"]
+    sent_url = response.sent_url if response is not None and response.sent_url else full_url(req)
+    parts.append(redactor.mask(sent_url))
     command = " ".join(_shell_quote(p) for p in parts)
     # shlex quotes "$X_AUTH_TOKEN" in single quotes, which would stop the shell expanding it.
     return re.sub(r"'([\w-]+: )\$(\w+)'", r'"\1$\2"', command)

@@ -13,6 +13,7 @@ all three while streaming and seeds the cache, so a later `{{ md5(image_file) }}
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import os
 import stat
@@ -96,13 +97,47 @@ class FilePolicy:
         if st is not None and stat.S_ISREG(st.st_mode):
             self.inputs.add(real, st)
         elif must_exist:
-            what = "is a directory" if st is not None and stat.S_ISDIR(st.st_mode) else "does not exist"
-            raise FileAccessError(
-                f"file '{path}' {what} (resolved to {real})",
-                loc,
-                "paths are relative to the file that names them",
-            )
+            if st is not None and stat.S_ISDIR(st.st_mode):
+                raise FileAccessError(f"file '{path}' is a directory (resolved to {real})", loc, "name a file in it")
+            raise FileAccessError(f"file '{path}' does not exist (resolved to {real})", loc, near_hint(path, real))
         return real
+
+
+def near_matches(written: str, real: Path, suffixes: frozenset[str] | None = None) -> list[str]:
+    """Files that exist where a missing path points, with a close name, written as the user wrote the
+    path: the typo in the file name (`users.csv` for `user.csv`), or in one directory on the way
+    (`schemas/image.json` for `schema/image.json`)."""
+    parts = Path(written).parts
+    found: list[str] = []
+    try:
+        if real.parent.is_dir():
+            names = sorted(
+                p.name for p in real.parent.iterdir() if p.is_file() and (not suffixes or p.suffix.lower() in suffixes)
+            )
+            # Stems are compared, so a shared extension (`.yaml`) does not make every name close.
+            stems = {Path(n).stem: n for n in names}
+            close = [stems[c] for c in difflib.get_close_matches(real.stem, list(stems), n=3, cutoff=0.6)]
+            found = [str(Path(*parts[:-1], n)) for n in close]
+        else:  # a directory on the way is misspelt: try the close names of the first one that is missing
+            ancestor, depth = real.parent, 1
+            while not ancestor.parent.is_dir() and ancestor != ancestor.parent:
+                ancestor, depth = ancestor.parent, depth + 1
+            dirs = sorted(p.name for p in ancestor.parent.iterdir() if p.is_dir())
+            for name in difflib.get_close_matches(ancestor.name, dirs, n=3, cutoff=0.6):
+                fixed = list(parts)
+                fixed[len(parts) - 1 - depth] = name
+                if (ancestor.parent / name).joinpath(*parts[len(parts) - depth :]).is_file():
+                    found.append(str(Path(*fixed)))
+    except (OSError, IndexError, ValueError):
+        return []
+    return found
+
+
+def near_hint(written: str, real: Path, suffixes: frozenset[str] | None = None) -> str:
+    near = near_matches(written, real, suffixes)
+    if near:
+        return "did you mean " + " or ".join(f"'{n}'" for n in near) + "?"
+    return "paths are relative to the file that names them"
 
 
 class Digests:
@@ -196,7 +231,7 @@ class HashingReader:
 class DataFiles:
     """Deterministic test files made at run time, so no binary is committed to the repository."""
 
-    KINDS = ("zeros", "random", "qcow2")
+    KINDS = ("zeros", "random", "qcow2", "vhd")
 
     def __init__(self) -> None:
         self._dir: tempfile.TemporaryDirectory[str] | None = None
@@ -215,7 +250,7 @@ class DataFiles:
             raise ValueError(f"unknown data_file kind {kind!r}; use one of {', '.join(self.KINDS)}")
         if not isinstance(size, int) or size < 0:
             raise ValueError(f"data_file size must be a non-negative integer, got {size!r}")
-        path = self.directory / f"{kind}-{size}-{seed}.{'qcow2' if kind == 'qcow2' else 'bin'}"
+        path = self.directory / f"{kind}-{size}-{seed}.{kind if kind in ('qcow2', 'vhd') else 'bin'}"
         with self._make_lock:  # scenarios on other threads (--jobs) may ask for the same file
             if not path.exists():
                 tmp = path.with_suffix(".part")
@@ -234,6 +269,9 @@ class DataFiles:
 def _write_data(fh, kind: str, size: int, seed: int) -> None:  # type: ignore[no-untyped-def]
     if kind == "qcow2":
         fh.write(_qcow2_image(size))
+        return
+    if kind == "vhd":
+        fh.write(_vhd_image(size, seed))
         return
     if kind == "zeros":
         fh.truncate(size)
@@ -282,3 +320,75 @@ def _qcow2_image(virtual_size: int) -> bytes:
     for index in range(4):  # each of the 4 clusters is referenced once
         struct.pack_into(">H", image, refcount_block_offset + 2 * index, 1)
     return bytes(image)
+
+
+def _vhd_chs(sectors: int) -> tuple[int, int, int]:
+    """Cylinders, heads and sectors per track of a VHD disk of `sectors` sectors (the VHD spec's algorithm)."""
+    sectors = min(sectors, 65535 * 16 * 255)
+    if sectors >= 65535 * 16 * 63:
+        per_track, heads = 255, 16
+        return sectors // per_track // heads, heads, per_track
+    per_track = 17
+    cyl_heads = sectors // per_track
+    heads = max((cyl_heads + 1023) // 1024, 4)
+    if cyl_heads >= heads * 1024 or heads > 16:
+        per_track, heads = 31, 16
+        cyl_heads = sectors // per_track
+    if cyl_heads >= heads * 1024:
+        per_track, heads = 63, 16
+        cyl_heads = sectors // per_track
+    return cyl_heads // heads, heads, per_track
+
+
+def _vhd_checksum(data: bytes | bytearray) -> int:
+    return ~sum(data) & 0xFFFFFFFF
+
+
+def _vhd_image(virtual_size: int, seed: int) -> bytes:
+    """A genuine, empty dynamic VHD (Microsoft Virtual Hard Disk): footer copy, dynamic header, an
+    all-unallocated block table and the footer, as `qemu-img create -f vpc` writes.
+
+    Glance inspects uploads declared `vhd` (the footer copy at offset 0, cookie `conectix`), so random
+    bytes are refused; this passes, with the virtual size in the footer."""
+    block_size = 2 * 1024 * 1024
+    virtual_size = max(-(-virtual_size // 512) * 512, 512)
+    entries = -(-virtual_size // block_size)
+    bat_bytes = -(-(entries * 4) // 512) * 512
+    cylinders, heads, per_track = _vhd_chs(virtual_size // 512)
+    unique_id = hashlib.md5(f"scenario-runner:vhd:{virtual_size}:{seed}".encode()).digest()
+    footer = bytearray(
+        struct.pack(
+            ">8sIIQI4sI4sQQHBBII16sB",
+            b"conectix",  # cookie
+            2,  # features: reserved bit, always set
+            0x00010000,  # format version 1.0
+            512,  # offset of the dynamic header
+            0,  # timestamp: seconds since 2000-01-01, fixed so the file is reproducible
+            b"srun",  # creator application
+            0x00010000,  # creator version
+            b"Wi2k",  # creator host OS
+            virtual_size,  # original size
+            virtual_size,  # current size
+            cylinders,
+            heads,
+            per_track,
+            3,  # disk type: dynamic
+            0,  # checksum, below
+            unique_id,
+            0,  # not in a saved state
+        ).ljust(512, b"\0")
+    )
+    struct.pack_into(">I", footer, 64, _vhd_checksum(footer))
+    header = bytearray(
+        struct.pack(
+            ">8sQQIII",
+            b"cxsparse",  # cookie
+            0xFFFFFFFFFFFFFFFF,  # data offset: unused
+            512 + 1024,  # offset of the block allocation table
+            0x00010000,  # header version 1.0
+            entries,  # max table entries
+            block_size,
+        ).ljust(1024, b"\0")
+    )
+    struct.pack_into(">I", header, 36, _vhd_checksum(header))
+    return bytes(footer) + bytes(header) + b"\xff" * bat_bytes + bytes(footer)

@@ -41,6 +41,7 @@ class PreparedRequest:
     method: str
     url: str
     headers: dict[str, str] = field(default_factory=dict)
+    removed_headers: tuple[str, ...] = ()  # `null` in the scenario: not sent, not even a library default
     params: dict[str, Any] | None = None
     json: Any = _MISSING
     text: str | None = None
@@ -82,9 +83,20 @@ class Response:
         self.upload_digests: dict[str, str] | None = None
         # The request as it went on the wire (requests quotes the URL, adds default headers and the
         # Authorization it derives from `user:password@`): what reports show and secrets are learned from.
+        self.sent_method = ""
         self.sent_url = ""
         self.sent_headers: Mapping[str, str] = {}
         self.sent_body: bytes | None = None
+
+    @property
+    def request(self) -> dict[str, Any]:
+        """The request as sent, for step history: `last.request.url`, `history['x'].request.headers`."""
+        return {"method": self.sent_method, "url": self.sent_url, "headers": self.sent_headers}
+
+    @property
+    def location(self) -> str | None:
+        """The `Location` header (gabbi's $LOCATION), or None."""
+        return self.headers.get("Location")
 
     @property
     def text(self) -> str:
@@ -260,13 +272,15 @@ def _send(session: Session, req: PreparedRequest, max_body: int) -> Response:
         "cert": req.cert,
         "stream": True,
     }
-    headers = req.headers
+    headers: dict[str, Any] = req.headers
+    if req.removed_headers:
+        headers = {**headers, **{name: _removal(name) for name in req.removed_headers}}
     data: Any = None
     reader: HashingReader | None = None
     if req.json is not _MISSING:
         data = jsonlib.dumps(req.json).encode()
         if not any(k.lower() == "content-type" for k in req.headers):
-            headers = {**req.headers, "Content-Type": "application/json"}
+            headers = {**headers, "Content-Type": "application/json"}
     elif req.text is not None:
         data = req.text.encode("utf-8")
     elif req.form is not None:
@@ -283,6 +297,7 @@ def _send(session: Session, req: PreparedRequest, max_body: int) -> Response:
             opened = _connections_opened(session)
             try:
                 prepared = session.prepare(req.method, req.url, headers, req.params, data)
+                _keep_users_length(prepared, headers)
                 resp = session.send(prepared, **options)
                 break
             except requests.exceptions.ConnectionError as exc:
@@ -314,11 +329,56 @@ def _send(session: Session, req: PreparedRequest, max_body: int) -> Response:
     )
     if reader is not None:
         response.upload_digests = reader.complete_digests()
+    response.sent_method = req.method
     response.sent_url = prepared.url or req.url
-    response.sent_headers = prepared.headers
+    response.sent_headers = wire_headers(prepared)
     sent = prepared.body
     response.sent_body = sent.encode("utf-8") if isinstance(sent, str) else sent if isinstance(sent, bytes) else None
     return response
+
+
+def _removal(name: str) -> str | None:
+    """None drops a header requests would add; urllib3's SKIP_HEADER stops the ones it or
+    http.client add themselves (Host, Accept-Encoding, User-Agent)."""
+    return urllib3.util.SKIP_HEADER if name.lower() in urllib3.util.SKIPPABLE_HEADERS else None
+
+
+def _keep_users_length(prepared: requests.PreparedRequest, headers: Mapping[str, str]) -> None:
+    """requests replaces a Content-Length the user wrote with the body's length; API tests of a
+    server's own handling of a wrong or malformed length need it sent as written."""
+    for name, value in headers.items():
+        if name.lower() == "content-length" and value is not None:
+            prepared.headers[name] = value
+
+
+def wire_headers(prepared: requests.PreparedRequest) -> CaseInsensitiveDict[str]:
+    """The request headers in the order and form they go on the wire.
+
+    http.client writes `Host` (from the URL, without a default port) and, when no Accept-Encoding is
+    given, `Accept-Encoding: identity` before the headers requests passes it; reports showing only
+    requests' headers would show a request other than the one sent.
+    """
+    given = prepared.headers
+    if any(value == urllib3.util.SKIP_HEADER for value in given.values()):
+        kept = CaseInsensitiveDict({k: v for k, v in given.items() if v != urllib3.util.SKIP_HEADER})
+        skipped = {k.lower() for k, v in given.items() if v == urllib3.util.SKIP_HEADER}
+    else:
+        kept, skipped = given, set()
+    added: list[tuple[str, str]] = []
+    if "host" not in given and "host" not in skipped:
+        url = urllib3.util.parse_url(prepared.url or "")
+        host = url.host or ""
+        if ":" in host and not host.startswith("["):
+            host = f"[{host}]"
+        default = 443 if url.scheme == "https" else 80
+        added.append(("Host", host if url.port in (None, default) else f"{host}:{url.port}"))
+    if "accept-encoding" not in given and "accept-encoding" not in skipped:
+        added.append(("Accept-Encoding", "identity"))
+    if not added:
+        return kept
+    shown: CaseInsensitiveDict[str] = CaseInsensitiveDict(added)
+    shown.update(kept)
+    return shown
 
 
 def _stale_connection(exc: requests.exceptions.ConnectionError) -> bool:

@@ -14,6 +14,8 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from jinja2 import nodes
+
 from .errors import Location, ScenarioFormatError, UserError, relative_display
 from .files import ALGORITHMS, FilePolicy
 from .formatcheck import check_structure
@@ -41,7 +43,7 @@ from .renames import Renames, check_renamed, parse_capture_as
 from .renames import aliases as step_aliases
 from .schemafiles import build_validator
 from .skips import check_shape, parse_skips
-from .templating import Compiled, Template, compile_value, is_template
+from .templating import ENV, Compiled, Template, compile_value, history_references, is_template
 from .yamllimits import MAX_DEPTH
 from .yamlsource import LocDict, LocList, load_yaml
 
@@ -92,6 +94,16 @@ def discover(paths: Iterable[str]) -> list[Path]:
             seen.add(key)
             unique.append(p)
     return unique
+
+
+def _refuse_templated_header_name(name: str, loc: Location) -> None:
+    """Header names are sent and matched as written; a `{{` in one would go on the wire verbatim."""
+    if is_template(str(name)):
+        raise ScenarioFormatError(
+            f"header name {name!r} is a template; header names are not rendered",
+            loc,
+            "write the header name literally; its value may be a template",
+        )
 
 
 class Loader:
@@ -210,6 +222,9 @@ class Loader:
         scope_names |= {s.loop.as_name for s in every if s.loop and s.loop.items}
         assigned = self.extra_vars | state.captures | state.local_captures | defined | {n for n, _ in scenario.vars}
         check_secrets(state.secret_uses, assigned | scope_names | set(provided))
+        elsewhere = self.extra_vars | defined | set(provided) | {n for n, _ in scenario.vars} | scope_names
+        _check_capture_order(scenario, elsewhere | BUILTIN_NAMES)
+        _check_loop_names(scenario, assigned | set(provided))
         used = {name for t in templates for name in t.names}
         scenario.digest_algorithms = frozenset(used & set(ALGORITHMS))
 
@@ -311,6 +326,8 @@ class Loader:
         """Header templates; a null value (None) means "do not send this default header"."""
         if not data:
             return {}
+        for k in data:
+            _refuse_templated_header_name(k, data.key_loc(k))
         return {
             k: None
             if v is None
@@ -532,6 +549,7 @@ class Loader:
             loop.items = _compile(items, data.value_loc("for_each"))
             if "as" in data:
                 loop.as_name = self._loop_name(data)
+                loop.as_loc = data.value_loc("as")
         elif "repeat" in data:
             repeat = data["repeat"]
             loop = LoopSpec(data.key_loc("repeat"), max=repeat.get("max", DEFAULT_REPEAT_MAX))
@@ -609,6 +627,7 @@ class Loader:
             spec.status = _compile(data["status"], spec.status_loc)
         for name, value in (data.get("headers") or {}).items():
             hloc = data["headers"].value_loc(name)
+            _refuse_templated_header_name(name, data["headers"].key_loc(name))
             if isinstance(value, dict):
                 regex = value.get("regex")
                 if regex is not None:
@@ -662,6 +681,28 @@ class Loader:
 
     # --- names ---------------------------------------------------------------------------------
 
+    @staticmethod
+    def _check_history(scenario: Scenario, local: dict[int, set[str]]) -> None:
+        """`last` and `history` exist from the second step on; `history['name']` must name an
+        earlier step (by its name as written). Records which names are read, so the engine keeps
+        only those responses."""
+        before: list[str] = []
+        read: set[str] = set()
+        dynamic = False
+        for index, step in enumerate((*scenario.steps, *scenario.finally_steps)):
+            for template in _step_templates(step):
+                if index:
+                    local.setdefault(id(template), set()).update(("last", "history"))
+                references, any_step = history_references(template)
+                dynamic |= any_step
+                for name, offset in references:
+                    if name not in before:
+                        raise _history_error(name, before, template, offset)
+                    read.add(name)
+            if step.name not in before:
+                before.append(step.name)
+        scenario.history_names = None if dynamic else frozenset(read)
+
     def _check_names(
         self,
         scenario: Scenario,
@@ -692,6 +733,7 @@ class Loader:
                     loop_names.setdefault(name, step.name)
                 for template in _step_templates(step):
                     local.setdefault(id(template), set()).update(names)
+        self._check_history(scenario, local)
         for template in templates:
             here = local.get(id(template), set())
             for name in sorted(template.names - known - here):
@@ -714,6 +756,90 @@ class Loader:
                     template.loc.within(template.source, found.start() if found else None),
                     hint,
                 )
+
+
+def _check_loop_names(scenario: Scenario, assigned: set[str]) -> None:
+    """A loop's item name must not hide a variable, capture or fixture value: inside the loop the
+    template would read the item, silently, where the author meant the value."""
+    for step in (*scenario.steps, *scenario.finally_steps):
+        loop = step.loop
+        if loop is None or loop.items is None or loop.as_name not in assigned:
+            continue
+        raise ScenarioFormatError(
+            f"the loop's item name '{loop.as_name}' hides the variable '{loop.as_name}' of the scenario",
+            loop.as_loc or loop.loc,
+            f"name the item otherwise: `as: {loop.as_name}_item` (or rename the variable)",
+        )
+
+
+def _check_capture_order(scenario: Scenario, elsewhere: set[str]) -> None:
+    """A step may not read a value that only the same or a later step captures: it cannot be set yet.
+
+    Only names nothing else defines (vars, matrix, fixtures, --var, include vars, loop items) are
+    checked. A capture in a step that may not run (`when`) still counts as a definition; `finally`
+    steps, and a step's own captures and `repeat.until` (rendered after its captures), are free.
+    """
+    first: dict[str, tuple[int, Step]] = {}
+    for index, step in enumerate(scenario.steps):
+        for name in step.captures:
+            first.setdefault(step.aliases.get(name, name), (index, step))
+    if not first:
+        return
+    for index, step in enumerate(scenario.steps):
+        free = {id(t) for v in step.captures.values() for t in v.templates()}
+        if step.loop is not None and step.loop.until is not None:
+            free |= {id(t) for t in step.loop.until.templates()}
+        templates = [t for t in _step_templates(step) if id(t) not in free]
+        if step.loop is not None and step.loop.items is not None:
+            templates += step.loop.items.templates()
+        for template in templates:
+            guarded = _guarded_names(template)
+            for name in sorted(template.names - guarded):
+                resolved = step.aliases.get(name, name)
+                where = first.get(resolved)
+                if resolved in elsewhere or where is None or where[0] < index:
+                    continue
+                if where[0] == index and step.loop is not None:  # a later iteration sees it
+                    continue
+                at, capturing = where
+                when = (
+                    "this step captures it after its request and checks"
+                    if at == index
+                    else (f"it is captured by a later step, '{capturing.name}' (line {capturing.loc.line})")
+                )
+                found = re.search(rf"\b{re.escape(name)}\b", template.source)
+                raise ScenarioFormatError(
+                    f"'{name}' is used before it is captured: {when}",
+                    template.loc.within(template.source, found.start() if found else None),
+                    "move the step that captures it first, or give a value under `vars:` for the steps before",
+                )
+
+
+def _guarded_names(template: Template) -> set[str]:
+    """Names a template reads as maybe missing: under `| default(...)`, or tested `is defined`."""
+    if "default" not in template.source and "defined" not in template.source and "| d" not in template.source:
+        return set()
+    ast = ENV.parse(template.source)
+    guarded: set[str] = set()
+    for node in ast.find_all((nodes.Filter, nodes.Test)):
+        if node.name in ("default", "d", "defined", "undefined") and node.node is not None:
+            guarded.update(n.name for n in node.node.find_all(nodes.Name))
+            if isinstance(node.node, nodes.Name):
+                guarded.add(node.node.name)
+    return guarded
+
+
+def _history_error(name: str, before: list[str], template: Template, offset: int) -> ScenarioFormatError:
+    close = difflib.get_close_matches(name, before, n=1)
+    if close:
+        hint = f"did you mean '{close[0]}'?"
+    elif before:
+        hint = "history holds the steps before this one: " + ", ".join(repr(n) for n in before[-5:])
+    else:
+        hint = "history holds the steps before this one, and this is the first"
+    return ScenarioFormatError(
+        f"no earlier step named {name!r} (in {template.source!r})", template.loc.within(template.source, offset), hint
+    )
 
 
 def _provided(uses: list[FixtureUse]) -> dict[str, FixtureUse]:

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import Location, ScenarioFormatError, relative_display
-from .files import FilePolicy
+from .files import FilePolicy, near_hint
 from .redact import MASK, is_secret_name
 from .yamlsource import LocDict, LocList, load_yaml
 
@@ -109,20 +109,8 @@ def _existing(raw: str, path: Path, loc: Location) -> Path:
         raise ScenarioFormatError(
             f"matrix data file '{raw}' is a directory", loc, "name a .csv, .json or .yaml file in it"
         )
-    near: list[str] = []
-    try:
-        siblings = sorted(p.name for p in path.parent.iterdir() if p.suffix.lower() in FORMATS and p.is_file())
-        near = difflib.get_close_matches(path.name, siblings, n=3, cutoff=0.6)
-    except OSError:
-        pass
-    where = Path(raw).parent
-    shown_near = [str(where / n) if str(where) != "." else n for n in near]
     raise ScenarioFormatError(
-        f"matrix data file '{raw}' does not exist (resolved to {path})",
-        loc,
-        ("did you mean " + " or ".join(f"'{n}'" for n in shown_near) + "?")
-        if near
-        else "paths are relative to the file that names them",
+        f"matrix data file '{raw}' does not exist (resolved to {path})", loc, near_hint(raw, path, frozenset(FORMATS))
     )
 
 

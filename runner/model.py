@@ -95,6 +95,7 @@ class LoopSpec:
     loc: Location
     items: Compiled | None = None
     as_name: str = "item"
+    as_loc: Location | None = None  # where `as:` is written
     max: int = DEFAULT_MAX_ITEMS
     until: Compiled | None = None
 
@@ -172,6 +173,9 @@ class Scenario:
     # and its own name (what pytest calls the item: `test_x`, or `test_x[row]` for a matrix row).
     suite: Suite | None = None
     test_name: str | None = None
+    # Step history (`history['name']`): the names its templates read, so only those responses are
+    # kept; None when a template picks the name at run time (`history[var]`): every one is kept.
+    history_names: frozenset[str] | None = frozenset()
 
 
 @dataclass

@@ -8,6 +8,7 @@ spreads scenarios over processes or hosts. The run is set up by runner/session.p
 
 from __future__ import annotations
 
+import fnmatch
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,7 +20,7 @@ from .engine import Engine
 from .errors import UserError, relative_display
 from .loader import SCENARIO_SUFFIX
 from .model import Scenario
-from .results import Outcome, ScenarioResult
+from .results import Outcome, ScenarioResult, StepResult
 from .session import Session, SessionOptions
 
 _SESSION = pytest.StashKey[Session]()
@@ -63,6 +64,40 @@ def pytest_configure(config: pytest.Config) -> None:
         config.stash[_SESSION] = Session(options)
     except UserError as exc:
         raise pytest.UsageError(exc.render()) from None
+    if config.getoption("markers", False):  # `pytest --markers` collects nothing: find the tags here
+        _register_tags(config)
+
+
+def _register_tags(config: pytest.Config) -> None:
+    """Every tag of the scenario files under the given paths (or the invocation directory) becomes a
+    registered marker, listed by `pytest --markers` with the number of scenarios that carry it."""
+    skipped = [str(p) for p in config.getini("norecursedirs")]
+    counts: dict[str, int] = {}
+    roots = [Path(a.split("::")[0]) for a in config.args] or [config.invocation_params.dir]
+    for root in roots:
+        for path in _scenario_files(root, skipped):
+            try:
+                scenarios = _session(config).load_file(path)
+            except UserError:
+                continue  # a broken file is reported when it is collected
+            for tag in {t for s in scenarios for t in s.tags}:
+                counts[tag] = counts.get(tag, 0) + len(scenarios)
+    for tag, count in sorted(counts.items()):
+        config.addinivalue_line("markers", f"{_marker(tag)}: scenario tag '{tag}' ({count} scenarios)")
+
+
+def _scenario_files(root: Path, skipped: list[str]) -> Iterator[Path]:
+    if root.is_file():
+        if root.name.endswith(SCENARIO_SUFFIX):
+            yield root
+        return
+    for directory, subdirs, files in os.walk(root):
+        subdirs[:] = sorted(d for d in subdirs if not any(fnmatch.fnmatch(d, pattern) for pattern in skipped))
+        yield from (Path(directory, f) for f in sorted(files) if f.endswith(SCENARIO_SUFFIX))
+
+
+def _marker(tag: str) -> str:
+    return tag.replace("-", "_")
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
@@ -132,7 +167,10 @@ class ScenarioFile(pytest.File):
         except UserError as exc:
             raise self.CollectError(exc.render()) from None
         for scenario in scenarios:
-            yield ScenarioItem.from_parent(self, name=scenario.test_name or scenario.name, scenario=scenario)
+            name = scenario.test_name or scenario.name
+            # The id given as text: pytest 9 parses ids of `--lf` and of its cache, splitting a
+            # `[row]` into params; an id built from the name would not (`NAME [row]` never reruns).
+            yield ScenarioItem.from_parent(self, name=name, nodeid=f"{self.nodeid}::{name}", scenario=scenario)
 
 
 @pytest.hookimpl(trylast=True)
@@ -148,6 +186,16 @@ def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> 
     _engine(item.config).suites.teardown(suite)
 
 
+def _headline(step: StepResult) -> str:
+    """The first failure in one line: `step 'Create': file:line:col: status: expected 201, got 500`."""
+    if step.error:
+        return f"{step.outcome.value.upper()} {step.title}: {step.error}"
+    failure = step.failures[0]
+    where = f"{failure.location}: " if failure.location else ""
+    more = f" (and {len(step.failures) - 1} more)" if len(step.failures) > 1 else ""
+    return f"{step.outcome.value.upper()} {step.title}: {where}{failure.message}{more}"
+
+
 class ScenarioFailed(Exception):
     def __init__(self, result: ScenarioResult):
         super().__init__(result.name)
@@ -159,8 +207,9 @@ class ScenarioItem(pytest.Item):
         super().__init__(**kwargs)
         self.scenario = scenario
         for tag in scenario.tags:  # `pytest -m glance` selects scenarios tagged glance
-            marker = tag.replace("-", "_")
-            self.config.addinivalue_line("markers", f"{marker}: scenario tag")
+            marker = _marker(tag)
+            if not any(line.split(":")[0] == marker for line in self.config.getini("markers")):
+                self.config.addinivalue_line("markers", f"{marker}: scenario tag '{tag}'")
             self.add_marker(marker)
         if scenario.suite is not None:  # `--dist loadgroup` (or loadfile) keeps a file's tests on one worker
             self.add_marker(pytest.mark.xdist_group(relative_display(scenario.path)))
@@ -190,6 +239,11 @@ class ScenarioItem(pytest.Item):
             lines.append(f"interrupted: {where} ({excinfo.typename}: {excinfo.value})")
         if result.name != self.name:  # a templated name, as rendered when it ran (the item id is as written)
             lines.insert(0, f"scenario: {result.name}")
+        first = next((s for s in result.steps if s.outcome in (Outcome.FAILED, Outcome.ERROR)), None)
+        interrupted_first = bool(lines) and lines[0].startswith("interrupted")
+        if first is not None and not interrupted_first:
+            # The first line is what `pytest -r` puts in its short summary and CI shows as the title.
+            lines.insert(0, _headline(first))
         for step in result.steps:
             label = step.outcome.value.upper()
             if step.outcome is Outcome.SKIPPED:

@@ -31,6 +31,7 @@ class Failure:
     expected: str | None = None
     actual: str | None = None
     error: bool = False  # the check itself could not run (template error, unreadable file)
+    details: list[str] = field(default_factory=list)  # `part = value` lines of a failed assert
 
 
 @dataclass

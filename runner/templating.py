@@ -120,8 +120,38 @@ def _required(value: Any, message: str = "a required value is missing") -> Any:
     return value
 
 
+class MissingValue(jinja2.UndefinedError):
+    """A lookup that found nothing, with what was looked in: the error can say what is there."""
+
+    def __init__(self, message: str, obj: Any, name: Any):
+        super().__init__(message)
+        self.obj = obj
+        self.name = name
+
+
+class _Undefined(jinja2.ChainableUndefined, jinja2.StrictUndefined):
+    """Strict, except that a lookup on a missing value gives the same missing value.
+
+    So `response.json.a.b | default(none)` and `response.json.a.b is defined` work when `a` is
+    missing (the filter and the test see one Undefined), while using the value (printing it,
+    comparing it, iterating it) still fails, naming the first lookup that found nothing.
+    """
+
+    __slots__ = ()
+
+    def _fail_with_undefined_error(self, *args: Any, **kwargs: Any) -> Any:
+        raise MissingValue(self._undefined_message, self._undefined_obj, self._undefined_name)
+
+
+# Jinja binds its operators (__eq__, __str__, __add__...) to the base class's function itself, not
+# through the method name: rebind each of them to ours, so every use of a missing value says what is there.
+for _name, _value in list(vars(jinja2.Undefined).items()) + list(vars(jinja2.StrictUndefined).items()):
+    if _value is jinja2.Undefined._fail_with_undefined_error and _name != "__getitem__":  # lookups chain
+        setattr(_Undefined, _name, _Undefined._fail_with_undefined_error)
+
+
 def _build_environment() -> _Environment:
-    env = _Environment(undefined=jinja2.StrictUndefined, autoescape=False, keep_trailing_newline=True)
+    env = _Environment(undefined=_Undefined, autoescape=False, keep_trailing_newline=True)
     env.filters["jmespath"] = _jmespath
     env.filters["required"] = _required
     env.filters.update(join=limits.join, sum=limits.bounded_sum, tojson=limits.tojson)
@@ -480,6 +510,8 @@ def _syntax_hint(message: str) -> str | None:
 
 
 def _undefined_error(exc: Exception, tmpl: Template, context: Mapping[str, Any]) -> TemplateRenderError:
+    if isinstance(exc, MissingValue) and exc.obj is not jinja2.utils.missing and exc.name is not None:
+        return _missing_key_error(exc, tmpl)
     message = str(exc)
     name = message.split("'")[1] if message.count("'") >= 2 else ""
     hint = None
@@ -493,6 +525,48 @@ def _undefined_error(exc: Exception, tmpl: Template, context: Mapping[str, Any])
     elif "has no attribute" in message:
         hint = "the value does not have this key; check the response, or use `| default(...)`"
     return TemplateRenderError(f"undefined value: {message}", tmpl.loc, hint)
+
+
+_SHOWN_KEYS = 12
+_KINDS = {str: "a text", int: "a number", float: "a number", bool: "true/false"}
+
+
+def _missing_key_error(exc: MissingValue, tmpl: Template) -> TemplateRenderError:
+    """`response.json has no key 'projects' (its keys: 'images', 'first'; did you mean ...)`: what
+    is there at the deepest level that resolved, instead of Jinja's `'dict object' has no attribute`."""
+    obj, name = exc.obj, exc.name
+    where = _parent_expression(tmpl.source, name) or "the value"
+    hint = "check the response, or make the path optional: `{{ a.b.c | default(none) }}`"
+    if isinstance(obj, Mapping):
+        keys = [str(k) for k in obj]
+        shown = ", ".join(repr(k) for k in keys[:_SHOWN_KEYS]) + (", ..." if len(keys) > _SHOWN_KEYS else "")
+        message = f"{where} has no key {name!r} " + (f"(its keys: {shown})" if keys else "(it is empty)")
+        if where == "env":  # the names of every environment variable are noise here
+            message = f"env has no key {name!r}"
+        close = difflib.get_close_matches(str(name), keys, n=1)
+        if close:
+            hint = f"did you mean {close[0]!r}?"
+        elif where == "env":
+            hint = f"the environment variable {name} is not set: export it, or use env.get('{name}', 'default')"
+    elif isinstance(obj, (list, tuple)):
+        message = f"{where} has no {'item' if isinstance(name, int) else 'key'} {name!r} (it is a list of {len(obj)})"
+        if not isinstance(name, int):
+            hint = "a list is indexed by position ([0]) or filtered (| selectattr(...), | map(attribute=...))"
+    else:
+        kind = _KINDS.get(type(obj), type(obj).__name__)
+        message = f"{where} is {kind}, with no key {name!r}"
+        if obj is None:
+            message = f"{where} is null (none), with no key {name!r}"
+    return TemplateRenderError(f"undefined value: {message} (in {tmpl.source!r})", tmpl.loc, hint)
+
+
+def _parent_expression(source: str, name: Any) -> str | None:
+    """The text of the expression a missing key was looked up in (`response.json` for `.projects`)."""
+    key = re.escape(str(name))
+    lookup = rf"(?:\.{key}\b|\[\s*(?:'{key}'|\"{key}\"|{key})\s*\])"
+    path = r"([A-Za-z_]\w*(?:\.[A-Za-z_]\w*|\[[^\[\]]*\])*?)"
+    found = re.search(path + lookup, source)
+    return found.group(1) if found else None
 
 
 class Compiled:
@@ -518,11 +592,77 @@ class Compiled:
         return found
 
 
+class KeyTemplate(Template):
+    """A mapping key written as a template (`{"{{ provider_id }}": {...}}`): rendered like a value,
+    then made a string, so a JSON body or an expected JSON object can be keyed by a captured id."""
+
+    def render_key(self, context: Mapping[str, Any]) -> str:
+        value = self.render(context)
+        if value is None or isinstance(value, (dict, list)):
+            raise TemplateRenderError(
+                f"a mapping key rendered to {type(value).__name__}, not a text or a number",
+                self.loc,
+                "a key must render to a text or a number: render one part of the value, e.g. `{{ item.id }}`",
+            )
+        if isinstance(value, bool):
+            return "true" if value else "false"
+        return value if isinstance(value, str) else str(value)
+
+    def clash(self, key: str) -> TemplateRenderError:
+        return TemplateRenderError(
+            f"two keys of one mapping render to {key!r}",
+            self.loc,
+            "each key must render to a different text; check the variables the keys use",
+        )
+
+
+def history_references(template: Template) -> tuple[list[tuple[str, int]], bool]:
+    """The step names a template reads as `history['name']` or `history.name`, each with its offset
+    in the source, and whether it also reads `history` otherwise (`history[var]`: any step)."""
+    if "history" not in template.names:
+        return [], False
+    ast = ENV.parse(template.source)
+    found: list[tuple[str, int]] = []
+    consumed = 0
+    for node in ast.find_all((nodes.Getitem, nodes.Getattr)):
+        target = getattr(node, "node", None)
+        if not (isinstance(target, nodes.Name) and target.name == "history"):
+            continue
+        name: Any = None
+        if isinstance(node, nodes.Getattr):
+            name = node.attr
+        elif isinstance(node, nodes.Getitem) and isinstance(node.arg, nodes.Const):
+            name = node.arg.value
+        if not isinstance(name, str):
+            continue
+        consumed += 1
+        at = template.source.find(name)
+        found.append((name, max(at, 0)))
+    uses = sum(1 for n in ast.find_all(nodes.Name) if n.name == "history")
+    return found, uses > consumed
+
+
 def _render_tree(value: Any, context: Mapping[str, Any]) -> Any:
     if isinstance(value, Template):
         return value.render(context)
     if isinstance(value, dict):
-        return {k: _render_tree(v, context) for k, v in value.items()}
+        if not any(isinstance(k, KeyTemplate) for k in value):
+            return {k: _render_tree(v, context) for k, v in value.items()}
+        keys = [k.render_key(context) if isinstance(k, KeyTemplate) else k for k in value]
+        if len(set(keys)) < len(keys):
+            seen: set[str] = set()
+            for k, key in zip(value, keys, strict=True):
+                if key in seen:
+                    template = (
+                        k
+                        if isinstance(k, KeyTemplate)
+                        else next(
+                            t for t, r in zip(value, keys, strict=True) if r == key and isinstance(t, KeyTemplate)
+                        )
+                    )
+                    raise template.clash(key)
+                seen.add(key)
+        return {key: _render_tree(v, context) for key, v in zip(keys, value.values(), strict=True)}
     if isinstance(value, list):
         return [_render_tree(v, context) for v in value]
     return value
@@ -532,7 +672,9 @@ def _collect_templates(value: Any, found: list[Template]) -> None:
     if isinstance(value, Template):
         found.append(value)
     elif isinstance(value, dict):
-        for v in value.values():
+        for k, v in value.items():
+            if isinstance(k, KeyTemplate):
+                found.append(k)
             _collect_templates(v, found)
     elif isinstance(value, list):
         for v in value:
@@ -554,7 +696,15 @@ def _compile_tree(value: Any, loc: Location, flag: list[bool]) -> Any:
         return value
     if isinstance(value, dict):
         value_locs = getattr(value, "value_locs", {})
-        return {str(k): _compile_tree(v, value_locs.get(k, loc), flag) for k, v in value.items()}
+        key_locs = getattr(value, "key_locs", {})
+        tree: dict[Any, Any] = {}
+        for k, v in value.items():
+            key: Any = str(k)
+            if is_template(key):
+                flag[0] = True
+                key = KeyTemplate(key, key_locs.get(k, loc))
+            tree[key] = _compile_tree(v, value_locs.get(k, loc), flag)
+        return tree
     if isinstance(value, list):
         item_locs = getattr(value, "item_locs", [])
         return [_compile_tree(v, item_locs[i] if i < len(item_locs) else loc, flag) for i, v in enumerate(value)]

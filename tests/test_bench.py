@@ -6,7 +6,9 @@ keeps `python bench/bench.py` from rotting as the runner changes.
 
 from __future__ import annotations
 
+import io
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -32,3 +34,33 @@ def test_the_quick_benchmark_measures_every_target(tmp_path):
     assert all(row["holds"] for row in judged)
     assert all(row["ratio"] or row["runner"] for row in judged)
     assert "| # | measure |" in done.stdout  # the markdown table bench/README.md is made from
+
+
+def test_the_tempest_modes_rewrite_the_port_into_valid_suites(tmp_path):
+    """`--only tempest` runs rewritten copies of the port against the testbed; without one, at least
+    check that the rewrites still give valid suites (the port or its credentials may change under it)."""
+    sys.path.insert(0, str(ROOT / "bench"))
+    try:
+        import bench
+    finally:
+        sys.path.remove(str(ROOT / "bench"))
+    from runner.cli import main
+
+    for mode in bench.TEMPEST_MODES:
+        root = tmp_path / mode.replace(" ", "-")
+        bench._tempest_tree(root, mode)
+        tree = root / "scenarios" / "glance" / "tempest"
+        texts = [path.read_text() for path in tree.rglob("*.scenario.yaml")]
+        assert len(texts) == len(list((ROOT / "scenarios" / "glance" / "tempest").rglob("*.scenario.yaml")))
+        if mode == "per-file login":
+            assert all("per-file-login.yaml" in text and "creds." not in text for text in texts)
+        if mode == "per-file credentials":
+            assert all("vars: {login_for: " in text for text in texts)
+        out, err = io.StringIO(), io.StringIO()
+        cwd = os.getcwd()
+        os.chdir(root)
+        try:
+            code = main(["validate", "scenarios/glance/tempest/"], stdout=out, stderr=err)
+        finally:
+            os.chdir(cwd)
+        assert code == 0, (mode, out.getvalue()[-2000:], err.getvalue()[-2000:])

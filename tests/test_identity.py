@@ -141,20 +141,19 @@ def test_a_name_that_cannot_render_errors_located_and_is_shown_as_written(sr, se
         "bad.scenario.yaml",
         """
 name: Bad names
-vars: {base: "{{ env.BASE }}"}
+vars: {base: "{{ env.BASE }}", found: {}}
 steps:
-  - name: "Get {{ missing_later }}"
+  - name: "Get {{ found.missing_later }}"
     request: {url: "{{ base }}/echo"}
   - name: Then
     request: {url: "{{ base }}/echo"}
-    capture: {missing_later: "{{ response.json.nothing | default('x') }}"}
 """,
     )
     run = sr.run("bad.scenario.yaml")
     assert run.code == 1, run.output
-    assert run.outcome("Get {{ missing_later }}") == "error"
-    message = run.message("Get {{ missing_later }}")
-    assert "bad.scenario.yaml:4:" in message and "missing_later" in message
+    assert run.outcome("Get {{ found.missing_later }}") == "error"
+    message = run.message("Get {{ found.missing_later }}")
+    assert "bad.scenario.yaml:4:" in message and "found has no key 'missing_later'" in message
     assert run.outcome("Then") == "skipped"
     assert server.state.requests == []  # the step did not send
 

@@ -145,7 +145,8 @@ def test_failed_step_has_the_redacted_exchange_and_a_curl_line(mixed_run):
     assert '< {"message": "image not found"}' in out
     curl = [line for line in out.splitlines() if line.startswith("curl ")]
     assert len(curl) == 1
-    assert curl[0].startswith('curl -sS -i -X GET -H "X-Auth-Token: $X_AUTH_TOKEN"')
+    assert curl[0].startswith("curl -sS -i -X GET -H 'User-Agent: python-requests/")  # as sent, not curl's
+    assert "-H 'Accept-Encoding: gzip, deflate' -H \"X-Auth-Token: $X_AUTH_TOKEN\"" in curl[0]
     assert curl[0].endswith("/images/nope")
     text = mixed_run.junit_path.read_text()
     assert srv.TOKEN not in text
@@ -217,6 +218,7 @@ def test_an_error_from_several_checks_has_a_one_line_message(sr, server):
     assert error.get("message") == (
         "e.scenario.yaml:7:11: assert: {{ response.json.query | length > 0 }} is false; "
         "e.scenario.yaml:8:11: could not evaluate the expectation: "
-        "undefined value: 'dict object' has no attribute 'nothing'"
+        "undefined value: response.json has no key 'nothing' (its keys: 'method', 'headers', 'query', 'body', "
+        "'length', 'md5') (in '{{ response.json.nothing.here }}')"
     )
     assert error.text.count("\n") == 1

@@ -251,3 +251,50 @@ steps:
     result.stdout.re_match_lines(
         [r"scenario: Images of alice \[user=alice\]$", r"FAILED\s+Echo alice in [0-9a-f]{8}-s001 .*"], consecutive=True
     )
+
+
+MATRIX = """
+name: Matrix
+vars: {base: "{{ env.SR_BASE }}"}
+tags: [smoke, glance-api]
+matrix:
+  - {code: "200"}
+  - {code: "500"}
+steps:
+  - name: Echo is fine
+    request: {url: "{{ base }}/echo"}
+  - name: Checks that fail
+    request: {url: "{{ base }}/echo?status={{ code }}"}
+    expect: {status: 200}
+"""
+
+
+def test_the_first_failure_leads_the_message_and_the_short_summary(pytester: pytest.Pytester, served: TestServer):
+    """Issue 14, point 3: not the line of a step that passed."""
+    write(pytester, **{"m.scenario.yaml": MATRIX})
+    result = pytester.runpytest("-rA", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(["FAILED m.scenario.yaml::Matrix [[]code=500[]] - FAILED Checks that fail: m.scenar*"])
+    report = result.stdout.str()
+    longrepr = report[report.index("_ scenario: Matrix [code=500] _") :]
+    assert longrepr.splitlines()[1].startswith("FAILED Checks that fail: m.scenario.yaml:13:22: status: expected 200")
+
+
+def test_last_failed_reruns_the_failed_matrix_row(pytester: pytest.Pytester, served: TestServer):
+    """Issue 14, point 3: pytest 9 parses `[...]` of a cached id as parameters; the row must still rerun."""
+    write(pytester, **{"m.scenario.yaml": MATRIX})
+    pytester.runpytest().assert_outcomes(passed=1, failed=1)
+    again = pytester.runpytest("--lf", "-v")
+    assert again.parseoutcomes().get("failed") == 1 and "passed" not in again.parseoutcomes()
+    again.stdout.fnmatch_lines(["*m.scenario.yaml::Matrix [[]code=500[]] FAILED*"])
+
+
+def test_tags_are_registered_markers(pytester: pytest.Pytester, served: TestServer):
+    """Issue 14, point 3: `pytest --markers` lists each tag; `--strict-markers` accepts them."""
+    write(pytester, **{"m.scenario.yaml": MATRIX})
+    markers = pytester.runpytest("--markers")
+    markers.stdout.fnmatch_lines(
+        ["@pytest.mark.glance_api: scenario tag 'glance-api' (2 scenarios)", "@pytest.mark.smoke: scenario tag*"]
+    )
+    strict = pytester.runpytest("--strict-markers", "-m", "smoke")
+    strict.assert_outcomes(passed=1, failed=1)

@@ -50,7 +50,7 @@ def test_compiled_trees_render_only_templates_and_keep_constants():
     ("source", "message"),
     [
         ("{{ missing }}", "'missing' is undefined"),
-        ("{{ d.nokey }}", "has no attribute 'nokey'"),
+        ("{{ d.nokey }}", "d has no key 'nokey' (it is empty)"),
         ("{{ d | required('no endpoint') }}", "no endpoint"),
     ],
 )
@@ -211,6 +211,28 @@ def test_qcow2_header_is_a_genuine_image():
     files.cleanup()
 
 
+def test_vhd_is_a_genuine_dynamic_vhd():
+    files = DataFiles()
+    image = Path(files.make("vhd", 10 * 1024 * 1024 + 1)).read_bytes()
+    footer, header = image[:512], image[512:1536]
+    assert image[-512:] == footer  # the footer, and its copy at offset 0 (where Glance looks)
+    cookie, features, version, data_offset = struct.unpack_from(">8sIIQ", footer)
+    assert (cookie, features, version, data_offset) == (b"conectix", 2, 0x00010000, 512)
+    original, current = struct.unpack_from(">QQ", footer, 40)
+    assert original == current == 10 * 1024 * 1024 + 512  # rounded up to whole sectors
+    cylinders, heads, per_track, disk_type, checksum = struct.unpack_from(">HBBII", footer, 56)
+    assert disk_type == 3 and cylinders * heads * per_track <= current // 512 and (heads, per_track) == (4, 17)
+    assert checksum == ~sum(footer[:64] + b"\0\0\0\0" + footer[68:]) & 0xFFFFFFFF
+    cookie, _, table_offset, version, entries, block_size, checksum = struct.unpack_from(">8sQQIIII", header)
+    assert (cookie, table_offset, version, block_size) == (b"cxsparse", 1536, 0x00010000, 2 * 1024 * 1024)
+    assert entries == 6 and checksum == ~sum(header[:36] + b"\0\0\0\0" + header[40:]) & 0xFFFFFFFF
+    assert image[1536:-512] == b"\xff" * 512  # 6 unallocated blocks, padded to a sector
+    assert files.make("vhd", 10 * 1024 * 1024 + 1) == files.make("vhd", 10 * 1024 * 1024 + 1)
+    seeded = Path(files.make("vhd", 1024, seed=1)).read_bytes()
+    assert seeded[68:84] != Path(files.make("vhd", 1024)).read_bytes()[68:84]  # the unique id
+    files.cleanup()
+
+
 # --- YAML ---------------------------------------------------------------------------------------
 
 
@@ -290,3 +312,51 @@ def test_masking_with_thousands_of_secrets_finds_each_one():
     for token in tokens[::97]:
         assert redactor.mask(f"x {token} y") == "x *** y"
     assert redactor.mask("gAAAAABp-not-a-token") == "gAAAAABp-not-a-token"
+
+
+@pytest.mark.parametrize(
+    ("source", "message", "hint"),
+    [
+        (
+            "{{ response.json.projects.id }}",
+            "response.json has no key 'projects' (its keys: 'images', 'first', 'schema')",
+            "make the path optional",
+        ),
+        ("{{ response.json.imagse }}", "response.json has no key 'imagse'", "did you mean 'images'?"),
+        ("{{ response['json']['projets'] }}", "response['json'] has no key 'projets'", "did you mean 'projects'?"),
+        ("{{ response.json.images[3].id }}", "response.json.images has no item 3 (it is a list of 1)", ""),
+        ("{{ response.json.images.id }}", "response.json.images has no key 'id' (it is a list of 1)", "[0]"),
+        ("{{ response.json.first.x }}", "response.json.first is a text, with no key 'x'", ""),
+        ("{{ nothing.id }}", "nothing is null (none), with no key 'id'", ""),
+        ("{{ env.OS_NOPE }}", "env has no key 'OS_NOPE' (in", "the environment variable OS_NOPE is not set"),
+        ("{{ response.json.a.b == 1 }}", "response.json has no key 'a'", ""),
+    ],
+)
+def test_a_missing_key_says_what_is_there(source, message, hint):
+    """Issue 13 point 4: the keys (or list length) at the deepest level that resolved, with did you mean."""
+    context = {
+        "response": {"json": {"images": [{"id": 1}], "first": "/x", "schema": "s", "projects": []}},
+        "nothing": None,
+        "env": {"HOME": "/root"},
+    }
+    if "projects.id" in source:
+        del context["response"]["json"]["projects"]
+    with pytest.raises(TemplateRenderError) as info:
+        Template(source, HERE).render(context)
+    assert message in info.value.message
+    assert hint in (info.value.hint or "")
+
+
+@pytest.mark.parametrize(
+    ("source", "expected"),
+    [
+        ("{{ response.json.a.b | default('none here') }}", "none here"),
+        ("{{ response.json.a.b.c | default(none) }}", None),
+        ("{{ response.json.a.b is defined }}", False),
+        ("{{ response.json.images[5].id | default(0) }}", 0),
+        ("{{ response.json['a']['b'] | default(1) }}", 1),
+    ],
+)
+def test_default_covers_a_missing_intermediate_key(source, expected):
+    """Issue 13 point 5: `| default(...)` and `is defined` work over a missing middle key."""
+    assert Template(source, HERE).render({"response": {"json": {"images": []}}}) == expected

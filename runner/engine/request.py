@@ -43,6 +43,7 @@ def prepare(
         for name, compiled in source.items():
             merged[name.lower()] = (name, compiled)
     headers = {name: str(c.render(ctx)) for name, c in merged.values() if c is not None}
+    removed = tuple(name for name, c in merged.values() if c is None)
     redactor.add_from_headers(headers)
     timeout = spec.timeout or defaults.timeout or options.timeout or DEFAULT_TIMEOUT
     if deadline is not None:
@@ -56,6 +57,7 @@ def prepare(
         method=spec.method,
         url=str(spec.url.render(ctx)),
         headers=headers,
+        removed_headers=removed,
         params=spec.params.render(ctx) if spec.params else None,
         timeout=timeout,
         allow_redirects=spec.allow_redirects if spec.allow_redirects is not None else defaults.allow_redirects,

@@ -52,6 +52,8 @@ class StepRunner:
         self.session = session
         self.deadline: float | None = None
         self.current: StepResult | None = None
+        self.last: Response | None = None  # the previous step's response (`last`)
+        self.history = History()  # responses of earlier steps by name, those templates read (`history`)
 
     def run(
         self,
@@ -68,6 +70,9 @@ class StepRunner:
         result = StepResult(name or step.name, str(step.loc), Outcome.PASSED, is_finally=is_finally)
         self.current = result  # until recorded: what an interruption reports
         local = self.variables.step_scope(step)
+        if self.last is not None:  # a variable of the same name wins
+            local.setdefault("last", self.last)
+            local.setdefault("history", self.history)
         request: PreparedRequest | None = None
         response: Response | None = None
         try:
@@ -121,13 +126,18 @@ class StepRunner:
             result.error = f"{where}{exc.message}" + (f" (hint: {exc.hint})" if exc.hint else "")
         except TransportError as exc:
             result.outcome = Outcome.ERROR
-            result.error = str(exc)
+            result.error = f"{step.request.loc}: {exc}"
         except Exception as exc:  # a bug of ours must still leave a complete report
             result.outcome = Outcome.ERROR
             result.error = f"internal error in scenario-runner: {type(exc).__name__}: {exc}"
         finally:
             result.duration = time.perf_counter() - started
         self._finish(result, request, response)
+        if response is not None:
+            self.last = response
+            wanted = self.scenario.history_names
+            if wanted is None or step.name in wanted:
+                self.history[step.name] = response
         return result
 
     def _finish(self, result: StepResult, request: PreparedRequest | None, response: Response | None) -> None:
@@ -149,7 +159,17 @@ class StepRunner:
             redactor.add(cookie.value)
         if request is not None and (result.outcome is not Outcome.PASSED or self.options.keep_exchanges):
             result.exchange = format_exchange(request, response, redactor)
-            result.curl = curl_command(request, redactor)
+            result.curl = curl_command(request, redactor, response)
+
+
+class History(dict[str, Response]):
+    """Earlier steps' responses by step name; a name that sent nothing (yet) is an error that says so."""
+
+    def __missing__(self, name: str) -> Response:
+        raise UserError(
+            f"step {name!r} has not sent a request in this run of the scenario",
+            hint="a step skipped by `when`, `skip` or an earlier failure has no history",
+        )
 
 
 def when_reason(step: Step, prefix: str = "skipped: ") -> str:

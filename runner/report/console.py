@@ -91,6 +91,7 @@ class ConsoleReport:
         for failure in step.failures:
             where = f"{failure.location}: " if failure.location else ""
             lines.append(pad + self._paint(printable(f"{where}{failure.message}"), "31"))
+            lines.extend(pad + "  " + printable(detail) for detail in failure.details)
         if step.exchange and (step.outcome is not Outcome.PASSED or self.verbosity > 0):
             lines.append(pad + "exchange:")
             lines.extend(pad + "  " + line for line in step.exchange.splitlines())

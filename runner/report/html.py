@@ -66,6 +66,7 @@ def _step(step: StepResult) -> str:
     for failure in step.failures:
         where = f"{failure.location}: " if failure.location else ""
         parts.append(f'<div class="failure">{_e(where + failure.message)}</div>')
+        parts.extend(f'<div class="failure detail">&nbsp;&nbsp;{_e(detail)}</div>' for detail in failure.details)
     if step.attempts:
         rows = ", ".join(f"#{a.number}: {a.status} ({a.elapsed:.2f}s)" for a in step.attempts)
         parts.append(f"<div>poll attempts: {_e(rows)}</div>")

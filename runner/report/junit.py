@@ -46,7 +46,10 @@ def _case(scenario: ScenarioResult, step: StepResult) -> TestCase:
             )
         )
     if step.outcome is Outcome.FAILED:
-        messages = [f"{f.location}: {f.message}" if f.location else f.message for f in step.failures]
+        messages = [
+            "\n".join([f"{f.location}: {f.message}" if f.location else f.message, *("  " + d for d in f.details)])
+            for f in step.failures
+        ]
         case.add_failure_info(
             message=printable(step.failures[0].message if step.failures else "failed"),
             output=printable("\n".join(messages)),

@@ -1,0 +1,87 @@
+"""`validate` refuses a value used before the step that captures it (issue 13, point 6)."""
+
+from __future__ import annotations
+
+import pytest
+
+BEFORE = """
+name: order
+steps:
+  - name: Show image
+    request: {url: "{{ env.BASE }}/echo/{{ image_id }}"}
+  - name: Create image
+    request: {method: POST, url: "{{ env.BASE }}/echo"}
+    capture: {image_id: "{{ response.json.method }}"}
+"""
+
+
+def test_a_capture_used_before_the_step_that_captures_it_is_refused(sr, server):
+    sr.write("order.scenario.yaml", BEFORE)
+    run = sr.main("validate", "order.scenario.yaml")
+    assert run.code == 2
+    assert (
+        "order.scenario.yaml:4:44: 'image_id' is used before it is captured: it is captured by a later step, "
+        "'Create image' (line 5)" in run.output
+    )
+    assert "hint: move the step that captures it first" in run.output
+    assert server.state.requests == []
+    assert sr.run("order.scenario.yaml").code == 2  # `run` refuses it too, before sending anything
+
+
+def test_a_step_cannot_send_what_it_captures_itself(sr, server):
+    sr.write(
+        "self.scenario.yaml",
+        """
+        name: self
+        steps:
+          - name: Create
+            request: {method: POST, url: "{{ env.BASE }}/echo", json: {id: "{{ new_id }}"}}
+            capture: {new_id: "{{ response.json.method }}"}
+        """,
+    )
+    run = sr.main("validate", "self.scenario.yaml")
+    assert run.code == 2
+    assert "'new_id' is used before it is captured: this step captures it after its request and checks" in run.output
+
+
+@pytest.mark.parametrize(
+    "fine",
+    [
+        # guarded: may be missing
+        "{url: \"{{ env.BASE }}/echo/{{ image_id | default('none') }}\"}",
+        '{url: "{{ env.BASE }}/echo/{{ image_id if image_id is defined else 0 }}"}',
+    ],
+)
+def test_a_guarded_use_is_allowed(sr, server, fine):
+    sr.write("g.scenario.yaml", BEFORE.replace('{url: "{{ env.BASE }}/echo/{{ image_id }}"}', fine))
+    assert sr.main("validate", "g.scenario.yaml").code == 0
+
+
+def test_vars_finally_loops_and_captures_of_the_same_step_are_fine(sr, server):
+    sr.write(
+        "ok.scenario.yaml",
+        """
+        name: ok
+        vars: {image_id: preset}
+        steps:
+          - name: Show preset
+            request: {url: "{{ env.BASE }}/echo/{{ image_id }}"}
+          - name: Create
+            request: {method: POST, url: "{{ env.BASE }}/echo"}
+            capture:
+              image_id: "{{ response.json.method }}"
+              both: "{{ image_id }}-{{ response.status }}"
+          - name: Page
+            repeat: {until: "{{ cursor == 'GET' }}", max: 2}
+            request: {url: "{{ env.BASE }}/echo?c={{ cursor | default('') }}"}
+            capture: {cursor: "{{ response.json.method }}"}
+          - name: Later capture
+            request: {url: "{{ env.BASE }}/echo"}
+            capture: {later: "{{ response.status }}"}
+        finally:
+          - name: Delete
+            request: {method: DELETE, url: "{{ env.BASE }}/echo/{{ later }}"}
+        """,
+    )
+    run = sr.main("validate", "ok.scenario.yaml")
+    assert run.code == 0, run.output
