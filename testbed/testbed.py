@@ -1,8 +1,6 @@
 #!/usr/bin/env python3
-"""Real OpenStack Keystone + Glance on 127.0.0.1 (SQLite, file store) for scenario-runner's CI.
-
-Keystone on :5000, Glance on :9292 and a second Glance worker on :9293 (`glance-remote`, catalog
-type `image_remote`, for Tempest's alternate_image_endpoint tests); see docs/testbed.md.
+"""Real OpenStack Keystone + Glance (two workers, multi-store) on 127.0.0.1 (SQLite, file stores) and an
+HTTP image server, for scenario-runner's CI.
 
 Usage: python3 testbed/testbed.py {setup|start|stop|status|env}
 
@@ -25,6 +23,7 @@ import shutil
 import signal
 import socket
 import sqlite3
+import struct
 import subprocess
 import sys
 import time
@@ -35,23 +34,31 @@ from pathlib import Path
 PINS = ["keystone==30.0.0", "glance==33.0.0", "keystonemiddleware==13.0.1",
         "glance-store==5.7.0", "uWSGI==2.0.31"]
 HOST = "127.0.0.1"
-KEYSTONE_PORT, GLANCE_PORT, GLANCE_REMOTE_PORT = 5000, 9292, 9293
+KEYSTONE_PORT, GLANCE_PORT, GLANCE_ALT_PORT, IMAGES_PORT = 5000, 9292, 9293, 9880
 KEYSTONE_URL = f"http://{HOST}:{KEYSTONE_PORT}"
 GLANCE_URL = f"http://{HOST}:{GLANCE_PORT}"
-# A second glance-api worker (devstack's `g-api-r`, Tempest's `alternate_image_endpoint`): same
-# database and image store, its own staging and tasks directories and worker_self_reference_url,
-# registered in the catalog as service type `image_remote`.
-GLANCE_REMOTE_URL = f"http://{HOST}:{GLANCE_REMOTE_PORT}"
-IMAGE_REMOTE_TYPE = "image_remote"
+# A second Glance worker of the same deployment (devstack's `g-api-r`), Tempest's
+# alternate_image_endpoint (service type image_remote): the same database and stores; its own
+# staging and tasks areas, image cache and worker_self_reference_url, so an import staged on one
+# worker must be proxied to it (with a shared staging area any worker could import it, and
+# test_remote_import would prove nothing); and the one option that cannot be on both at once:
+# do_secure_hash=False (Tempest runs one test of each location pair per value). See docs/testbed.md.
+GLANCE_ALT_URL = f"http://{HOST}:{GLANCE_ALT_PORT}"
+IMAGES_URL = f"http://{HOST}:{IMAGES_PORT}"  # the HTTP image server Glance fetches from
+# Glance's stores: three file stores whose weights order them as their names do (Tempest's
+# MultiStoresImportImagesTest compares `stores` with the sorted names, StoreWeightTest with the
+# weights: both hold only when the two orders agree), and `web`, the read-only http store (the
+# name Tempest's location tests expect in `stores`). `fast` is the default and keeps the
+# single-store directory, so images uploaded before multi-store stay readable.
+FILE_STORES = {"fast": 100, "medium": 50, "slow": 10}
+DEFAULT_STORE = "fast"
 REGION = "RegionOne"
-# Seconds a SQLite connection waits for another process's write lock before "database is locked"
-# (pysqlite's `timeout`; its default is 5). Two Glance processes share glance.db.
-SQLITE_BUSY_TIMEOUT = 30
 STATE = Path(os.environ.get("TESTBED_STATE_DIR") or Path(__file__).resolve().parent.parent
              / ".testbed").resolve()
 VENV, RUN, LOG = STATE / "venv", STATE / "run", STATE / "log"
 OPENRC, SETUP_LOG = STATE / "openrc", STATE / "log/setup.log"
-SERVICES = ("keystone", "glance", "glance-remote")
+SERVICES = ("keystone", "glance", "glance-alt", "images")
+GLANCES = {"glance": (GLANCE_PORT, GLANCE_URL, True), "glance-alt": (GLANCE_ALT_PORT, GLANCE_ALT_URL, False)}
 # urllib honours http_proxy; loopback traffic must never go through a proxy.
 OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
@@ -120,45 +127,15 @@ def install_venv():
     marker.write_text(wanted)
 
 
-def glance_api_conf(conf_dir, self_url):
-    """glance-api.conf of one Glance instance. Both share the database, the image store and the
-    lock directory (as the API workers of one deployment do); each has its own staging and tasks
-    directories and its own worker_self_reference_url, so an import or delete that reaches the
-    worker which did not stage the data is proxied to the one that did (devstack's g-api-r)."""
-    gl = STATE / "glance"
-    return {
-        "DEFAULT": {"use_stderr": "true",
-                    # glance-download: Tempest's ImportImagesTest imports from the Glance of its
-                    # own region (found in the user's catalog), here 127.0.0.1:9292.
-                    "enabled_import_methods": "[glance-direct,web-download,glance-download]",
-                    "worker_self_reference_url": self_url,
-                    "node_staging_uri": f"file://{conf_dir}/staging"},
-        "database": {"connection": f"sqlite:///{gl}/glance.db?timeout={SQLITE_BUSY_TIMEOUT}"},
-        "glance_store": {"stores": "file,http", "default_store": "file",
-                         "filesystem_store_datadir": f"{gl}/images/"},
-        "os_glance_staging_store": {"filesystem_store_datadir": f"{conf_dir}/staging/"},
-        "os_glance_tasks_store": {"filesystem_store_datadir": f"{conf_dir}/tasks/"},
-        # glance-download fetches from a Glance endpoint with the import filter of web-download,
-        # which refuses loopback and ports other than 80/443 unless allowed here.
-        # (Both are bounded lists: the brackets are required.)
-        "import_filtering_opts": {"allowed_hosts": f"[{HOST}]",
-                                  "allowed_ports": f"[80,443,{GLANCE_PORT},{GLANCE_REMOTE_PORT}]"},
-        "oslo_concurrency": {"lock_path": f"{gl}/lock"},
-        "keystone_authtoken": {
-            "www_authenticate_uri": KEYSTONE_URL, "auth_url": KEYSTONE_URL,
-            "auth_type": "password", "project_domain_id": "default",
-            "user_domain_id": "default", "project_name": "service", "username": "glance",
-            "password": passwords()["glance"]},
-        "paste_deploy": {"flavor": "keystone", "config_file": f"{conf_dir}/glance-api-paste.ini"},
-    }
-
-
 def write_configs():
     """(Re)write every config file; cheap, so start does it too and env password changes apply."""
     for sub in ("run", "log", "keystone", "glance/images", "glance/staging", "glance/tasks",
-                "glance/lock", "glance-remote/staging", "glance-remote/tasks"):
+                "glance/lock", "glance/cache", "glance-alt/cache", "glance-alt/staging",
+                "glance-alt/tasks", "images",
+                *(f"glance/stores/{n}" for n in FILE_STORES if n != DEFAULT_STORE)):
         (STATE / sub).mkdir(parents=True, exist_ok=True)
-    ks, gl, glr = STATE / "keystone", STATE / "glance", STATE / "glance-remote"
+    write_served_images()
+    ks = STATE / "keystone"
     write_ini(ks / "keystone.conf", {
         "DEFAULT": {"use_stderr": "true"},
         "database": {"connection": f"sqlite:///{ks}/keystone.db"},
@@ -167,32 +144,127 @@ def write_configs():
         "fernet_receipts": {"key_repository": f"{ks}/fernet-keys/"},
         "credential": {"key_repository": f"{ks}/credential-keys/"},
     })
-    for conf_dir, self_url in ((gl, GLANCE_URL), (glr, GLANCE_REMOTE_URL)):
-        shutil.copyfile(VENV / "etc/glance/glance-api-paste.ini", conf_dir / "glance-api-paste.ini")
-        write_ini(conf_dir / "glance-api.conf", glance_api_conf(conf_dir, self_url))
+    for name in GLANCES:
+        write_glance_config(name)
     common = {"master": "true", "need-app": "true", "die-on-term": "true", "strict": "true",
               "home": VENV, "buffer-size": "65535", "processes": "2",
               "worker-reload-mercy": "5"}
     write_ini(ks / "uwsgi.ini", {"uwsgi": {
         **common, "http-socket": f"{HOST}:{KEYSTONE_PORT}",
         "module": "keystone.wsgi.api:application", "env": f"OS_KEYSTONE_CONFIG_DIR={ks}"}})
-    glance_uwsgi = {
-        # glance.wsgi.api's application, with SQLite transactions that wait for the write lock
-        # instead of failing "database is locked" (see testbed/glance_wsgi.py).
-        "module": "glance_wsgi:application", "pythonpath": Path(__file__).resolve().parent,
-        # One process per instance, serving 4 requests at once in threads: the two workers proxy
-        # imports and deletes to each other, and with one request at a time each, two crossing
-        # proxies wait for each other until the proxy's 60 s timeout (HTTP 500). Import tasks run in
-        # threads of their own.
-        "processes": "1", "threads": "4",
-        "enable-threads": "true", "lazy-apps": "true",
-        "http-auto-chunked": "true", "http-raw-body": "true"}
-    write_ini(gl / "uwsgi.ini", {"uwsgi": {
-        **common, **glance_uwsgi, "http-socket": f"{HOST}:{GLANCE_PORT}",
-        "env": f"OS_GLANCE_CONFIG_DIR={gl}"}})
-    write_ini(glr / "uwsgi.ini", {"uwsgi": {
-        **common, **glance_uwsgi, "http-socket": f"{HOST}:{GLANCE_REMOTE_PORT}",
-        "env": f"OS_GLANCE_CONFIG_DIR={glr}"}})
+    for name, (port, _url, _hash) in GLANCES.items():
+        write_ini(STATE / name / "uwsgi.ini", {"uwsgi": {
+            **common, "http-socket": f"{HOST}:{port}",
+            "module": "glance.wsgi.api:application", "env": f"OS_GLANCE_CONFIG_DIR={STATE / name}",
+            # One process per worker, serving 4 requests at once in threads: the two workers
+            # proxy imports and deletes to each other, and with one request at a time each, two
+            # crossing proxies would wait for each other until the proxy's 60 s timeout (HTTP
+            # 500). Concurrent writers to the one SQLite file queue (sqlite_immediate below).
+            "processes": "1", "threads": "4",
+            # BEGIN IMMEDIATE on SQLite: see testbed/sqlite_immediate.py.
+            "pythonpath": Path(__file__).resolve().parent, "import": "sqlite_immediate",
+            "enable-threads": "true", "lazy-apps": "true",
+            "http-auto-chunked": "true", "http-raw-body": "true"}})
+
+
+def write_glance_config(name):
+    """glance-api.conf and its paste file for one Glance worker; the database and the stores are
+    shared (STATE/glance); the staging and tasks areas and the cache are the worker's own."""
+    _port, url, secure_hash = GLANCES[name]
+    gl, own = STATE / "glance", STATE / name
+    shutil.copyfile(VENV / "etc/glance/glance-api-paste.ini", own / "glance-api-paste.ini")
+    backends = [f"{n}:file" for n in FILE_STORES] + ["web:http"]
+    stores = {store: {"filesystem_store_datadir": store_dir(store), "weight": str(weight),
+                      "store_description": f"file store {store} (weight {weight})"}
+              for store, weight in FILE_STORES.items()}
+    write_ini(own / "glance-api.conf", {
+        "DEFAULT": {"use_stderr": "true",
+                    # glance-download: Tempest's ImportImagesTest imports from the Glance of its
+                    # own region (found in the catalog), here the testbed's own.
+                    "enabled_import_methods": "[glance-direct,web-download,copy-image,glance-download]",
+                    "enabled_backends": ", ".join(backends),
+                    "worker_self_reference_url": url,
+                    "node_staging_uri": f"file://{own}/staging",
+                    # Tempest's location tests (manage_locations): the legacy PATCH
+                    # /locations and `locations` in every image. Deprecated, and a risk on a
+                    # real cloud (locations may hold credentials); harmless on loopback.
+                    "show_multiple_locations": "true",
+                    # Tempest's do_secure_hash: POST /v2/images/{id}/locations hashes the
+                    # data (Glance's and Tempest's default) on the main worker, not on
+                    # glance-alt.
+                    "do_secure_hash": "true" if secure_hash else "false",
+                    # The image cache and /v2/cache (Tempest's image_caching_enabled); queued
+                    # images are cached at once by a worker thread (no prefetcher period).
+                    "image_cache_dir": f"{own}/cache/",
+                    "image_cache_driver": "centralized_db"},
+        "database": {"connection": f"sqlite:///{gl}/glance.db?timeout=30"},
+        "glance_store": {"default_backend": DEFAULT_STORE},
+        **stores,
+        "web": {"store_description": "http store (read-only): locations on web servers"},
+        # Glance fetches web-download and http-location URLs only from allowed hosts and
+        # ports (default: any host but loopback, ports 80/443): allow the testbed's image
+        # server on 127.0.0.1:IMAGES_PORT, and the Glances themselves (glance-download fetches
+        # through the same filter), nothing else on loopback. Both lists are "bounded" options:
+        # written in brackets, or Glance reads something else.
+        "import_filtering_opts": {"allowed_hosts": f"[{HOST}]",
+                                  "allowed_ports": f"[80,443,{IMAGES_PORT},{GLANCE_PORT},{GLANCE_ALT_PORT}]"},
+        "os_glance_staging_store": {"filesystem_store_datadir": f"{own}/staging/"},
+        "os_glance_tasks_store": {"filesystem_store_datadir": f"{own}/tasks/"},
+        "oslo_concurrency": {"lock_path": f"{gl}/lock"},
+        "keystone_authtoken": {
+            "www_authenticate_uri": KEYSTONE_URL, "auth_url": KEYSTONE_URL,
+            "auth_type": "password", "project_domain_id": "default",
+            "user_domain_id": "default", "project_name": "service", "username": "glance",
+            "password": passwords()["glance"]},
+        # keystone+cachemanagement: the cache middleware and the /v2/cache API.
+        "paste_deploy": {"flavor": "keystone+cachemanagement",
+                         "config_file": f"{own}/glance-api-paste.ini"},
+    })
+
+
+def store_dir(name):
+    """A file store's directory; the default store keeps the single-store directory."""
+    base = STATE / "glance" / ("images" if name == DEFAULT_STORE else f"stores/{name}")
+    return f"{base}/"
+
+
+# What the image server serves (name -> bytes), made here so the testbed needs no download:
+# a genuine qcow2 (Glance inspects web-download data against disk_format) and raw bytes
+# (Tempest's http_image: location tests hash it). Deterministic, so every checkout serves the
+# same bytes; each has md5/sha256/sha512 files beside it (`<name>.<algo>`, sha512sum format).
+def served_images():
+    """{file name: content} of the image server."""
+    raw = b"".join(hashlib.sha512(f"testbed image block {i}".encode()).digest()
+                   for i in range(4096))  # 256 KiB
+    return {"image.qcow2": qcow2_image(16 * 1024 * 1024), "image.raw": raw}
+
+
+def qcow2_image(virtual_size):
+    """A genuine, empty qcow2 v2 image (header, L1 table, refcount table and block), what
+    `qemu-img create -f qcow2` writes minus options (the same as runner/files.py's)."""
+    cluster_bits = 16
+    cluster = 1 << cluster_bits
+    l1_size = -(-virtual_size // (cluster * (cluster // 8)))
+    l1_offset, refcount_table, refcount_block = cluster, 2 * cluster, 3 * cluster
+    header = struct.pack(">4sIQIIQIIQQIIQ", b"QFI\xfb", 2, 0, 0, cluster_bits, virtual_size, 0,
+                         l1_size, l1_offset, refcount_table, 1, 0, 0)
+    image = bytearray(4 * cluster)
+    image[:len(header)] = header
+    struct.pack_into(">Q", image, refcount_table, refcount_block)
+    for index in range(4):  # each of the 4 clusters is referenced once
+        struct.pack_into(">H", image, refcount_block + 2 * index, 1)
+    return bytes(image)
+
+
+def write_served_images():
+    """(Re)write the image server's files when their content differs (cheap: 0.5 MB)."""
+    root = STATE / "images"
+    for name, content in served_images().items():
+        path = root / name
+        if not path.exists() or path.read_bytes() != content:
+            path.write_bytes(content)
+        for algo in ("md5", "sha256", "sha512"):
+            (root / f"{name}.{algo}").write_text(f"{hashlib.new(algo, content).hexdigest()}  {name}\n")
 
 
 # Setup steps added after the first release: naming them here changes the fingerprint, so an
@@ -261,17 +333,28 @@ def recorded_pid(name):
         return None
 
 
+def command(name):
+    """The command line of a service: uwsgi for Keystone and Glance, image_server.py for images."""
+    if name == "images":
+        return [sys.executable, str(Path(__file__).resolve().parent / "image_server.py"), HOST,
+                str(IMAGES_PORT), str(STATE / "images")]
+    return [str(VENV / "bin/uwsgi"), "--ini", str(STATE / name / "uwsgi.ini")]
+
+
 def group_members(name):
-    """Live (non-zombie) uwsgi processes in our recorded process group; matching the cmdline
-    against our ini file means a stale PID file never leads us to signal someone else's process."""
-    pgid, ini, members = recorded_pid(name), str(STATE / name / "uwsgi.ini"), []
+    """Live (non-zombie) processes in our recorded process group; matching the cmdline against
+    our program and its state path means a stale PID file never leads us to signal someone
+    else's process."""
+    cmd = command(name)
+    program = "uwsgi" if name != "images" else "image_server.py"
+    pgid, ini, members = recorded_pid(name), cmd[-1], []
     for proc in Path("/proc").glob("[0-9]*"):
         try:
             stat = (proc / "stat").read_text().rsplit(")", 1)[1].split()  # state ppid pgrp ...
             cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()
         except (OSError, UnicodeDecodeError, IndexError):
             continue
-        if stat[0] not in "ZX" and int(stat[2]) == pgid and "uwsgi" in cmdline and ini in cmdline:
+        if stat[0] not in "ZX" and int(stat[2]) == pgid and program in cmdline and ini in cmdline:
             members.append(int(proc.name))
     return members
 
@@ -318,12 +401,12 @@ def port_free(port):
 
 
 def spawn(name):
-    """Start uwsgi in its own session (so stop can kill the group); output goes to its log."""
+    """Start a service in its own session (so stop can kill the group); output goes to its log."""
     logfile = LOG / f"{name}.log"
     if logfile.exists():
         logfile.replace(logfile.with_suffix(".log.1"))
     with open(logfile, "w") as out:
-        proc = subprocess.Popen([str(VENV / "bin/uwsgi"), "--ini", str(STATE / name / "uwsgi.ini")],
+        proc = subprocess.Popen(command(name),
                                 stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                 start_new_session=True, cwd=STATE)
     (RUN / f"{name}.pid").write_text(f"{proc.pid}\n")
@@ -403,7 +486,7 @@ def ensure_user(token, name, password, project_id, role_id):
 
 
 def provision():
-    """Service project/user, member role, demo project/user, image services and their endpoints."""
+    """Service project/user, member role, demo project/user, image service and its endpoints."""
     pw = passwords()
     token = get_token("admin", pw["admin"], "admin")
     role = {r: ensure(token, "roles", f"name={r}", {"name": r}) for r in ("admin", "member")}
@@ -413,20 +496,14 @@ def provision():
     ensure_user(token, "demo", pw["demo"], proj["demo"], role["member"])
     admin_id = ensure(token, "users", "name=admin&domain_id=default", {})
     grant(token, proj["admin"], admin_id, role["member"])  # implied by admin today; be explicit
-    service = ensure(token, "services", "type=image",
-                     {"name": "glance", "type": "image", "description": "OpenStack Image"})
-    for iface in ("public", "internal", "admin"):
-        ensure(token, "endpoints", f"service_id={service}&interface={iface}&region_id={REGION}",
-               {"service_id": service, "interface": iface, "region_id": REGION,
-                "url": GLANCE_URL})
-    # The second worker, as devstack registers g-api-r: its own service type, a public endpoint
-    # in the same region (Tempest: [image] alternate_image_endpoint = image_remote).
-    remote = ensure(token, "services", f"type={IMAGE_REMOTE_TYPE}",
-                    {"name": "glance_remote", "type": IMAGE_REMOTE_TYPE,
-                     "description": "Alternate glance (second API worker)"})
-    ensure(token, "endpoints", f"service_id={remote}&interface=public&region_id={REGION}",
-           {"service_id": remote, "interface": "public", "region_id": REGION,
-            "url": GLANCE_REMOTE_URL})
+    # The second worker as devstack registers it for Tempest's alternate_image_endpoint.
+    for kind, name, url in (("image", "glance", GLANCE_URL),
+                            ("image_remote", "glance_remote", GLANCE_ALT_URL)):
+        service = ensure(token, "services", f"type={kind}",
+                         {"name": name, "type": kind, "description": "OpenStack Image"})
+        for iface in ("public", "internal", "admin"):
+            ensure(token, "endpoints", f"service_id={service}&interface={iface}&region_id={REGION}",
+                   {"service_id": service, "interface": iface, "region_id": REGION, "url": url})
 
 
 def write_openrc():
@@ -440,7 +517,26 @@ def write_openrc():
               "OS_USER_DOMAIN_ID": "default", "OS_PROJECT_DOMAIN_ID": "default",
               "OS_REGION_NAME": REGION, "OS_INTERFACE": "public", "OS_IDENTITY_API_VERSION": "3",
               "OS_DEMO_USERNAME": "demo", "OS_DEMO_PASSWORD": pw["demo"],
-              "OS_DEMO_PROJECT_NAME": "demo"}
+              "OS_DEMO_PROJECT_NAME": "demo",
+              # What Tempest reads from tempest.conf about this cloud, for the Tempest port
+              # (scenarios/glance/tempest/): TEMPEST_<SECTION>_<OPTION>.
+              "TEMPEST_IMAGE_HTTP_IMAGE": f"{IMAGES_URL}/image.raw",
+              "TEMPEST_IMAGE_HTTP_QCOW2_IMAGE": f"{IMAGES_URL}/image.qcow2",
+              "TEMPEST_IMAGE_HASHING_ALGORITHM": "sha512",
+              "TEMPEST_IMAGE_IMAGE_CACHING_ENABLED": "true",
+              "TEMPEST_IMAGE_FEATURE_ENABLED_MANAGE_LOCATIONS": "true",
+              "TEMPEST_IMAGE_FEATURE_ENABLED_DO_SECURE_HASH": "true",
+              "TEMPEST_IMAGE_FEATURE_ENABLED_HTTP_STORE_ENABLED": "true",
+              "TEMPEST_IMAGE_FEATURE_ENABLED_STORE_WEIGHT_ENABLED": "true",
+              # image.alternate_image_endpoint names a catalog service; the port reads the URL.
+              "TEMPEST_IMAGE_ALTERNATE_IMAGE_ENDPOINT": "image_remote",
+              "TEMPEST_IMAGE_ALTERNATE_IMAGE_URL": GLANCE_ALT_URL,
+              # Not Tempest's: the alternate worker's do_secure_hash (false), so that the
+              # port runs the do_secure_hash=False location tests there.
+              "TEMPEST_IMAGE_ALTERNATE_DO_SECURE_HASH": "false",
+              # Not Tempest's: the stand-in for the RandomDataServer a Tempest test starts
+              # itself (a scenario cannot host a server).
+              "TEMPEST_IMAGE_SLOW_HTTP_IMAGE": f"{IMAGES_URL}/slow-random"}
     OPENRC.write_text("".join(f"export {k}={shlex.quote(v)}\n" for k, v in values.items()))
     OPENRC.chmod(0o600)
 
@@ -468,7 +564,8 @@ def wait_until(check, procs, deadline, what, name):
 
 
 def start():
-    """Start the services, provision Keystone, and return only once both Glances accept a token."""
+    """Start every service, provision Keystone, and return only once each Glance accepts a token
+    and the image server answers."""
     running = [n for n in SERVICES if is_running(n)]
     if len(running) == len(SERVICES):
         print("testbed already running")
@@ -476,7 +573,7 @@ def start():
     if running:
         log(f"only {', '.join(running)} was running: restarting all")
     stop_services()  # a half-running or crashed testbed: clear our own leftovers first
-    for port in (KEYSTONE_PORT, GLANCE_PORT, GLANCE_REMOTE_PORT):
+    for port in (KEYSTONE_PORT, GLANCE_PORT, GLANCE_ALT_PORT, IMAGES_PORT):
         if not port_free(port):
             raise TestbedError(f"port {port} on {HOST} is already in use by a process that is "
                                f"not this testbed's (see: ss -ltnp 'sport = :{port}')")
@@ -497,19 +594,22 @@ def start():
         provision()
         write_openrc()
         token = get_token("admin", passwords()["admin"], "admin")
-        for name, url in (("glance", GLANCE_URL), ("glance-remote", GLANCE_REMOTE_URL)):
+        for name, (_port, url, _hash) in GLANCES.items():
             wait_until(lambda left, url=url: api("GET", f"{url}/v2/images", token, timeout=left)[0]
                        == 200, procs, deadline, f"{name} GET /v2/images with an admin token", name)
+        wait_until(lambda left: api("HEAD", f"{IMAGES_URL}/image.qcow2", timeout=left)[0] == 200,
+                   procs, deadline, f"the image server HEAD {IMAGES_URL}/image.qcow2", "images")
     except BaseException:
         stop_services()
         raise
-    log(f"keystone {KEYSTONE_URL}/v3, glance {GLANCE_URL} and glance-remote {GLANCE_REMOTE_URL} "
-        f"ready in {time.monotonic() - t0:.1f} s; credentials in {OPENRC}")
+    log(f"keystone {KEYSTONE_URL}/v3, glance {GLANCE_URL}, glance-alt {GLANCE_ALT_URL} and "
+        f"images {IMAGES_URL} ready in "
+        f"{time.monotonic() - t0:.1f} s; credentials in {OPENRC}")
     return 0
 
 
 def stop():
-    """Stop the services; only processes recorded in our PID files are touched."""
+    """Stop every service; only processes recorded in our PID files are touched."""
     stopped = stop_services()
     print(f"stopped {', '.join(stopped)}" if stopped else "not running")
     return 0
