@@ -368,7 +368,10 @@ def is_running(name):
 def stop_services(timeout=20):
     """TERM every recorded process group (masters + workers) at once, KILL after a grace period,
     and wait until they are gone; returns the names that were running."""
-    groups = {name: recorded_pid(name) for name in SERVICES if group_members(name)}
+    # Every recorded service, also one a previous version of the testbed ran (a renamed worker):
+    # its PID file is still in RUN, and its port would block the next start.
+    recorded = sorted({*SERVICES, *(p.stem for p in RUN.glob("*.pid"))})
+    groups = {name: recorded_pid(name) for name in recorded if group_members(name)}
     for sig, wait in ((signal.SIGTERM, timeout), (signal.SIGKILL, 10)):
         for name in [n for n in groups if group_members(n)]:
             with contextlib.suppress(ProcessLookupError):
@@ -384,7 +387,7 @@ def stop_services(timeout=20):
             with contextlib.suppress(ChildProcessError):  # our own child (failed start): reap it
                 os.waitpid(pid, os.WNOHANG)
         time.sleep(0.1)
-    for name in SERVICES:
+    for name in recorded:
         (RUN / f"{name}.pid").unlink(missing_ok=True)
     return list(groups)
 
