@@ -25,7 +25,7 @@ FILES = {
     request: {url: "{{ base }}/echo"}
 """,
     "b_pass.scenario.yaml": """
-name: Echo passes
+name: "Echo passes: café ✓"
 steps:
   - name: Echo
     request: {url: "{{ env.BASE }}/echo"}
@@ -157,9 +157,11 @@ def test_results_files_are_scrubbed_like_the_reports(files, server):
 
 def test_merge_masks_the_secrets_of_its_own_environment(files, server, monkeypatch):
     files.run("b_pass.scenario.yaml", "--results", "r.json", junit="")
-    document = json.loads((files.dir / "r.json").read_text())
-    document["run"]["scenarios"][0]["steps"][0]["url"] += "?key=merge-Secret-42"
-    (files.dir / "r.json").write_text(json.dumps(document))
+    lines = (files.dir / "r.json").read_text().splitlines()
+    scenario = json.loads(lines[1])
+    scenario["scenario"]["steps"][0]["url"] += "?key=merge-Secret-42"
+    lines[1] = json.dumps(scenario)
+    (files.dir / "r.json").write_text("\n".join(lines) + "\n")
     monkeypatch.setenv("CI_DEPLOY_TOKEN", "merge-Secret-42")
     merged = files.main("merge-reports", "r.json", "--html", "m.html")
     assert merged.code == 0, merged.output
@@ -187,25 +189,30 @@ def test_a_missing_duplicate_or_foreign_shard_is_refused_and_nothing_is_written(
 
 def test_inputs_that_are_not_results_files(files, server):
     files.run("b_pass.scenario.yaml", "--results", "ok.json", junit="j.xml")
-    (files.dir / "cut.json").write_text((files.dir / "ok.json").read_text()[:200])
-    document = json.loads((files.dir / "ok.json").read_text())
-    document["run"]["scenarios"][0]["steps"][0]["outcome"] = "maybe"
-    (files.dir / "odd.json").write_text(json.dumps(document))
-    document["version"] = 99
-    (files.dir / "new.json").write_text(json.dumps(document))
+    text = (files.dir / "ok.json").read_text()
+    lines = text.splitlines()
+    assert len(lines) == 3 and '"format":"scenario-runner-results"' in lines[0] and lines[2].startswith('{"end":')
+    (files.dir / "cut.json").write_text(text[: len(lines[0]) + 1 + 100])  # the scenario's line cut short
+    (files.dir / "short.json").write_text("\n".join(lines[:2]) + "\n")  # no end line
+    (files.dir / "odd.json").write_text(text.replace('"outcome":"passed"', '"outcome":"maybe"', 1))
+    (files.dir / "new.json").write_text(text.replace('"version":1', '"version":99', 1))
+    (files.dir / "other.json").write_text('{"format": "something else"}\n')
     cases = {
         "j.xml": "j.xml: not a results file of scenario-runner (an XML or HTML report?)",
-        "cut.json": "cut.json:",  # located: line and column of the JSON error
-        "odd.json": "odd.json: damaged results file: run.scenarios[0].steps[0].outcome: 'maybe' is not an outcome",
+        "cut.json": "not a results file: invalid JSON: Unterminated string",  # at cut.json:2:COLUMN
+        "short.json": "short.json:2:1: damaged results file: end: missing: the file was cut short",
+        "odd.json": "odd.json:2:1: damaged results file: scenario.steps[0].outcome: 'maybe' is not an outcome",
         "new.json": "new.json: results file version 99; this scenario-runner reads version 1",
+        "other.json": "other.json: not a results file of scenario-runner",
         "nope.json": "nope.json: no such file",
         "sub": "sub: is a directory",
     }
     for given, message in cases.items():
         run = files.main("merge-reports", given, "--junit", "m.xml")
         assert run.code == 2 and message in run.err and "hint: " in run.err, (given, run.err)
+        assert not (files.dir / "m.xml").exists()
     located = files.main("merge-reports", "cut.json", "--junit", "m.xml").err
-    assert re.match(r"cut\.json:\d+:\d+: not a results file: invalid JSON", located), located
+    assert re.match(r"cut\.json:2:\d+: not a results file: invalid JSON", located), located
 
 
 def test_merge_follows_the_output_path_policy(files, server):
@@ -240,4 +247,4 @@ def test_an_empty_shard_is_a_part_too(files, server):
         assert run.code == 0, run.output
     merged = files.main("merge-reports", "e1.json", "e2.json", "e3.json", "--junit", "m.xml")
     assert merged.code == 0, merged.output
-    assert suites((files.dir / "m.xml").read_text()) == ["Echo passes", "Another pass"]
+    assert suites((files.dir / "m.xml").read_text()) == ["Echo passes: café ✓", "Another pass"]

@@ -2,7 +2,7 @@
 
 `--shard K/N` splits a run across CI jobs; each job's JUnit file covers its part only. To publish one
 report, each shard also writes its results (the same records the reports render, scrubbed the same
-way) as JSON, and `scenario-runner merge-reports` reads them all back, checks that they are the N parts
+way), and `scenario-runner merge-reports` reads them all back, checks that they are the N parts
 of one run, and renders the JUnit and HTML reports with the same code as an unsharded run:
 
 - scenarios come in the order an unsharded run gives them: every shard records the whole selection's
@@ -15,6 +15,7 @@ of one run, and renders the JUnit and HTML reports with the same code as an unsh
 The file holds what the reports hold and nothing more: texts were masked with every secret the shard
 learned before it was written (results.scrub); merge-reports masks them again with the secrets of its
 own environment. It is written under the output-path policy (runner/outputs.py) like every report.
+It is JSON lines (see `render`), one record per line, so that it could also be written as a run goes.
 """
 
 from __future__ import annotations
@@ -62,15 +63,17 @@ def _plain(value: Any) -> Any:
 
 
 def render(run: RunResult, files: Sequence[str], shard: tuple[int, int]) -> str:
-    """The results file's text. `files`: the display paths of the whole selection (before --shard)."""
-    document = {
-        "format": FORMAT,
-        "version": VERSION,
-        "shard": list(shard),
-        "files": list(files),
-        "run": _plain(run),
-    }
-    return json.dumps(document, indent=1, ensure_ascii=False) + "\n"
+    """The results file's text, JSON lines: a header (format, version, this shard, the display paths of the
+    whole selection before --shard), one line per fixture and per scenario result, then the run's end.
+    One record per line, so that a results file can be written as the run goes and read back by line."""
+    header = {"format": FORMAT, "version": VERSION, "shard": list(shard), "files": list(files)}
+    lines = [header]
+    lines.extend({"fixture": _plain(result)} for result in run.fixtures)
+    lines.extend({"scenario": _plain(result)} for result in run.scenarios)
+    end = {"duration": run.duration, "interrupted": run.interrupted, "abandoned": run.abandoned}
+    lines.append({"end": {**end, "internal_errors": list(run.internal_errors)}})
+    # ASCII: a text the engine could not decode keeps its escapes (lone surrogates) and still writes.
+    return "".join(json.dumps(line, separators=(",", ":")) + "\n" for line in lines)
 
 
 def write(
@@ -158,21 +161,27 @@ def read(path: str) -> ShardResults:
             f"{shown}: not a results file of scenario-runner (an XML or HTML report?)",
             hint="merge-reports reads the files that `scenario-runner run --results PATH` writes, not its reports",
         )
-    try:
-        document = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise UserError(
-            f"not a results file: invalid JSON: {exc.msg}", Location(shown, exc.lineno, exc.colno), hint=_HINT
-        ) from None
-    if not isinstance(document, dict) or document.get("format") != FORMAT:
+    lines = text.splitlines()
+    records = []
+    for number, line in enumerate(lines, 1):
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError as exc:
+            raise UserError(
+                f"not a results file: invalid JSON: {exc.msg}", Location(shown, number, exc.colno), hint=_HINT
+            ) from None
+    header = records[0] if records else None
+    if not isinstance(header, dict) or header.get("format") != FORMAT:
         raise UsageError(f"{shown}: not a results file of scenario-runner", hint=_HINT)
-    if document.get("version") != VERSION:
+    if header.get("version") != VERSION:
         raise UsageError(
-            f"{shown}: results file version {document.get('version')!r}; this scenario-runner reads version {VERSION}",
+            f"{shown}: results file version {header.get('version')!r}; this scenario-runner reads version {VERSION}",
             hint="write the shards' results and merge them with the same version of scenario-runner",
         )
+    run = RunResult()
+    number = 1
     try:
-        shard = document.get("shard")
+        shard = header.get("shard")
         if not (
             isinstance(shard, list)
             and len(shard) == 2
@@ -180,11 +189,40 @@ def read(path: str) -> ShardResults:
             and 1 <= shard[0] <= shard[1]
         ):
             raise _Bad("shard", f"expected [K, N] with 1 <= K <= N, got {shard!r}")
-        files = _value(list[str], document.get("files"), "files")
-        run = _build(RunResult, document.get("run"), "run")
+        files = _value(list[str], header.get("files"), "files")
+        ended = False
+        for index, record in enumerate(records[1:], 2):
+            number = index  # the line a _Bad is reported at
+            if ended:
+                raise _Bad("line", "a record after the end of the run")
+            kind = next(iter(record), None) if isinstance(record, dict) and len(record) == 1 else None
+            if kind == "scenario":
+                run.scenarios.append(_build(ScenarioResult, record[kind], kind))
+            elif kind == "fixture":
+                run.fixtures.append(_build(ScenarioResult, record[kind], kind))
+            elif kind == "end":
+                end = _build(_End, record[kind], kind)
+                run.duration, run.interrupted, run.abandoned = end.duration, end.interrupted, end.abandoned
+                run.internal_errors = end.internal_errors
+                ended = True
+            else:
+                raise _Bad("line", "expected one of scenario, fixture, end")
+        if not ended:
+            number = len(lines)
+            raise _Bad("end", "missing: the file was cut short")
     except _Bad as exc:
-        raise UsageError(f"{shown}: damaged results file: {exc}", hint=_HINT) from None
+        raise UserError(f"damaged results file: {exc}", Location(shown, number, 1), hint=_HINT) from None
     return ShardResults(path, (shard[0], shard[1]), files, run)
+
+
+@dataclass
+class _End:
+    """The last line: what a run knows only at its end."""
+
+    duration: float
+    interrupted: bool
+    abandoned: bool
+    internal_errors: list[str]
 
 
 # --- merging ---------------------------------------------------------------------------------------
