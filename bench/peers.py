@@ -107,7 +107,10 @@ class Work:
     size: int
 
     def env(self, **extra: str) -> dict[str, str]:
-        return {**os.environ, "STUB_URL": self.stub.url, "UPLOAD_FILE": str(self.upload), "MD5": self.md5,
+        # Without PYTHONDONTWRITEBYTECODE (set on this machine): an installed runner has its bytecode
+        # compiled, as pip compiled the peers'; else every start compiles the runner's ~50 modules again.
+        environ = {name: value for name, value in os.environ.items() if name != "PYTHONDONTWRITEBYTECODE"}
+        return {**environ, "STUB_URL": self.stub.url, "UPLOAD_FILE": str(self.upload), "MD5": self.md5,
                 "SHA512": self.sha512, "SIZE": str(self.size), "STEPCI_DISABLE_ANALYTICS": "1", **extra}  # fmt: skip
 
 
