@@ -78,6 +78,14 @@ steps:
     request: {url: "{{ env.BASE }}/echo", headers: {X-Api-Key: "{{ env.SR_API_KEY }}"}}
     expect: {status: 201}
 """,
+    "sub/h_assert.scenario.yaml": """
+name: A failed assert shows its parts
+steps:
+  - name: Compare
+    request: {method: POST, url: "{{ env.BASE }}/echo", json: {n: 3}}
+    expect:
+      assert: ["{{ response.json.length < 5 }}"]
+""",
     "sub/g_pass.scenario.yaml": """
 name: Another pass
 steps:
@@ -131,6 +139,7 @@ def test_merged_shards_equal_an_unsharded_run(files, server):
     whole_xml = (files.dir / "whole.xml").read_text()
     merged_xml = (files.dir / "out/merged.xml").read_text()
     assert _xml(merged_xml) == _xml(whole_xml)
+    assert "response.json.length = 8" in merged_xml  # a failed assert's parts (Failure.details) came through
     assert _html((files.dir / "m.html").read_text()) == _html((files.dir / "whole.html").read_text())
 
     # Each shard alone covers only its part: the merge is what makes the whole.
@@ -138,9 +147,9 @@ def test_merged_shards_equal_an_unsharded_run(files, server):
     names = suites(merged_xml)
     assert all(0 < len(p) < len(names) for p in parts)
     assert sorted(name for part in parts for name in part) == sorted(names)
-    assert len(names) == 12  # 7 files: 3 matrix rows; setup, 2 tests and teardown
+    assert len(names) == 13  # 8 files: 3 matrix rows; setup, 2 tests and teardown
     totals = dict(re.findall(r'(\w+)="(\d+)"', merged_xml.split("<testsuites ")[1].split(">")[0]))
-    assert totals["failures"] == "3" and totals["errors"] == "0" and totals["tests"] == "14"
+    assert totals["failures"] == "4" and totals["errors"] == "0" and totals["tests"] == "15"
 
 
 def test_results_files_are_scrubbed_like_the_reports(files, server):
