@@ -665,7 +665,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--json", metavar="PATH", help="also write the rows as JSON")
     parser.add_argument("--profile", action="store_true", help="profile the 50-copies in-process run instead")
+    parser.add_argument("--peers", action="store_true",
+                        help="instead: gabbi, Tavern, Step CI and Newman side by side (bench/peers.py; installs them "
+                             "into bench/.peers on first use)")  # fmt: skip
     args = parser.parse_args(argv)
+    if args.peers:
+        import peers
+
+        return peers.main((["--quick"] if args.quick else []) + (["--json", args.json] if args.json else []))
     os.chdir(REPO)  # the runner's file policy allows the directory a run starts in
     if args.profile:
         profile()

@@ -99,6 +99,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--html", metavar="PATH", help="also write a self-contained HTML report")
     run.add_argument(
+        "--results",
+        metavar="PATH",
+        help="also write the results as JSON, for `merge-reports` to join the shards of a run",
+    )
+    run.add_argument(
         "--os-cloud",
         metavar="NAME",
         default=os.environ.get("OS_CLOUD"),
@@ -125,6 +130,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="print the scenario format's JSON Schema",
         description="Print the JSON Schema of *.scenario.yaml (for editors and CI).",
     )
+
+    merge = sub.add_parser(
+        "merge-reports",
+        help="join the results of a run's shards into one JUnit (and HTML) report",
+        description="Read the results files of every shard of a run (`run --shard K/N --results PATH`), check "
+        "that they are all the shards of one run, and write the reports of the whole run, in the order an "
+        "unsharded run gives.",
+    )
+    merge.add_argument("results", nargs="+", metavar="RESULTS", help="the shards' results files (any order)")
+    merge.add_argument("--junit", metavar="PATH", help="write the merged JUnit XML report here")
+    merge.add_argument("--html", metavar="PATH", help="write the merged HTML report here")
+    merge.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
 
     curl = sub.add_parser(
         "from-curl",
@@ -164,7 +181,7 @@ def main(argv: Sequence[str] | None = None, stdout: TextIO | None = None, stderr
             args = parser.parse_args(argv)
         except SystemExit as exc:  # --help and --version
             return int(exc.code or 0)
-        if args.command in ("run", "validate"):
+        if args.command in ("run", "validate", "merge-reports"):
             # One scrub for the console: everything these commands print passes the run's masker,
             # and a console that goes away (a closed pipe) no longer stops them.
             from .redact import ScrubbedStream
@@ -188,6 +205,8 @@ def main(argv: Sequence[str] | None = None, stdout: TextIO | None = None, stderr
             return _validate(args, out, err)
         if args.command == "from-curl":
             return _from_curl(args, out, err)
+        if args.command == "merge-reports":
+            return _merge_reports(args, out, err)
         return _run(args, out, err)
     except UserError as exc:
         err.write(exc.render() + "\n")
@@ -273,10 +292,16 @@ def _run_scenarios(args: argparse.Namespace, out: TextIO, err: TextIO, stop: Sto
     if errors:
         err.write(f"{errors} file(s) invalid; nothing was sent\n")
         return ExitStatus.USAGE
+    from .errors import relative_display
+
+    selection = list(dict.fromkeys(relative_display(s.path) for s in scenarios))  # for --results
+    part = (1, 1)
     if args.shard:
         from .session import shard
 
         scenarios = shard(scenarios, args.shard)
+        k, _, n = args.shard.partition("/")
+        part = (int(k), int(n))
     engine = session.start()  # a bad --os-cloud is exit 2 here, nothing sent
     _check_report_paths(args, session.inputs())  # after the cloud: its clouds.yaml is an input too
 
@@ -290,14 +315,21 @@ def _run_scenarios(args: argparse.Namespace, out: TextIO, err: TextIO, stop: Sto
         run = run_all(engine, scenarios, console, jobs=args.jobs, fail_fast=args.fail_fast, stop=stop)
     finally:
         session.close()
+    from functools import partial
+
     from .outputs import OutputError
-    from .report import html, junit
+    from .report import html, junit, shards
     from .results import scrub
 
     scrub(run, args.redactor.mask)  # with every secret the run learned, also after a step ran
     reports = []
     unwritten = False
-    for option, report_path, writer in (("--junit", args.junit, junit.write), ("--html", args.html, html.write)):
+    writers = (
+        ("--junit", args.junit, junit.write),
+        ("--html", args.html, html.write),
+        ("--results", args.results, partial(shards.write, files=selection, shard=part)),
+    )
+    for option, report_path, writer in writers:
         if not report_path:
             continue
         try:  # checked before the run; the disk may still fill up, or the run read the file (an upload)
@@ -327,8 +359,48 @@ def _check_report_paths(args: argparse.Namespace, inputs: InputFiles) -> None:
     a request, not end it in a traceback or a lost file (the policy: runner/outputs.py)."""
     from . import outputs
 
-    reports = [(f"{option} {path}", path) for option, path in (("--junit", args.junit), ("--html", args.html)) if path]
+    options = (("--junit", args.junit), ("--html", args.html), ("--results", args.results))
+    reports = [(f"{option} {path}", path) for option, path in options if path]
     outputs.check(reports, inputs)
+
+
+def _merge_reports(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    """Join the shards' results files into one run and write its reports (runner/report/shards.py).
+    Exit 0 when the whole run passed, 1 when a shard failed (or a report could not be written), 2 for
+    inputs that are not all the shards of one run (nothing written)."""
+    from . import outputs
+    from .errors import UsageError
+    from .files import InputFiles
+    from .report import html, junit, shards
+    from .report.console import ConsoleReport
+    from .results import scrub
+
+    if not args.junit and not args.html:
+        raise UsageError("merge-reports: nothing to write", hint="give --junit PATH, --html PATH or both")
+    inputs = InputFiles()
+    for path in args.results:
+        inputs.add(path)
+    targets = [
+        (f"{option} {path}", path, writer)
+        for option, path, writer in (("--junit", args.junit, junit.write), ("--html", args.html, html.write))
+        if path
+    ]
+    outputs.check([(label, path) for label, path, _ in targets], inputs)  # never over a shard's results file
+    run = shards.merge([shards.read(path) for path in args.results])
+    scrub(run, args.redactor.mask)  # the shards masked theirs; this adds the secrets of this environment
+    written, unwritten = [], False
+    for label, path, writer in targets:
+        try:
+            writer(run, path, inputs, label)
+            written.append(path)
+        except outputs.OutputError as exc:
+            err.write(exc.render() + "\n")
+            unwritten = True
+    if not args.quiet:
+        ConsoleReport(out).summary(run, written)
+    for error in run.internal_errors:
+        err.write(f"internal error in scenario-runner: {error} (a bug: please report it)\n")
+    return ExitStatus.SUCCESS if run.passed and not unwritten else ExitStatus.FAILED
 
 
 def entry() -> None:

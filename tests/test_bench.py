@@ -13,6 +13,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -64,3 +66,36 @@ def test_the_tempest_modes_rewrite_the_port_into_valid_suites(tmp_path):
         finally:
             os.chdir(cwd)
         assert code == 0, (mode, out.getvalue()[-2000:], err.getvalue()[-2000:])
+
+
+def test_the_peers_table_in_its_quick_form(tmp_path):
+    """bench/peers.py (issue 12, point 4), every measure once, with the peers that are installed (never installed
+    by a test), each run checked for the tutorial's 8 requests by the benchmark itself."""
+    home = ROOT / "bench" / ".peers"
+    installed = [
+        (home / "venv" / "bin" / "gabbi-run").exists(),
+        (home / "node" / "node_modules" / ".bin" / "newman").exists(),
+    ]
+    if not any(installed):
+        pytest.skip("gabbi, Tavern, Step CI and Newman are not installed in bench/.peers "
+                    "(`python bench/peers.py` installs them from PyPI and npm; the tests never do)")  # fmt: skip
+    if not Path("/usr/bin/time").exists():
+        pytest.skip("bench/peers.py needs GNU time (/usr/bin/time) for the peak RSS of a process tree")
+    out = tmp_path / "peers.json"
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "peers.py"), "--smoke", "--no-install", "--json", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    figures = json.loads(out.read_text())
+    tools = figures["tools"]
+    assert list(tools) == ["scenario-runner", "raw requests", "gabbi", "Tavern", "Step CI", "Newman"]
+    measured = [name for name, tool in tools.items() if not tool["missing"]]
+    assert {"scenario-runner", "raw requests"} <= set(measured)
+    assert ("gabbi" in measured) == installed[0] and ("Newman" in measured) == installed[1]
+    for name in measured:  # every figure of every measured tool, each from a run that did the tutorial's work
+        assert set(figures["labels"]) <= set(tools[name]), name
+        assert not any(str(value).startswith("ERROR") for value in tools[name].values()), (name, tools[name])
+    assert "| measure | scenario-runner | raw requests | gabbi | Tavern | Step CI | Newman |" in done.stdout
