@@ -113,6 +113,18 @@ def _jmespath(value: Any, expression: str) -> Any:
     return jmespath.search(expression, value)
 
 
+def _search(value: Any, pattern: str) -> bool:
+    """`{{ x is search('^req-') }}`: the text of a value matches a Python regular expression (re.search)."""
+    if isinstance(value, jinja2.Undefined):
+        str(value)  # a missing value says what is there, like any other use
+    return re.search(pattern, value if isinstance(value, str) else str(value)) is not None
+
+
+def _regex_escape(value: Any) -> str:
+    """`{{ '^' ~ (last.location | regex_escape) ~ '$' }}`: a value as a literal inside a regex."""
+    return re.escape(value if isinstance(value, str) else str(value))
+
+
 def _required(value: Any, message: str = "a required value is missing") -> Any:
     """`{{ x | required('no image endpoint in the catalog') }}`: fail loudly instead of "None"."""
     if isinstance(value, jinja2.Undefined) or value is None or value == "" or value == [] or value == {}:
@@ -154,6 +166,8 @@ def _build_environment() -> _Environment:
     env = _Environment(undefined=_Undefined, autoescape=False, keep_trailing_newline=True)
     env.filters["jmespath"] = _jmespath
     env.filters["required"] = _required
+    env.filters["regex_escape"] = _regex_escape
+    env.tests["search"] = _search
     env.filters.update(join=limits.join, sum=limits.bounded_sum, tojson=limits.tojson)
     env.filters = {name: limits.guard_filter(name, func) for name, func in env.filters.items()}
     env.globals["lipsum"] = limits.lipsum
