@@ -23,11 +23,16 @@ import urllib.request
 from pathlib import Path
 
 PINS = ["openstack-placement==16.0.0", "uWSGI==2.0.31"]
+# The gabbi files the tests convert: Placement's own (placement/tests/functional/gabbits/) and gabbi's
+# examples (gabbi/tests/gabbits_*/), from the source distributions.
+SOURCES = ["openstack-placement==16.0.0", "gabbi==4.2.3"]
 HOST = "127.0.0.1"
 STATE = Path(os.environ.get("TESTBED_STATE_DIR") or Path(__file__).resolve().parent.parent
              / ".testbed").resolve()
 VENV = STATE / "placement-venv"
 MARKER = VENV / ".placement-pins"
+SRC = STATE / "gabbi-sources"
+TEMPLATE_DB = STATE / "placement-template" / "placement.db"
 OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
@@ -36,12 +41,24 @@ class PlacementError(Exception):
 
 
 def wanted():
-    return "\n".join([*PINS, f"python {sys.version.split()[0]}"]) + "\n"
+    return "\n".join([*PINS, *SOURCES, "template-db", f"python {sys.version.split()[0]}"]) + "\n"
 
 
 def installed():
     """True when the venv holds the pins (the marker is written last, after a successful install)."""
     return MARKER.exists() and MARKER.read_text() == wanted()
+
+
+def placement_gabbits():
+    """<sources>/openstack_placement-16.0.0/placement/tests/functional/gabbits, or None."""
+    found = sorted(SRC.glob("openstack_placement-*/placement/tests/functional/gabbits"))
+    return found[0] if found else None
+
+
+def gabbi_examples():
+    """<sources>/gabbi-4.2.3/gabbi/tests, or None."""
+    found = sorted(SRC.glob("gabbi-*/gabbi/tests"))
+    return found[0] if found else None
 
 
 def _run(cmd, log, env=None, cwd=None):
@@ -73,6 +90,22 @@ def setup():
         _run([sys.executable, "-m", "venv", VENV], log)
     print("placement: pip install " + " ".join(PINS) + " (uWSGI compiles from source)", file=sys.stderr)
     _run([VENV / "bin/pip", "install", "--disable-pip-version-check", "-q", *PINS], log)
+    if SRC.exists():
+        shutil.rmtree(SRC)
+    SRC.mkdir(parents=True)
+    _run([VENV / "bin/pip", "download", "--disable-pip-version-check", "-q", "--no-deps", "--no-binary", ":all:",
+          "-d", SRC, *SOURCES], log)
+    import tarfile
+
+    for archive in SRC.glob("*.tar.gz"):
+        with tarfile.open(archive) as tar:
+            tar.extractall(SRC, filter="data")
+    # One migrated database, copied for each Placement started: `db sync` takes seconds.
+    TEMPLATE_DB.parent.mkdir(parents=True, exist_ok=True)
+    TEMPLATE_DB.unlink(missing_ok=True)
+    conf = TEMPLATE_DB.parent / "placement.conf"
+    conf.write_text(f"[placement_database]\nconnection = sqlite:///{TEMPLATE_DB}\n")
+    _run([VENV / "bin/placement-manage", "--config-file", conf, "db", "sync"], log)
     MARKER.write_text(wanted())
     print(f"placement installed in {VENV} in {time.monotonic() - t0:.0f} s")
     return 0
@@ -98,8 +131,7 @@ class Placement:
             f"[placement_database]\nconnection = sqlite:///{self.dir}/placement.db\n"
             "[api]\nauth_strategy = noauth2\n")
         self.log = self.dir / "placement.log"
-        env = {"OS_PLACEMENT_CONFIG_DIR": str(self.dir)}
-        _run([VENV / "bin/placement-manage", "--config-file", conf, "db", "sync"], self.log, env=env)
+        shutil.copyfile(TEMPLATE_DB, self.dir / "placement.db")  # a fresh database, already migrated
         self.port = free_port()
         self.url = f"http://{HOST}:{self.port}"
         ini = self.dir / "uwsgi.ini"
