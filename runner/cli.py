@@ -267,7 +267,7 @@ def _from_gabbi(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     for source in sources:
         inputs.add(str(source))
     kept = 0
-    for source, stem in zip(sources, stems):
+    for source, stem in zip(sources, stems, strict=True):
         if to_dir and target is not None:
             target.mkdir(parents=True, exist_ok=True)
             destination: Path | None = target / f"{stem}.scenario.yaml"
@@ -282,7 +282,8 @@ def _from_gabbi(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             out.write(converted.text)
         else:
             write(str(destination), converted.text, inputs, f"-o {args.output}", what="scenario")
-            err.write(f"{source} -> {destination}: {converted.report.steps} step(s), {converted.report.kept} kept as comments\n")
+            report = converted.report
+            err.write(f"{source} -> {destination}: {report.steps} step(s), {report.kept} kept as comments\n")
     if kept:
         err.write(f"{kept} item(s) not converted: kept as '# from-gabbi:' comments (see above)\n")
     return ExitStatus.SUCCESS

@@ -26,11 +26,27 @@ DEFAULT_BASE = "http://127.0.0.1:8000"
 _CASE = r"(?:\$HISTORY(?:\['(?P<case1>[^']+?)'\]|\[\"(?P<case2>[^\"]+?)\"\])\.)?"
 _ARG = r"(?::(?P<cast>\w+))?(?:\['(?P<arg1>[^']+?)'\]|\[\"(?P<arg2>[^\"]+?)\"\])"
 _SUBST = re.compile(
-    _CASE + r"\$(?:(?P<argkind>ENVIRON|RESPONSE|HEADERS)" + _ARG + r"|(?P<simple>LAST_URL|LOCATION|COOKIE|URL|SCHEME|NETLOC))"
+    _CASE
+    + r"\$(?:(?P<argkind>ENVIRON|RESPONSE|HEADERS)"
+    + _ARG
+    + r"|(?P<simple>LAST_URL|LOCATION|COOKIE|URL|SCHEME|NETLOC))"
 )
 _CASTS = {"int": "int", "float": "float", "str": "string", "bool": "bool"}
 # Dict methods a Jinja attribute lookup would find before the key: read those keys with ['...'].
-_METHOD_NAMES = {"items", "keys", "values", "get", "update", "pop", "copy", "clear", "setdefault", "popitem", "count", "index"}
+_METHOD_NAMES = {
+    "items",
+    "keys",
+    "values",
+    "get",
+    "update",
+    "pop",
+    "copy",
+    "clear",
+    "setdefault",
+    "popitem",
+    "count",
+    "index",
+}
 _RESPONSE_KEYS = (
     "status",
     "response_headers",
@@ -506,7 +522,9 @@ class _Test:
         status = self.status(test.get("status", 200))
         expect["status"] = status
         codes = status if isinstance(status, list) else [status]
-        conditions.append(f"response.status in {jinja_literal(codes)}" if len(codes) > 1 else f"response.status == {codes[0]}")
+        conditions.append(
+            f"response.status in {jinja_literal(codes)}" if len(codes) > 1 else f"response.status == {codes[0]}"
+        )
         headers: dict[str, Any] = {}
         asserts: list[str] = []
         for name, value in (test.get("response_headers") or {}).items():
@@ -521,7 +539,9 @@ class _Test:
                     try:
                         re.compile(pattern)
                     except re.error as exc:
-                        self.keep("response_headers", f"response_headers {name}: /{pattern}/ is not a Python regex: {exc}")
+                        self.keep(
+                            "response_headers", f"response_headers {name}: /{pattern}/ is not a Python regex: {exc}"
+                        )
                         continue
                     headers[name] = {"regex": pattern}
                     cond = f"{header} is search({_jinja_str(pattern)})"
@@ -697,16 +717,22 @@ def convert_file(source: Path, out_dir: Path) -> Converted:
     except UnicodeDecodeError as exc:
         raise UsageError(f"{source}: invalid UTF-8 at byte {exc.start}", hint="gabbi files are UTF-8") from None
     try:
-        document = yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
+        document = yaml.load(text, Loader=_Loader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{source}:{mark.line + 1}:{mark.column + 1}" if mark else str(source)
-        raise UsageError(f"{where}: not valid YAML: {getattr(exc, 'problem', exc)}", hint="is this a gabbi file?") from None
+        raise UsageError(
+            f"{where}: not valid YAML: {getattr(exc, 'problem', exc)}", hint="is this a gabbi file?"
+        ) from None
     if not isinstance(document, dict) or not isinstance(document.get("tests"), list):
-        raise UsageError(f"{source}:1:1: not a gabbi file: no `tests:` list", hint="gabbi files have a top-level `tests:` list")
+        raise UsageError(
+            f"{source}:1:1: not a gabbi file: no `tests:` list", hint="gabbi files have a top-level `tests:` list"
+        )
     report = Report(str(source))
     header: list[str] = [f"Converted by `scenario-runner from-gabbi` from {source.name}."]
-    header.append(f"Run it with --var {BASE_VAR}=URL (or GABBI_BASE_URL in the environment): the gabbi host and prefix.")
+    header.append(
+        f"Run it with --var {BASE_VAR}=URL (or GABBI_BASE_URL in the environment): the gabbi host and prefix."
+    )
     fixtures = document.get("fixtures") or []
     if fixtures:
         names = ", ".join(str(f) for f in fixtures)
@@ -760,7 +786,9 @@ def convert_file(source: Path, out_dir: Path) -> Converted:
     return Converted("\n".join(lines) + "\n", report)
 
 
-def _convert_test(test: _Lines, index: int, report: Report, source: Path, out_dir: Path) -> tuple[list[str], dict[str, Any]]:
+def _convert_test(
+    test: _Lines, index: int, report: Report, source: Path, out_dir: Path
+) -> tuple[list[str], dict[str, Any]]:
     conv = _Test(test, report, source, out_dir, _line(test))
     name = str(test.get("name") or f"test {index + 1}")
     step: dict[str, Any] = {"name": name}

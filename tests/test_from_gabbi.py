@@ -64,12 +64,16 @@ def test_mapping_of_keys(converted: tuple[Path, str]) -> None:
     assert create["description"] == "the body comes back as the response"
     assert create["expect"]["status"] == 200  # gabbi's default, always written
     assert create["request"]["json"]["{{ env.GABBI_KEY }}"] == "keyed"  # a templated key
-    assert create["expect"]["headers"] == {"x-request-id": {"regex": "^req-[0-9a-f]+$"}, "x-not-there": {"absent": True}}
+    assert create["expect"]["headers"] == {
+        "x-request-id": {"regex": "^req-[0-9a-f]+$"},
+        "x-not-there": {"absent": True},
+    }
     assert create["expect"]["json"] == {"id": "abc", "count": 3}
     assert "{{ response.json.links | length == 2 }}" in create["expect"]["assert"]
-    assert "{{ response.json.links | selectattr('rel', 'eq', 'self') | list == ['/things/abc'] }}" not in create[
-        "expect"
-    ]["assert"]  # the filter maps the attribute too
+    assert (
+        "{{ response.json.links | selectattr('rel', 'eq', 'self') | list == ['/things/abc'] }}"
+        not in create["expect"]["assert"]
+    )  # the filter maps the attribute too
     assert (
         "{{ response.json.links | selectattr('rel', 'eq', 'self') | list | map(attribute='href') | list == "
         "['/things/abc'] }}" in create["expect"]["assert"]
