@@ -272,6 +272,13 @@ _PLACEHOLDER = re.compile("\x00(\\d+)\x00")
 
 
 def jsonpath_to_jinja(path: str, base: str = "response.json") -> JinjaPath:
+    try:
+        return _jsonpath_to_jinja(path, base)
+    except Unconvertible as exc:
+        raise Unconvertible(_PLACEHOLDER.sub("$…", str(exc))) from None
+
+
+def _jsonpath_to_jinja(path: str, base: str) -> JinjaPath:
     """Translate gabbi's JSONPath (jsonpath-rw-ext) into a Jinja expression over `base`.
 
     Supported: `.name`, `['name']`, `["name"]`, `[name]`, `[N]`, `[*]`, `.\\`len\\``, `.\\`sorted\\``,
@@ -287,6 +294,8 @@ def jsonpath_to_jinja(path: str, base: str = "response.json") -> JinjaPath:
     text = _SUBST.sub(stash, path.strip())
 
     def key_expr(name: str) -> str:
+        if not name:
+            return "''"
         pieces = []
         pos = 0
         for m in _PLACEHOLDER.finditer(name):
@@ -322,7 +331,15 @@ def jsonpath_to_jinja(path: str, base: str = "response.json") -> JinjaPath:
 
     while pos < len(text):
         if text.startswith("..", pos):
-            raise Unconvertible(f"JSONPath {path!r}: recursive descent (..) has no template equivalent")
+            if many:
+                raise Unconvertible(f"JSONPath {path!r}: recursive descent (..) after a filter is not translated")
+            rest = text[pos + 2 :]
+            length = rest.endswith(".`len`")
+            steps = _plain_steps(rest.removesuffix(".`len`"), path, key_expr)
+            expr, many, keys = f"{expr} | descend({', '.join(steps)})", True, None
+            if length:  # jsonpath-rw-ext: the length of each match
+                expr = f"{expr} | map('length') | list"
+            break
         ch = text[pos]
         if ch == ".":
             pos += 1
@@ -375,6 +392,42 @@ def jsonpath_to_jinja(path: str, base: str = "response.json") -> JinjaPath:
         else:
             raise Unconvertible(f"JSONPath {path!r}: unexpected {ch!r} at {pos}")
     return JinjaPath(expr, many, keys)
+
+
+def _plain_steps(rest: str, path: str, key_expr: Any) -> list[str]:
+    """The keys and indexes after `..` (`allocations["$ENVIRON['X']"].resources[VCPU]`), as Jinja values."""
+    steps: list[str] = []
+    pos = 0
+    while pos < len(rest):
+        if rest[pos] == ".":
+            pos += 1
+            continue
+        if rest[pos] == "[":
+            end = _bracket_end(rest, pos, path)
+            inner = rest[pos + 1 : end].strip()
+            pos = end + 1
+            if re.fullmatch(r"-?\d+", inner):
+                steps.append(inner)
+            elif inner[:1] in "'\"" and inner[-1:] == inner[:1]:
+                steps.append(key_expr(inner[1:-1]))
+            elif re.fullmatch(r"[^\[\]?*,:`'\"]+", inner):
+                steps.append(key_expr(inner))
+            else:
+                raise Unconvertible(f"JSONPath {path!r}: [{inner}] after .. is not translated")
+            continue
+        if rest[pos] in "'\"":
+            end = rest.index(rest[pos], pos + 1)
+            steps.append(key_expr(rest[pos + 1 : end]))
+            pos = end + 1
+            continue
+        m = re.compile(r"[^.\[`*]+").match(rest, pos)
+        if not m:
+            raise Unconvertible(f"JSONPath {path!r}: after .., only keys and indexes are translated")
+        steps.append(key_expr(m.group(0)))
+        pos = m.end()
+    if not steps:
+        raise Unconvertible(f"JSONPath {path!r}: nothing after ..")
+    return steps
 
 
 def _bracket_end(text: str, start: int, path: str) -> int:

@@ -12,6 +12,7 @@ import os
 import subprocess
 import sys
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -90,10 +91,10 @@ def test_what_is_not_converted_is_a_comment_and_a_located_warning(converted: tup
     text = path.read_text()
     source = str(DATA / "mirror.yaml")
     assert f"{source}:2: fixtures ConfigFixture are not converted" in err
-    line = next(i for i, t in enumerate((DATA / "mirror.yaml").read_text().splitlines(), 1) if "$..method" in t)
-    assert f"{source}:{line - 1}: response_json_paths $..method: " in err or f"{source}:{line}:" in err
+    line = next(i for i, t in enumerate((DATA / "mirror.yaml").read_text().splitlines(), 1) if "$.method[0:1]" in t)
+    assert f"{source}:{line - 1}: response_json_paths $.method[0:1]: " in err  # the line of the mapping
     assert "# gabbi fixtures: ConfigFixture" in text
-    assert "# from-gabbi: line" in text and "recursive descent" in text
+    assert "# from-gabbi: line" in text and "(union or slice) is not translated" in text
     assert "item(s) not converted" in err
 
 
@@ -113,7 +114,10 @@ def test_jsonpath_translation() -> None:
     assert jsonpath_to_jinja("a.b").expr == "response.json.a.b"  # jsonpath-rw's implicit $
     keyed = jsonpath_to_jinja("""$.allocations["$ENVIRON['RP_UUID']"].generation""")
     assert keyed.expr == "response.json.allocations[env.RP_UUID].generation" and keyed.keys is None
-    for bad in ("$..a", "$.a[1:2]", "$.a.`foo`"):
+    descent = jsonpath_to_jinja("""$.r..allocations['$ENVIRON["RP"]'].resources[VCPU]""")
+    assert descent.expr == "response.json.r | descend('allocations', env.RP, 'resources', 'VCPU')" and descent.many
+    assert jsonpath_to_jinja("$..m.`len`").expr == "response.json | descend('m') | map('length') | list"
+    for bad in ("$..a[?b = 1]", "$.a[1:2]", "$.a.`foo`", "$.a[?x = 1][?y = 2]"):
         with pytest.raises(Unconvertible):
             jsonpath_to_jinja(bad)
     assert template("/rp/$ENVIRON['X']?a=$RESPONSE['$.n']") == "/rp/{{ env.X }}?a={{ last.json.n }}"
@@ -170,6 +174,22 @@ def _sources() -> tuple[Path, Path]:
     return gabbits, examples
 
 
+def _run_on_placement(source: Path, out_dir: Path, tmp_path: Path) -> str | None:
+    """Run one converted file against a Placement of its own; the failure's output, or None."""
+    with placement.Placement(tmp_path / "placement" / source.stem) as server:
+        env = {name: str(uuid.uuid4()) for name in APIFIXTURE_UUIDS}
+        env.update(CUSTOM_RES_CLASS="CUSTOM_IRON_NFV", CUSTOM_RES_CLASS1="CUSTOM_IRON_NFV1")
+        env.update(CUSTOM_RES_CLASS2="CUSTOM_IRON_NFV2", GABBI_BASE_URL=server.url, PYTHONPATH=str(ROOT))
+        result = subprocess.run(
+            [sys.executable, "-m", "runner", "run", "-q", "--junit", "", "--allow-path", "/",
+             str(out_dir / f"{source.stem}.scenario.yaml")],
+            env={**os.environ, **env}, capture_output=True, text=True, timeout=300, cwd=tmp_path,
+        )  # fmt: skip
+    if result.returncode != 0 or "1 scenario: 1 passed, 0 failed" not in result.stdout:
+        return f"{source.name}: {result.stdout[-2000:]}{result.stderr[-1000:]}"
+    return None
+
+
 def _validate(directory: Path) -> None:
     out, err = io.StringIO(), io.StringIO()
     code = main(["validate", "--allow-path", "/", str(directory)], stdout=out, stderr=err)
@@ -182,7 +202,7 @@ def test_gabbi_examples_convert_and_validate(tmp_path: Path, monkeypatch: pytest
     _, examples = _sources()
     monkeypatch.chdir(tmp_path)
     converted = 0
-    for directory in sorted(examples.glob("gabbits_*")) + sorted(examples.glob("gabbits_*/subdir")):
+    for directory in sorted(examples.glob("*gabbits*")) + sorted(examples.glob("*gabbits*/subdir")):
         for source in sorted(directory.glob("*.yaml")):
             doc = yaml.safe_load(source.read_text()) if "nan" not in source.name else None
             if not isinstance(doc, dict) or "tests" not in doc:
@@ -191,7 +211,7 @@ def test_gabbi_examples_convert_and_validate(tmp_path: Path, monkeypatch: pytest
             code, _, err = convert(str(source), "-o", f"{out_dir}/")
             assert code == 0, err
             converted += 1
-    assert converted >= 30
+    assert converted == 39  # every test file of gabbi 4.2.3's *gabbits* but the two Python-tagged nan.yaml
     _validate(tmp_path)
 
 
@@ -206,17 +226,7 @@ def test_placement_gabbits_convert_validate_and_pass_against_placement(tmp_path:
     _validate(out_dir)
     plain = [s for s in sources if yaml.safe_load(s.read_text()).get("fixtures") == ["APIFixture"]]
     assert len(plain) == 31
-    failed = []
-    for source in plain:
-        with placement.Placement(tmp_path / "placement" / source.stem) as server:
-            env = {name: str(uuid.uuid4()) for name in APIFIXTURE_UUIDS}
-            env.update(CUSTOM_RES_CLASS="CUSTOM_IRON_NFV", CUSTOM_RES_CLASS1="CUSTOM_IRON_NFV1")
-            env.update(CUSTOM_RES_CLASS2="CUSTOM_IRON_NFV2", GABBI_BASE_URL=server.url, PYTHONPATH=str(ROOT))
-            result = subprocess.run(
-                [sys.executable, "-m", "runner", "run", "-q", "--junit", "", "--allow-path", "/",
-                 str(out_dir / f"{source.stem}.scenario.yaml")],
-                env={**os.environ, **env}, capture_output=True, text=True, timeout=300, cwd=tmp_path,
-            )  # fmt: skip
-            if result.returncode != 0:
-                failed.append(f"{source.name}: {result.stdout[-2000:]}{result.stderr[-1000:]}")
+    # Two at a time (CI's machine has 2 cores): each file gets its own Placement and database.
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        failed = [f for f in pool.map(lambda s: _run_on_placement(s, out_dir, tmp_path), plain) if f]
     assert not failed, "\n".join(failed)
