@@ -156,11 +156,11 @@ def _subst_expr(match: re.Match[str]) -> str:
     if simple == "LOCATION":
         return f"{ref}.location"
     if simple == "SCHEME":
-        return f"{BASE_VAR}.split('://')[0]"
+        return f'{BASE_VAR}.split("://")[0]'
     if simple == "NETLOC":
-        return f"{BASE_VAR}.split('://')[1]"
+        return f'{BASE_VAR}.split("://")[1]'
     if simple == "COOKIE":
-        return f"{ref}.headers['Set-Cookie'].split(';')[0]"
+        return f'{ref}.headers["Set-Cookie"].split(";")[0]'
     kind, arg, cast = match.group("argkind"), match.group("arg1") or match.group("arg2"), match.group("cast")
     if kind == "ENVIRON":
         expr = f"env.{arg}" if arg.isidentifier() else f"env[{_jinja_str(arg)}]"
@@ -200,7 +200,7 @@ def template(text: str) -> str:
         if kind == "expr":
             out.append("{{ " + piece + " }}")
         else:
-            out.append(re.sub(r"(\{\{|\{%|\{#)", lambda m: "{{ '" + m.group(1) + "' }}", piece))
+            out.append(re.sub(r"(\{\{|\{%|\{#)", lambda m: '{{ "' + m.group(1) + '" }}', piece))
     return "".join(out)
 
 
@@ -216,12 +216,20 @@ def expression(value: Any, regex: bool = False) -> str:
         if kind == "text":
             pieces.append(_jinja_str(piece))
         else:
-            pieces.append(f"({piece}) | regex_escape" if regex else f"({piece})")
-    return " ~ ".join(pieces) if pieces else "''"
+            pieces.append(f"{_group(piece)} | regex_escape" if regex else _group(piece))
+    return " ~ ".join(pieces) if pieces else '""'
 
 
 def _jinja_str(text: str) -> str:
-    return repr(str(text))
+    """A Jinja string literal in double quotes: YAML then quotes the template with '...' without doubling."""
+    import json
+
+    return json.dumps(str(text), ensure_ascii=False)
+
+
+def _group(expr: str) -> str:
+    """Parentheses only where an operator inside would bind wrongly (`a ~ b if c else d`)."""
+    return f"({expr})" if " " in expr else expr
 
 
 def jinja_literal(value: Any) -> str:
@@ -295,13 +303,15 @@ def _jsonpath_to_jinja(path: str, base: str) -> JinjaPath:
 
     def key_expr(name: str) -> str:
         if not name:
-            return "''"
+            return '""'
         pieces = []
         pos = 0
         for m in _PLACEHOLDER.finditer(name):
             if m.start() > pos:
                 pieces.append(_jinja_str(name[pos : m.start()]))
-            pieces.append(f"({exprs[int(m.group(1))]})" if len(name) != m.end() - m.start() else exprs[int(m.group(1))])
+            pieces.append(
+                _group(exprs[int(m.group(1))]) if len(name) != m.end() - m.start() else exprs[int(m.group(1))]
+            )
             pos = m.end()
         if pos < len(name):
             pieces.append(_jinja_str(name[pos:]))
@@ -317,7 +327,7 @@ def _jsonpath_to_jinja(path: str, base: str) -> JinjaPath:
         literal = _PLACEHOLDER.search(name) is None
         if many:
             attr = key_expr(name)
-            expr = f"{expr} | map(attribute={attr}) | list"
+            expr = f"{expr.removesuffix(' | list')} | map(attribute={attr}) | list"
             keys = None
             return
         if literal and name.isidentifier() and name not in _METHOD_NAMES and not name.startswith("__"):
@@ -338,7 +348,7 @@ def _jsonpath_to_jinja(path: str, base: str) -> JinjaPath:
             steps = _plain_steps(rest.removesuffix(".`len`"), path, key_expr)
             expr, many, keys = f"{expr} | descend({', '.join(steps)})", True, None
             if length:  # jsonpath-rw-ext: the length of each match
-                expr = f"{expr} | map('length') | list"
+                expr = f'{expr} | map("length") | list'
             break
         ch = text[pos]
         if ch == ".":
@@ -464,17 +474,17 @@ def _filter(expr: str, cond: str, path: str, key_expr: Any, many: bool) -> str:
     segments = [s.strip("'\"") for s in re.findall(r"'[^']*'|\"[^\"]*\"|[^.]+", m.group("lhs"))]
     attr = " ~ '.' ~ ".join(key_expr(s) for s in segments) if len(segments) > 1 else key_expr(segments[0])
     if m.group("op") is None:
-        return f"{expr} | selectattr({attr}, 'defined') | list"
+        return f'{expr} | selectattr({attr}, "defined") | list'
     rhs = m.group("rhs").strip()
     if rhs[:1] in "'\"" and rhs[-1:] == rhs[:1]:
-        value = key_expr(rhs[1:-1]) if rhs[1:-1] else "''"
+        value = key_expr(rhs[1:-1]) if rhs[1:-1] else '""'
     elif re.fullmatch(r"-?\d+(\.\d+)?", rhs):
         value = rhs
     elif rhs in ("true", "false", "null"):
         value = {"null": "none"}.get(rhs, rhs)
     else:
         raise Unconvertible(f"JSONPath {path!r}: filter value {rhs!r} is not translated")
-    return f"{expr} | selectattr({attr}, '{_TESTS[m.group('op')]}', {value}) | list"
+    return f'{expr} | selectattr({attr}, "{_TESTS[m.group("op")]}", {value}) | list'
 
 
 # ---- one test ----
@@ -522,7 +532,7 @@ class _Test:
         if starts_with and starts_with.start() == 0 and starts_with.group("simple") == "LOCATION":
             loc = _subst_expr(starts_with)
             rest = template(stripped[starts_with.end() :])
-            return method, "{{ " + f"{loc} if '://' in {loc} else {BASE_VAR} ~ {loc}" + " }}" + rest
+            return method, "{{ " + f'{loc} if "://" in {loc} else {BASE_VAR} ~ {loc}' + " }}" + rest
         if not url.startswith("/") and not url.startswith("$"):
             url = "/" + url
         return method, "{{ " + BASE_VAR + " }}" + template(url)
