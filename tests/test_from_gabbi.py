@@ -226,3 +226,33 @@ def test_placement_gabbits_convert_validate_and_pass_against_placement(tmp_path:
     with ThreadPoolExecutor(max_workers=2) as pool:
         failed = [f for f in pool.map(lambda s: _run_on_placement(s, out_dir, tmp_path), plain) if f]
     assert not failed, "\n".join(failed)
+
+
+def test_descend_reads_every_depth_in_document_order() -> None:
+    from runner.templating import _descend
+
+    data = {"a": [{"b": {"k": 1}}, {"b": {"j": 2}}, {"c": {"b": {"k": 3}}}], "b": {"k": 0}}
+    assert _descend(data, "b", "k") == [0, 1, 3]  # a node before those inside it; {"j": 2} has no k
+    assert _descend(data, "a", 2, "c", "b") == [{"k": 3}]
+    assert _descend([1, [2]], 0) == [1, 2]
+    assert _descend({"x": 1}, "nope") == []
+
+
+def test_one_file_to_a_file_or_stdout_and_several_to_a_directory(tmp_path: Path) -> None:
+    code, out, _ = convert(str(DATA / "mirror.yaml"))
+    assert code == 0 and out.startswith("# Converted by `scenario-runner from-gabbi` from mirror.yaml")
+    target = tmp_path / "one.scenario.yaml"
+    assert convert(str(DATA / "mirror.yaml"), "-o", str(target))[0] == 0 and "name: mirror" in target.read_text()
+    second = tmp_path / "other.yaml"
+    second.write_text("tests:\n- name: only\n  url: /x\n")
+    code, _, err = convert(str(DATA / "mirror.yaml"), str(second), "-o", str(target))
+    assert code == 2 and "not a directory" in err
+    code, _, err = convert(str(DATA / "mirror.yaml"), str(second), "-o", str(tmp_path / "all"))
+    assert code == 0, err
+    assert sorted(p.name for p in (tmp_path / "all").iterdir()) == ["mirror.scenario.yaml", "other.scenario.yaml"]
+    only = yaml.safe_load((tmp_path / "all" / "other.scenario.yaml").read_text())["steps"][0]
+    assert only == {
+        "name": "only",
+        "request": {"method": "GET", "url": "{{ base_url }}/x"},
+        "expect": {"status": 200},
+    }
