@@ -836,7 +836,7 @@ def convert_file(source: Path, out_dir: Path) -> Converted:
     report.steps = len(out_steps)
     document_out: dict[str, Any] = {
         "name": source.stem,
-        "vars": {BASE_VAR: "{{ env.GABBI_BASE_URL | default('" + DEFAULT_BASE + "') }}"},
+        "vars": {BASE_VAR: '{{ env.GABBI_BASE_URL | default("' + DEFAULT_BASE + '") }}'},
         "defaults": scenario_defaults,
     }
     body = yaml.safe_dump(_plain(document_out), sort_keys=False, allow_unicode=True, width=110)
@@ -881,7 +881,7 @@ def _convert_test(
         poll = {}
     if poll:
         step["poll"] = {
-            "until": "{{ " + " and ".join(f"({c})" for c in conditions) + " }}",
+            "until": "{{ " + " and ".join(f"({c})" if len(conditions) > 1 else c for c in conditions) + " }}",
             "timeout": round(max(count - 1, 0) * delay + 0.5, 3),
             "interval": delay,
         }
