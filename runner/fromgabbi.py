@@ -277,6 +277,8 @@ class JinjaPath:
 
 
 _PLACEHOLDER = re.compile("\x00(\\d+)\x00")
+# jsonpath-rw's unquoted names (its ID token), and `$` substitutions stashed as placeholders.
+_NAME = re.compile("(?:[A-Za-z0-9_@-]|\x00\\d+\x00)+")
 
 
 def jsonpath_to_jinja(path: str, base: str = "response.json") -> JinjaPath:
@@ -330,10 +332,11 @@ def _jsonpath_to_jinja(path: str, base: str) -> JinjaPath:
             expr = f"{expr.removesuffix(' | list')} | map(attribute={attr}) | list"
             keys = None
             return
+        base = _postfix_base(expr)
         if literal and name.isidentifier() and name not in _METHOD_NAMES and not name.startswith("__"):
-            expr = f"{expr}.{name}"
+            expr = f"{base}.{name}"
         else:
-            expr = f"{expr}[{key_expr(name)}]"
+            expr = f"{base}[{key_expr(name)}]"
         if keys is not None:
             keys.append(template(name.replace("\x00", "")) if not literal else name)
             if not literal:
@@ -372,8 +375,8 @@ def _jsonpath_to_jinja(path: str, base: str) -> JinjaPath:
             elif pos < len(text) and text[pos] == "*":
                 raise Unconvertible(f"JSONPath {path!r}: .* is not translated")
             else:
-                m = re.compile(r"[^.\[`]+").match(text, pos)
-                if not m:
+                m = _NAME.match(text, pos)
+                if not m or (m.end() < len(text) and text[m.end()] not in ".["):
                     raise Unconvertible(f"JSONPath {path!r}: cannot read a name at {pos}")
                 lookup(m.group(0))
                 pos = m.end()
@@ -384,7 +387,7 @@ def _jsonpath_to_jinja(path: str, base: str) -> JinjaPath:
             if re.fullmatch(r"-?\d+", inner):
                 if many:
                     raise Unconvertible(f"JSONPath {path!r}: an index after a filter is not translated")
-                expr = f"{expr}[{inner}]"
+                expr = f"{_postfix_base(expr)}[{inner}]"
                 keys = None
             elif inner == "*":
                 if many:
@@ -395,13 +398,35 @@ def _jsonpath_to_jinja(path: str, base: str) -> JinjaPath:
                 many, keys = True, None
             elif inner[:1] in "'\"" and inner[-1:] == inner[:1]:
                 lookup(inner[1:-1])
+            elif re.fullmatch(r"[/\\]\w+", inner) and not many:  # jsonpath-rw-ext: sorted by a field
+                reverse = ", reverse=true" if inner[0] == "\\" else ""
+                expr, keys = f'{expr} | sort(attribute="{inner[1:]}"{reverse})', None
             elif "," in inner or ":" in inner:
                 raise Unconvertible(f"JSONPath {path!r}: [{inner}] (union or slice) is not translated")
-            else:
+            elif _NAME.fullmatch(inner):
                 lookup(inner)
+            else:
+                raise Unconvertible(f"JSONPath {path!r}: [{inner}] is not translated")
         else:
             raise Unconvertible(f"JSONPath {path!r}: unexpected {ch!r} at {pos}")
     return JinjaPath(expr, many, keys)
+
+
+def _postfix_base(expr: str) -> str:
+    """`expr` ready for `[i]` or `.name`: in parentheses when it ends in a filter (`(x | sort)[0]`)."""
+    depth, quote = 0, ""
+    for c in expr:
+        if quote:
+            quote = "" if c == quote else quote
+        elif c in "'\"":
+            quote = c
+        elif c in "([{":
+            depth += 1
+        elif c in ")]}":
+            depth -= 1
+        elif c == "|" and depth == 0:
+            return f"({expr})"
+    return expr
 
 
 def _plain_steps(rest: str, path: str, key_expr: Any) -> list[str]:
@@ -420,7 +445,7 @@ def _plain_steps(rest: str, path: str, key_expr: Any) -> list[str]:
                 steps.append(inner)
             elif inner[:1] in "'\"" and inner[-1:] == inner[:1]:
                 steps.append(key_expr(inner[1:-1]))
-            elif re.fullmatch(r"[^\[\]?*,:`'\"]+", inner):
+            elif _NAME.fullmatch(inner):
                 steps.append(key_expr(inner))
             else:
                 raise Unconvertible(f"JSONPath {path!r}: [{inner}] after .. is not translated")
@@ -430,8 +455,8 @@ def _plain_steps(rest: str, path: str, key_expr: Any) -> list[str]:
             steps.append(key_expr(rest[pos + 1 : end]))
             pos = end + 1
             continue
-        m = re.compile(r"[^.\[`*]+").match(rest, pos)
-        if not m:
+        m = _NAME.match(rest, pos)
+        if not m or (m.end() < len(rest) and rest[m.end()] not in ".["):
             raise Unconvertible(f"JSONPath {path!r}: after .., only keys and indexes are translated")
         steps.append(key_expr(m.group(0)))
         pos = m.end()

@@ -256,3 +256,15 @@ def test_one_file_to_a_file_or_stdout_and_several_to_a_directory(tmp_path: Path)
         "request": {"method": "GET", "url": "{{ base_url }}/x"},
         "expect": {"status": 200},
     }
+
+
+def test_jsonpath_sorting_and_what_is_refused() -> None:
+    assert (
+        jsonpath_to_jinja("$.objects[/name][0].value").expr
+        == '(response.json.objects | sort(attribute="name"))[0].value'
+    )
+    assert jsonpath_to_jinja("$.o[\\name][1]").expr == '(response.json.o | sort(attribute="name", reverse=true))[1]'
+    assert jsonpath_to_jinja('$.a["x|y"].b').expr == 'response.json.a["x|y"].b'  # a | inside a key is no filter
+    for bad in ("$.a + $.b", "$.x[abc def]", "$.a[/x,\\y]"):
+        with pytest.raises(Unconvertible):
+            jsonpath_to_jinja(bad)
