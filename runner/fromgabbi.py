@@ -501,7 +501,7 @@ def _filter(expr: str, cond: str, path: str, key_expr: Any, many: bool) -> str:
     if m.group("op") is None:
         return f'{expr} | selectattr({attr}, "defined") | list'
     rhs = m.group("rhs").strip()
-    if rhs[:1] in "'\"" and rhs[-1:] == rhs[:1]:
+    if re.fullmatch(r"'[^']*'|\"[^\"]*\"", rhs):
         value = key_expr(rhs[1:-1]) if rhs[1:-1] else '""'
     elif re.fullmatch(r"-?\d+(\.\d+)?", rhs):
         value = rhs

@@ -265,6 +265,6 @@ def test_jsonpath_sorting_and_what_is_refused() -> None:
     )
     assert jsonpath_to_jinja("$.o[\\name][1]").expr == '(response.json.o | sort(attribute="name", reverse=true))[1]'
     assert jsonpath_to_jinja('$.a["x|y"].b').expr == 'response.json.a["x|y"].b'  # a | inside a key is no filter
-    for bad in ("$.a + $.b", "$.x[abc def]", "$.a[/x,\\y]"):
+    for bad in ("$.a + $.b", "$.x[abc def]", "$.a[/x,\\y]", "$.a[?x = '1' & y = '2']"):
         with pytest.raises(Unconvertible):
             jsonpath_to_jinja(bad)
