@@ -253,8 +253,7 @@ def jinja_literal(value: Any) -> str:
 def _tree(value: Any) -> Any:
     """Request data: every string (keys too) with substitutions becomes a template."""
     if isinstance(value, str):
-        parts = _parts(value)
-        return template(value) if any(kind == "expr" for kind, _ in parts) else value
+        return template(value)  # also escapes a literal `{{`, which the runner would render
     if isinstance(value, dict):
         return {_tree(str(k)) if isinstance(k, str) else k: _tree(v) for k, v in value.items()}
     if isinstance(value, list):
@@ -634,7 +633,7 @@ class _Test:
                     headers[name] = {"regex": pattern}
                     cond = f"{header} is search({_jinja_str(pattern)})"
             else:
-                headers[name] = template(str(value)) if has_subst(str(value)) else str(value)
+                headers[name] = template(str(value))
                 cond = f"{header} == {expression(str(value))}"
             conditions.append(cond)
         for name in test.get("response_forbidden_headers") or []:

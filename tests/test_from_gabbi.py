@@ -268,3 +268,16 @@ def test_jsonpath_sorting_and_what_is_refused() -> None:
     for bad in ("$.a + $.b", "$.x[abc def]", "$.a[/x,\\y]", "$.a[?x = '1' & y = '2']"):
         with pytest.raises(Unconvertible):
             jsonpath_to_jinja(bad)
+
+
+def test_literal_braces_stay_literal(tmp_path: Path) -> None:
+    source = tmp_path / "braces.yaml"
+    source.write_text(
+        "tests:\n- name: b\n  POST: /mirror\n  request_headers: {content-type: application/json}\n"
+        "  data: {t: '{{ not a template }}'}\n  response_json_paths:\n    $.t: '{{ not a template }}'\n"
+    )
+    code, _, err = convert(str(source), "-o", str(tmp_path / "b.scenario.yaml"))
+    assert code == 0, err
+    with TestServer().start() as server:
+        code, text, _ = run(tmp_path / "b.scenario.yaml", server.url)
+    assert code == 0, text
