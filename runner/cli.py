@@ -151,6 +151,21 @@ def build_parser() -> argparse.ArgumentParser:
     curl.add_argument("source", nargs="?", default="-", metavar="FILE", help="file with curl commands ('-': stdin)")
     curl.add_argument("-o", "--output", metavar="FILE", help="write the scenario here instead of stdout")
     curl.add_argument("--name", default="Converted from curl", help="the scenario's name")
+
+    gabbi = sub.add_parser(
+        "from-gabbi",
+        help="convert gabbi YAML test files into scenario files",
+        description="Convert gabbi YAML files (one scenario each, a step per gabbi test); what cannot be "
+        "converted is kept as a comment and reported on stderr as FILE:LINE: message.",
+    )
+    gabbi.add_argument("sources", nargs="+", metavar="FILE", help="gabbi YAML files")
+    gabbi.add_argument(
+        "-o",
+        "--output",
+        metavar="DIR|FILE",
+        help="a directory (NAME.scenario.yaml per file; needed for several files) or, for one file, a file "
+        "(default: stdout)",
+    )
     return parser
 
 
@@ -207,6 +222,8 @@ def main(argv: Sequence[str] | None = None, stdout: TextIO | None = None, stderr
             return _from_curl(args, out, err)
         if args.command == "merge-reports":
             return _merge_reports(args, out, err)
+        if args.command == "from-gabbi":
+            return _from_gabbi(args, out, err)
         return _run(args, out, err)
     except UserError as exc:
         err.write(exc.render() + "\n")
@@ -243,6 +260,51 @@ def _from_curl(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         write(args.output, document, inputs, f"-o {args.output}", what="scenario")
     else:
         out.write(document)
+    return ExitStatus.SUCCESS
+
+
+def _from_gabbi(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from .errors import UsageError
+    from .files import InputFiles
+    from .fromgabbi import convert_file
+    from .outputs import write
+
+    sources = [Path(s) for s in args.sources]
+    target = Path(args.output) if args.output else None
+    to_dir = target is not None and (target.is_dir() or args.output.endswith(("/", "\\")) or len(sources) > 1)
+    if target is None and len(sources) > 1:
+        raise UsageError(
+            f"{len(sources)} files and no -o DIR", hint="give -o DIR: each file becomes DIR/NAME.scenario.yaml"
+        )
+    if to_dir and target is not None and target.exists() and not target.is_dir():
+        raise UsageError(f"-o {args.output}: not a directory", hint="several files need -o DIR")
+    stems = [s.name.removesuffix(".yml").removesuffix(".yaml") for s in sources]
+    clash = next((n for n in stems if stems.count(n) > 1), None)
+    if to_dir and clash:
+        raise UsageError(f"two files would both be written as {clash}.scenario.yaml", hint="convert them one by one")
+    inputs = InputFiles()
+    for source in sources:
+        inputs.add(str(source))
+    kept = 0
+    for source, stem in zip(sources, stems, strict=True):
+        if to_dir and target is not None:
+            target.mkdir(parents=True, exist_ok=True)
+            destination: Path | None = target / f"{stem}.scenario.yaml"
+        else:
+            destination = target
+        out_dir = destination.parent if destination is not None else Path.cwd()
+        converted = convert_file(source, out_dir)
+        for warning in converted.report.warnings:
+            err.write(f"{warning}\n")
+        kept += converted.report.kept
+        if destination is None:
+            out.write(converted.text)
+        else:
+            write(str(destination), converted.text, inputs, f"-o {args.output}", what="scenario")
+            report = converted.report
+            err.write(f"{source} -> {destination}: {report.steps} step(s), {report.kept} kept as comments\n")
+    if kept:
+        err.write(f"{kept} item(s) not converted: kept as '# from-gabbi:' comments (see above)\n")
     return ExitStatus.SUCCESS
 
 

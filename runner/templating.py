@@ -113,6 +113,50 @@ def _jmespath(value: Any, expression: str) -> Any:
     return jmespath.search(expression, value)
 
 
+def _search(value: Any, pattern: str) -> bool:
+    """`{{ x is search('^req-') }}`: the text of a value matches a Python regular expression (re.search)."""
+    if isinstance(value, jinja2.Undefined):
+        str(value)  # a missing value says what is there, like any other use
+    return re.search(pattern, value if isinstance(value, str) else str(value)) is not None
+
+
+_MISSING = object()
+_DESCEND_MAX = 1_000_000  # matches, like the items of a value a template builds (docs/format.md, Limits)
+
+
+def _descend(value: Any, *path: Any) -> list[Any]:
+    """`{{ response.json | descend('allocations', rp, 'resources') }}`: JSONPath's recursive descent
+    (`$..allocations[rp].resources`): the value at `path` (keys and list indexes) from this value and from
+    every value inside it, in document order (a node before its children), where the whole path exists."""
+    found: list[Any] = []
+    stack = [value]
+    while stack:
+        node = stack.pop()
+        target = node
+        for key in path:
+            in_mapping = isinstance(target, Mapping) and isinstance(key, str) and key in target
+            in_list = isinstance(target, list) and isinstance(key, int) and -len(target) <= key < len(target)
+            if in_mapping or in_list:
+                target = target[key]
+            else:
+                target = _MISSING
+                break
+        if target is not _MISSING:
+            found.append(target)
+        if len(found) > _DESCEND_MAX:
+            raise ValueError(f"descend: more than {_DESCEND_MAX} matches")
+        if isinstance(node, Mapping):
+            stack.extend(reversed(list(node.values())))
+        elif isinstance(node, list):
+            stack.extend(reversed(node))
+    return found
+
+
+def _regex_escape(value: Any) -> str:
+    """`{{ '^' ~ (last.location | regex_escape) ~ '$' }}`: a value as a literal inside a regex."""
+    return re.escape(value if isinstance(value, str) else str(value))
+
+
 def _required(value: Any, message: str = "a required value is missing") -> Any:
     """`{{ x | required('no image endpoint in the catalog') }}`: fail loudly instead of "None"."""
     if isinstance(value, jinja2.Undefined) or value is None or value == "" or value == [] or value == {}:
@@ -154,6 +198,9 @@ def _build_environment() -> _Environment:
     env = _Environment(undefined=_Undefined, autoescape=False, keep_trailing_newline=True)
     env.filters["jmespath"] = _jmespath
     env.filters["required"] = _required
+    env.filters["regex_escape"] = _regex_escape
+    env.filters["descend"] = _descend
+    env.tests["search"] = _search
     env.filters.update(join=limits.join, sum=limits.bounded_sum, tojson=limits.tojson)
     env.filters = {name: limits.guard_filter(name, func) for name, func in env.filters.items()}
     env.globals["lipsum"] = limits.lipsum
