@@ -14,6 +14,7 @@ from typing import Any
 
 from .checks.kinds import BODY_KINDS as BODY_CHECKS
 from .checks.kinds import EXPECT_KINDS, compile_body, compile_header
+from .checks.predicates import compile_regex
 from .errors import Location, ScenarioFormatError, relative_display
 from .files import FilePolicy
 from .formatcheck import check_structure
@@ -389,14 +390,3 @@ def _title(data: LocDict) -> Compiled | None:
 
 def title_text(name: str, loc: Location) -> Compiled | None:
     return compile_at(name, loc) if is_template(name) else None
-
-
-def compile_regex(pattern: str, loc: Location) -> re.Pattern[str]:
-    try:
-        return re.compile(pattern)
-    except re.error as exc:
-        raise ScenarioFormatError(
-            f"invalid regular expression {pattern!r}: {exc}",
-            loc.within(pattern, exc.pos),
-            "Python regex syntax: escape ( ) [ ] { } . * + ? | \\ with a backslash to match them literally",
-        ) from None
