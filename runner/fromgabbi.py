@@ -11,6 +11,7 @@ Docs: docs/from-gabbi.md (the mapping table).
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -278,6 +279,32 @@ class JinjaPath:
 _PLACEHOLDER = re.compile("\x00(\\d+)\x00")
 # jsonpath-rw's unquoted names (its ID token), and `$` substitutions stashed as placeholders.
 _NAME = re.compile("(?:[A-Za-z0-9_@-]|\x00\\d+\x00)+")
+
+
+_SIMPLE_JSONPATH = re.compile(r"""^\$?((?:\.[A-Za-z_][A-Za-z0-9_-]*|\[\d+\]|\['[^'\\]+'\]|\["[^"\\]+"\])+)$""")
+_SIMPLE_STEP = re.compile(r"""\.([A-Za-z_][A-Za-z0-9_-]*)|\[(\d+)\]|\['([^']+)'\]|\["([^"]+)"\]""")
+_JMES_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def jsonpath_to_jmespath(path: str) -> str | None:
+    """A JSONPath of keys and indexes only (`$.errors[0].request_id`) as JMESPath (`errors[0].request_id`);
+    None for anything else (wildcards, filters, `..`, substitutions), which stays a Jinja check."""
+    text = path.strip()
+    if not text.startswith(("$", ".", "[")):
+        text = "." + text  # jsonpath-rw reads `a.b` as `$.a.b`
+    found = _SIMPLE_JSONPATH.match(text)
+    if found is None:
+        return None
+    parts: list[str] = []
+    for step in _SIMPLE_STEP.finditer(found.group(1)):
+        name, index, single, double = step.groups()
+        if index is not None:
+            parts.append(f"[{index}]")
+            continue
+        key = name or single or double
+        quoted = key if _JMES_IDENTIFIER.match(key) else json.dumps(key)
+        parts.append(("." if parts else "") + quoted)
+    return "".join(parts) or None
 
 
 def jsonpath_to_jinja(path: str, base: str = "response.json") -> JinjaPath:
@@ -658,9 +685,19 @@ class _Test:
         if body:
             expect["body"] = body
         json_subset: dict[str, Any] = {}
+        where: dict[str, Any] = {}
         paths = test.get("response_json_paths") or {}
         if isinstance(paths, dict):
             for path, value in paths.items():
+                jmes = jsonpath_to_jmespath(str(path))
+                if jmes is not None and _is_regex(value) and not has_subst(value) and _compiles(value[1:-1]):
+                    # `$.errors[0].request_id: /req-[a-f0-9-]+/` -> a `matches` predicate: a failure
+                    # shows the value found, and the path is the one a capture would use.
+                    where.setdefault(jmes, {})["matches"] = value[1:-1]
+                    conditions.append(
+                        f"{jsonpath_to_jinja(str(path)).expr} | string is search({_jinja_str(value[1:-1])})"
+                    )
+                    continue
                 try:
                     cond, subset = self.json_path(str(path), value, json_subset if not poll else None)
                 except Unconvertible as exc:
@@ -673,6 +710,8 @@ class _Test:
             self.keep("response_json_paths", "response_json_paths is not a mapping")
         if json_subset:
             expect["json"] = json_subset
+        if where:
+            expect["where"] = where
         if asserts:
             expect["assert"] = ["{{ " + a + " }}" for a in asserts]
         return expect, conditions

@@ -281,3 +281,39 @@ def test_literal_braces_stay_literal(tmp_path: Path) -> None:
     with TestServer().start() as server:
         code, text, _ = run(tmp_path / "b.scenario.yaml", server.url)
     assert code == 0, text
+
+
+def test_a_regex_on_a_json_value_becomes_a_matches_predicate(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 16: gabbi's `$.errors[0].request_id: /req-[a-f0-9-]+/` maps onto the `where` predicates."""
+    from runner.fromgabbi import jsonpath_to_jmespath
+
+    assert jsonpath_to_jmespath("$.errors[0].request_id") == "errors[0].request_id"
+    assert jsonpath_to_jmespath("$['x-y'].z") == '"x-y".z'
+    assert jsonpath_to_jmespath("$.a[*].b") is None  # wildcards and filters stay Jinja
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "errors.yaml").write_text(
+        "tests:\n"
+        "- name: error body\n"
+        "  POST: /mirror?status=400\n"
+        "  data: {errors: [{request_id: req-0a1b, status: 400}]}\n"
+        "  status: 400\n"
+        "  response_json_paths:\n"
+        "    $.errors[0].request_id: /^req-[a-f0-9-]+$/\n"
+        "    $.errors[0].status: /^4\\d\\d$/\n"
+    )
+    code, _, err = convert("errors.yaml", "-o", str(tmp_path))
+    assert code == 0, err
+    path = tmp_path / "errors.scenario.yaml"
+    step = yaml.safe_load(path.read_text())["steps"][0]
+    assert step["expect"]["where"] == {
+        "errors[0].request_id": {"matches": "^req-[a-f0-9-]+$"},
+        "errors[0].status": {"matches": "^4\\d\\d$"},
+    }
+    assert "assert" not in step["expect"]
+    with TestServer().start() as server:
+        code, out_text, err_text = run(path, server.url)
+        assert code == 0, out_text + err_text
+        path.write_text(path.read_text().replace("^req-", "^request-"))
+        code, out_text, _ = run(path, server.url)
+    assert code == 1
+    assert "errors[0].request_id: expected matches '^request-[a-f0-9-]+$', got 'req-0a1b'" in out_text
