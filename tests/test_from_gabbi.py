@@ -317,3 +317,32 @@ def test_a_regex_on_a_json_value_becomes_a_matches_predicate(tmp_path: Path, mon
         code, out_text, _ = run(path, server.url)
     assert code == 1
     assert "errors[0].request_id: expected matches '^request-[a-f0-9-]+$', got 'req-0a1b'" in out_text
+
+
+def test_a_header_regex_with_a_substitution_becomes_a_templated_matches(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 16: a header regex that needs a template (gabbi's `/^$LOCATION$/`)."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "loc.yaml").write_text(
+        "tests:\n"
+        "- name: create\n"
+        "  POST: /mirror?status=201&header=Location:/things/1.0\n"
+        "  status: 201\n"
+        "- name: echo it\n"
+        "  GET: /mirror?header=X-Back:/things/1.0\n"
+        "  response_headers:\n"
+        "    x-back: /^$LOCATION$/\n"
+    )
+    code, _, err = convert("loc.yaml", "-o", str(tmp_path))
+    assert code == 0, err
+    path = tmp_path / "loc.scenario.yaml"
+    step = yaml.safe_load(path.read_text())["steps"][1]
+    matches = step["expect"]["headers"]["x-back"]["matches"]
+    assert matches.startswith("{{") and "regex_escape" in matches and "last.location" in matches
+    with TestServer().start() as server:
+        code, out_text, err_text = run(path, server.url)
+        assert code == 0, out_text + err_text
+        path.write_text(path.read_text().replace("X-Back:/things/1.0", "X-Back:/things/1x0"))
+        code, out_text, _ = run(path, server.url)
+    assert code == 1, out_text  # the '.' of the location is escaped: 1x0 does not match
