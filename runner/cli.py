@@ -23,6 +23,8 @@ if TYPE_CHECKING:
     from .abort import Stop
     from .files import InputFiles
     from .model import Scenario
+    from .report.console import ConsoleReport
+    from .results import RunResult
     from .session import Session
 
 
@@ -238,11 +240,15 @@ def _session(args: argparse.Namespace) -> Session:
     return Session(options, args.redactor)
 
 
-def _load(args: argparse.Namespace, session: Session, err: TextIO) -> tuple[list[Scenario], int]:
+# `run` keeps the models of this many files loaded; the others are loaded again as they start.
+KEEP_LOADED = 256
+
+
+def _load(args: argparse.Namespace, session: Session, err: TextIO, keep: int | None = None) -> tuple[list[Scenario], int]:
     """Load every file; print one located message per bad file. Returns (selected scenarios, errors)."""
     from .session import select
 
-    scenarios, errors = session.load(args.paths, lambda exc: err.write(exc.render() + "\n"))
+    scenarios, errors = session.load(args.paths, lambda exc: err.write(exc.render() + "\n"), keep)
     return select(scenarios, args.tag, args.keyword), errors
 
 
@@ -269,7 +275,7 @@ def _run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 def _run_scenarios(args: argparse.Namespace, out: TextIO, err: TextIO, stop: Stop) -> int:
     session = _session(args)
-    scenarios, errors = _load(args, session, err)
+    scenarios, errors = _load(args, session, err, KEEP_LOADED)
     if errors:
         err.write(f"{errors} file(s) invalid; nothing was sent\n")
         return ExitStatus.USAGE
@@ -286,10 +292,31 @@ def _run_scenarios(args: argparse.Namespace, out: TextIO, err: TextIO, stop: Sto
     console = ConsoleReport(out, verbosity=-1 if args.quiet else args.verbose)
     if console.wants_live and args.jobs == 1:
         engine.options.progress = console.live
+    from .results import RunResult, Spool, scrub
+
+    # Every scenario goes to disk as it ends, masked with the secrets known then, and is masked again
+    # with every secret of the run as the reports read it back (results.RunResult): memory does not
+    # grow with the steps of a run, and a secret learned late is still masked in an early scenario.
+    spooled = RunResult(spool=Spool(), mask=args.redactor.mask)
     try:
-        run = run_all(engine, scenarios, console, jobs=args.jobs, fail_fast=args.fail_fast, stop=stop)
+        try:
+            run = run_all(engine, scenarios, console, jobs=args.jobs, fail_fast=args.fail_fast, stop=stop, run=spooled)
+        finally:
+            session.close()
+        return _report(args, out, err, stop, session, console, run)
     finally:
-        session.close()
+        spooled.spool.close()  # type: ignore[union-attr]
+
+
+def _report(
+    args: argparse.Namespace,
+    out: TextIO,
+    err: TextIO,
+    stop: Stop,
+    session: Session,
+    console: ConsoleReport,
+    run: RunResult,
+) -> int:
     from .outputs import OutputError
     from .report import html, junit
     from .results import scrub
