@@ -69,12 +69,13 @@ def _case(scenario: ScenarioResult, step: StepResult) -> TestCase:
 
 
 def _suite(scenario: ScenarioResult) -> ET.Element:
-    return TestSuite(
+    element: ET.Element = TestSuite(
         one_line(scenario.name),
         [_case(scenario, step) for step in scenario.steps],
         file=printable(scenario.path),
         properties={"interrupted": "true"} if scenario.interrupted else None,
     ).build_xml_doc(encoding="utf-8")
+    return element
 
 
 def _render_into(run: RunResult, body: TextIO) -> tuple[str, str]:
