@@ -78,6 +78,7 @@ class Row:
 class Child:
     wall: float
     output: str
+    cpu: float = 0.0  # user + system seconds of the child (less sensitive to a loaded machine than wall)
 
 
 # --- plumbing ------------------------------------------------------------------------------------
@@ -124,8 +125,9 @@ def run_child(cmd: Sequence[str], env: dict[str, str] | None = None) -> Child:
     with tempfile.TemporaryFile() as log:
         started = time.perf_counter()
         proc = subprocess.Popen(list(cmd), stdout=log, stderr=subprocess.STDOUT, env=env, cwd=REPO)
-        proc.wait()
+        _, status, usage = os.wait4(proc.pid, 0)
         wall = time.perf_counter() - started
+        proc.returncode = os.waitstatus_to_exitcode(status)
         log.seek(0)
         output = log.read().decode(errors="replace")
     if proc.returncode != 0:
@@ -133,7 +135,7 @@ def run_child(cmd: Sequence[str], env: dict[str, str] | None = None) -> Child:
         first = next((i for i, line in enumerate(lines) if line.lstrip().startswith(("FAIL", "ERROR"))), None)
         detail = "\n".join(lines[first : first + 8]) + "\n...\n" if first is not None else ""
         raise BenchError(f"{' '.join(cmd)} exited {proc.returncode}:\n{detail}{output[-1500:]}")
-    return Child(wall, output)
+    return Child(wall, output, usage.ru_utime + usage.ru_stime)
 
 
 def median_wall(cmd: Sequence[str], runs: int, env: dict[str, str] | None = None) -> float:
@@ -449,7 +451,7 @@ def target7(quick: bool) -> list[Row]:
         for _ in range(reps):  # interleaved: the machine's load falls on both
             runner_50.append(runner_in_process(few))
             raw_50.append(raw_in_process(stub.url, 50))
-        walls, rss = {}, {}
+        walls, rss, cpus = {}, {}, {}
         for count in (small, large):
             directory = copies(tmp / f"files-{count}", count)
             cmd = ["-m", "runner", "run", str(directory), "-q", "--junit", str(tmp / f"junit-{count}.xml"),
@@ -459,12 +461,13 @@ def target7(quick: bool) -> list[Row]:
             sent = stub.requests() - before
             if sent != count * STEPS_PER_TUTORIAL:
                 raise BenchError(f"the runner sent {sent} requests for {count} files")
-            walls[count], rss[count] = child.wall, figures["VmHWM_kib"] / 1024
+            walls[count], rss[count], cpus[count] = child.wall, figures["VmHWM_kib"] / 1024, child.cpu
             junit_size = (tmp / f"junit-{count}.xml").stat().st_size
             html_size = (tmp / f"report-{count}.html").stat().st_size
             shutil.rmtree(directory)
         before = stub.requests()
-        raw_large = run_child([PY, str(BENCH / "raw_tutorial.py"), "--copies", str(large)], env).wall
+        raw_child = run_child([PY, str(BENCH / "raw_tutorial.py"), "--copies", str(large)], env)
+        raw_large, raw_cpu = raw_child.wall, raw_child.cpu
         if stub.requests() - before != large * STEPS_PER_TUTORIAL:
             raise BenchError("raw_tutorial.py did not send the same requests")
     r50, b50 = statistics.median(runner_50), statistics.median(raw_50)
@@ -478,6 +481,9 @@ def target7(quick: bool) -> list[Row]:
             f"{r50 / b50:.2f}", "<= 1.2", verdict(r50 / b50 <= 1.2)),
         Row("7", f"per step, {large} files ({steps} steps) as processes vs raw_tutorial.py --copies {large}",
             ms(walls[large] / steps), ms(raw_large / steps), f"{per_step:.2f}", "<= 1.2", verdict(per_step <= 1.2)),
+        Row("7", f"CPU (user + sys) per step: {large} files vs raw; {large} vs {small} files",
+            ms(cpus[large] / steps), ms(raw_cpu / steps),
+            f"{cpus[large] / raw_cpu:.2f}; {cpus[large] / cpus[small]:.2f}", "(info)"),
         Row("7", f"{large} files: peak RSS (VmHWM)", f"{rss[large]:.1f} MiB", "", "", "<= 120 MiB",
             verdict(rss[large] <= 120)),
         Row("7", f"{small} files: peak RSS; {large} files: JUnit, HTML sizes", f"{rss[small]:.1f} MiB", "",
