@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 from .errors import Location, UsageError, UserError, relative_display
 from .files import FilePolicy, InputFiles
 from .loader import Loader, discover
-from .model import Scenario, Suite
+from .model import Defaults, Scenario, Suite
 from .redact import Redactor
 from .yamlsource import LocDict, load_yaml
 
@@ -173,6 +173,13 @@ class Session:
         return self.engine.fixtures.results
 
 
+# What a stand-in holds instead of the model's parts: shared and immutable (a stand-in is never run,
+# `materialize` gives the scenario loaded again), so that 10,000 stand-ins cost little.
+_NONE: tuple[()] = ()
+_NO_SECRETS: frozenset[str] = frozenset()
+_NO_DEFAULTS = Defaults()
+
+
 class _Reloads:
     """Files whose models were dropped after loading, loaded again as their scenarios start.
 
@@ -203,10 +210,16 @@ class _Reloads:
                 scenario.name,
                 path,
                 scenario.loc,
-                [],
+                _NONE,  # type: ignore[arg-type]
+                _NONE,  # type: ignore[arg-type]
                 tags=scenario.tags,
+                vars=_NONE,  # type: ignore[arg-type]
+                secrets=_NO_SECRETS,  # type: ignore[arg-type]
+                defaults=_NO_DEFAULTS,
                 number=scenario.number,
                 matrix_index=scenario.matrix_index,
+                fixtures=_NONE,  # type: ignore[arg-type]
+                skip=_NONE,  # type: ignore[arg-type]
                 test_name=scenario.test_name,
                 suite=suite,
             )
