@@ -205,7 +205,7 @@ class RunResult:
             self.scenarios.append(scenario)
             return
         if self.mask is not None:
-            scrub(scenario, self.mask)
+            scrub_scenario(scenario, self.mask)
         self.spool.add(scenario)
         if not scenario.passed or scenario.interrupted:
             self.scenarios.append(scenario)
@@ -223,7 +223,7 @@ class RunResult:
             return
         for scenario in self.spool.read(rank):
             if self.mask is not None:
-                scrub(scenario, self.mask)
+                scrub_scenario(scenario, self.mask)
             yield scenario
 
     def tally(self) -> Tally:
@@ -268,3 +268,32 @@ def scrub(value: Any, mask: Callable[[str], str]) -> None:
             setattr(value, item.name, mask(current))
         elif isinstance(current, list) or dataclasses.is_dataclass(current):
             scrub(current, mask)
+
+
+def _texts(value: Any) -> Iterator[str]:
+    """Every text `scrub` would mask, in the same walk."""
+    if isinstance(value, list):
+        for item in value:
+            if isinstance(item, str):
+                yield item
+            else:
+                yield from _texts(item)
+        return
+    if not dataclasses.is_dataclass(value) or isinstance(value, type):
+        return
+    for item in dataclasses.fields(value):
+        current = getattr(value, item.name)
+        if isinstance(current, str):
+            yield current
+        elif isinstance(current, list) or dataclasses.is_dataclass(current):
+            yield from _texts(current)
+
+
+def scrub_scenario(scenario: ScenarioResult, mask: Callable[[str], str]) -> None:
+    """`scrub` for one scenario, with one scan when none of its texts holds a secret (the usual case
+    for a passed scenario): masking each of its ~80 texts separately scans each with every block of
+    the masker, which made spooling a 10,000-file run cost ~0.2 ms per step (issue 12). A secret in
+    any text is in the joined text too (a false hit across two texts only costs the full scrub)."""
+    joined = "\x00".join(_texts(scenario))
+    if mask(joined) != joined:
+        scrub(scenario, mask)
