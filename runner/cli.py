@@ -9,40 +9,55 @@ inside the commands so `--version` and `--help` start fast.
 
 from __future__ import annotations
 
-import argparse
-import enum
 import os
 import sys
-from collections.abc import Sequence
-from pathlib import Path
-from typing import TYPE_CHECKING, TextIO, cast
 
 from . import __version__
 
+# `scenario-runner --version` must start about as fast as Python itself (issue 12: <= 2 x
+# `python -c pass`): this module imports nothing at run time that the interpreter has not loaded
+# already (no typing, argparse, enum, pathlib); `main` answers `--version` before any import, and
+# argparse (with shutil, textwrap, gettext, locale for --help) comes with the first real command.
+# `python -X importtime -m runner --version` shows what it costs.
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import argparse
+    from collections.abc import Sequence
+    from typing import TextIO
+
     from .abort import Stop
     from .files import InputFiles
     from .model import Scenario
+    from .report.console import ConsoleReport
+    from .results import RunResult
     from .session import Session
 
 
-class ExitStatus(enum.IntEnum):
+class ExitStatus:
+    """The exit codes (plain ints, so that no enum is imported to print a version)."""
+
     SUCCESS = 0
     FAILED = 1
     USAGE = 2
     INTERRUPTED = 130
 
 
-class _Parser(argparse.ArgumentParser):
-    """argparse that raises instead of exiting, so main() owns every exit code."""
+def _parser_class() -> type[argparse.ArgumentParser]:
+    import argparse
 
-    def error(self, message: str) -> None:  # type: ignore[override]
-        from .errors import UsageError
+    class _Parser(argparse.ArgumentParser):
+        """argparse that raises instead of exiting, so main() owns every exit code."""
 
-        raise UsageError(f"{self.prog}: {message}", hint=f"see '{self.prog} --help'")
+        def error(self, message: str) -> None:  # type: ignore[override]
+            from .errors import UsageError
+
+            raise UsageError(f"{self.prog}: {message}", hint=f"see '{self.prog} --help'")
+
+    return _Parser
 
 
 def build_parser() -> argparse.ArgumentParser:
+    _Parser = _parser_class()
     parser = _Parser(
         prog="scenario-runner",
         description="Run declarative REST test scenarios (*.scenario.yaml) and write JUnit XML.",
@@ -170,6 +185,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _positive(text: str) -> float:
+    import argparse
     import math
 
     try:
@@ -184,12 +200,16 @@ def _positive(text: str) -> float:
 
 
 def main(argv: Sequence[str] | None = None, stdout: TextIO | None = None, stderr: TextIO | None = None) -> int:
-    from .errors import UserError
-
     # A descriptor closed before we started (`>&-`) leaves sys.stdout None: the console is lost from
     # the start, which must not stop the run any more than losing it later does.
     out = stdout or sys.stdout or open(os.devnull, "w")  # noqa: SIM115 - lives as long as the process
     err = stderr or sys.stderr or open(os.devnull, "w")  # noqa: SIM115
+    if list(sys.argv[1:] if argv is None else argv) == ["--version"]:  # what argparse would print, sooner
+        out.write(f"scenario-runner {__version__}\n")
+        out.flush()
+        return ExitStatus.SUCCESS
+    from .errors import UserError
+
     parser = build_parser()
     try:
         try:
@@ -204,8 +224,8 @@ def main(argv: Sequence[str] | None = None, stdout: TextIO | None = None, stderr
 
             redactor = run_redactor(os.environ)
             args.redactor = redactor
-            out = cast(TextIO, ScrubbedStream(out, redactor))
-            err = cast(TextIO, ScrubbedStream(err, redactor))
+            out = ScrubbedStream(out, redactor)  # type: ignore[assignment]  # writes like a TextIO
+            err = ScrubbedStream(err, redactor)  # type: ignore[assignment]
         if args.command is None:
             parser.print_help(out)
             return ExitStatus.USAGE
@@ -238,7 +258,11 @@ def _from_curl(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from .fromcurl import convert, to_yaml
 
     try:
-        text = sys.stdin.read() if args.source == "-" else Path(args.source).read_text(encoding="utf-8")
+        if args.source == "-":
+            text = sys.stdin.read()
+        else:
+            with open(args.source, encoding="utf-8") as fh:
+                text = fh.read()
     except OSError as exc:
         raise UsageError(f"{args.source}: {exc.strerror}") from None
     except UnicodeDecodeError as exc:
@@ -264,6 +288,8 @@ def _from_curl(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 
 def _from_gabbi(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from pathlib import Path
+
     from .errors import UsageError
     from .files import InputFiles
     from .fromgabbi import convert_file
@@ -319,11 +345,17 @@ def _session(args: argparse.Namespace) -> Session:
     return Session(options, args.redactor)
 
 
-def _load(args: argparse.Namespace, session: Session, err: TextIO) -> tuple[list[Scenario], int]:
+# `run` keeps the models of this many files loaded; the others are loaded again as they start.
+KEEP_LOADED = 256
+
+
+def _load(
+    args: argparse.Namespace, session: Session, err: TextIO, keep: int | None = None
+) -> tuple[list[Scenario], int]:
     """Load every file; print one located message per bad file. Returns (selected scenarios, errors)."""
     from .session import select
 
-    scenarios, errors = session.load(args.paths, lambda exc: err.write(exc.render() + "\n"))
+    scenarios, errors = session.load(args.paths, lambda exc: err.write(exc.render() + "\n"), keep)
     return select(scenarios, args.tag, args.keyword), errors
 
 
@@ -350,7 +382,7 @@ def _run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 def _run_scenarios(args: argparse.Namespace, out: TextIO, err: TextIO, stop: Stop) -> int:
     session = _session(args)
-    scenarios, errors = _load(args, session, err)
+    scenarios, errors = _load(args, session, err, KEEP_LOADED)
     if errors:
         err.write(f"{errors} file(s) invalid; nothing was sent\n")
         return ExitStatus.USAGE
@@ -373,10 +405,37 @@ def _run_scenarios(args: argparse.Namespace, out: TextIO, err: TextIO, stop: Sto
     console = ConsoleReport(out, verbosity=-1 if args.quiet else args.verbose)
     if console.wants_live and args.jobs == 1:
         engine.options.progress = console.live
+    from .results import RunResult, Spool
+
+    # A large run sends every scenario to disk as it ends (enciphered with a key held only in memory),
+    # masked once, with every secret of the run, as the reports read it back (results.Spool): memory
+    # does not grow with the steps of a run, and a secret learned late is still masked in an early
+    # scenario. A run of up to KEEP_LOADED scenarios keeps its results in memory and masks them at the
+    # end: spooling costs a masking scan and a cipher pass per scenario, for memory a small run can spare.
+    large = len(scenarios) > KEEP_LOADED
+    spooled = RunResult(spool=Spool(), mask=args.redactor.mask) if large else RunResult()
     try:
-        run = run_all(engine, scenarios, console, jobs=args.jobs, fail_fast=args.fail_fast, stop=stop)
+        try:
+            run = run_all(engine, scenarios, console, jobs=args.jobs, fail_fast=args.fail_fast, stop=stop, run=spooled)
+        finally:
+            session.close()
+        return _report(args, out, err, stop, session, console, run, selection, part)
     finally:
-        session.close()
+        if spooled.spool is not None:
+            spooled.spool.close()
+
+
+def _report(
+    args: argparse.Namespace,
+    out: TextIO,
+    err: TextIO,
+    stop: Stop,
+    session: Session,
+    console: ConsoleReport,
+    run: RunResult,
+    selection: list[str],
+    part: tuple[int, int],
+) -> int:
     from functools import partial
 
     from .outputs import OutputError

@@ -75,14 +75,17 @@ class Loader(StepParser):
 
     # --- scenarios ---------------------------------------------------------------------------
 
-    def load(self, path: Path) -> list[Scenario]:
-        """One scenario, or one per matrix row; each numbered in load order (`scenario.id`)."""
+    def load(self, path: Path, numbered: bool = True) -> list[Scenario]:
+        """One scenario, or one per matrix row; each numbered in load order (`scenario.id`), unless
+        the file is loaded again (`numbered=False`: its scenarios keep the numbers they had)."""
         try:
             scenarios = self._load(path)
         except RecursionError:  # whatever bound was missed: a located message, never a traceback
             raise ScenarioFormatError(
                 "nested too deeply to be loaded", Location(relative_display(path), 1, 1), NESTING_HINT
             ) from None
+        if not numbered:
+            return scenarios
         for scenario in scenarios:
             self._loaded += 1
             scenario.number = self._loaded

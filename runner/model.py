@@ -6,6 +6,7 @@ of the right type"; templates are already compiled, schema files already parsed.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -198,6 +199,14 @@ class Scenario:
     # Step history (`history['name']`): the names its templates read, so only those responses are
     # kept; None when a template picks the name at run time (`history[var]`): every one is kept.
     history_names: frozenset[str] | None = frozenset()
+    # Set on a scenario whose model was dropped once its file had been checked (a large run keeps
+    # only what selection needs: name, path, tags, number): loads it again just before it runs.
+    reload: Callable[[], Scenario] | None = None
+
+
+def materialize(scenario: Scenario) -> Scenario:
+    """The scenario ready to run: loaded again if its model was dropped after loading (Session.load)."""
+    return scenario.reload() if scenario.reload is not None else scenario
 
 
 @dataclass

@@ -32,7 +32,7 @@ import re
 import stat
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -174,15 +174,20 @@ def _creatable(label: str, real: str, what: str) -> None:
 
 
 def write(
-    path: str | Path, text: str, inputs: InputFiles | None = None, label: str | None = None, what: str = "report"
+    path: str | Path,
+    text: str | Iterable[str],
+    inputs: InputFiles | None = None,
+    label: str | None = None,
+    what: str = "report",
 ) -> None:
-    """Write `text` (UTF-8) at `path` under the policy; OutputError if refused or the write fails.
+    """Write `text` (UTF-8; a string, or pieces of one written as they come, so that a large report
+    is never whole in memory) at `path` under the policy; OutputError if refused or the write fails.
 
     The policy is applied again here, with every input the run learned while running.
     """
     label = label or str(path)
     target = examine(label, path, inputs, what)
-    data = text.encode("utf-8")
+    data = (piece.encode("utf-8") for piece in ([text] if isinstance(text, str) else text))
     try:
         if target.stream:
             _stream(label, target.real, data, fifo=not target.device, any_kind=target.descriptor)
@@ -192,7 +197,7 @@ def write(
         raise OutputError(f"{label}: cannot write the {what}: {exc.strerror or exc}") from None
 
 
-def _stream(label: str, real: str, data: bytes, fifo: bool, any_kind: bool = False) -> None:
+def _stream(label: str, real: str, data: Iterable[bytes], fifo: bool, any_kind: bool = False) -> None:
     """Write into a character device, a FIFO or one of our descriptors in place: no truncation, no
     rename; appended (a descriptor redirected to a log file keeps the lines before the report)."""
     own = _own_descriptor(real) if any_kind else None
@@ -202,9 +207,10 @@ def _stream(label: str, real: str, data: bytes, fifo: bool, any_kind: bool = Fal
         if not (any_kind or stat.S_ISCHR(mode) or stat.S_ISFIFO(mode)):  # replaced since examine(): an input now?
             raise OutputError(f"{label}: changed since it was checked; nothing was written")
         os.set_blocking(fd, True)  # a slow reader is waited for, not an EAGAIN
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
+        for piece in data:
+            view = memoryview(piece)
+            while view:
+                view = view[os.write(fd, view) :]
     finally:
         os.close(fd)
 
@@ -226,13 +232,14 @@ def _open_stream(label: str, real: str, fifo: bool) -> int:
             time.sleep(_POLL)
 
 
-def _replace(real: str, data: bytes) -> None:
+def _replace(real: str, data: Iterable[bytes]) -> None:
     target = Path(real)
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}-", dir=target.parent)
     try:
         with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
+            for piece in data:
+                fh.write(piece)
         umask = os.umask(0)
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)

@@ -22,9 +22,9 @@ from typing import Protocol
 
 from .abort import Stop
 from .engine import Engine
-from .errors import relative_display
-from .model import Scenario
-from .results import RunResult, ScenarioResult, StepResult
+from .errors import UserError, relative_display
+from .model import Scenario, materialize
+from .results import Outcome, RunResult, ScenarioResult, StepResult
 
 GRACE = 2.0  # after a second signal: how long scenarios get to record their abandoned cleanup
 _TICK = 0.25  # the main thread looks at the switch this often; workers wake it when they end
@@ -88,6 +88,9 @@ def signals_handled(stop: Stop) -> Iterator[Stop]:
             signal.signal(signum, old)
 
 
+_HANDED_OVER = ScenarioResult("", "")
+
+
 def _new_result(scenario: Scenario) -> ScenarioResult:
     return ScenarioResult(scenario.name, relative_display(scenario.path))
 
@@ -99,13 +102,14 @@ def run_all(
     jobs: int = 1,
     fail_fast: bool = False,
     stop: Stop | None = None,
+    run: RunResult | None = None,
 ) -> RunResult:
     """Run the scenarios; never raises for a bug of ours (it lands in `internal_errors`, the
     reports are still written). Ctrl-C arriving here as KeyboardInterrupt (no handler installed)
     pulls `stop` like a handled signal; another BaseException does too, and is raised again once
-    the cleanups ran."""
+    the cleanups ran. `run` is where results go (one that spools them to disk: results.RunResult)."""
     stop = stop if stop is not None else Stop()
-    run = RunResult()
+    run = run if run is not None else RunResult()
     started = time.perf_counter()
     stop.phase = "running"
     try:
@@ -113,7 +117,7 @@ def run_all(
             _run(engine, scenarios, console, run, max(jobs, 1), fail_fast, stop)
         finally:  # still "running": a signal stops the current teardown step, a second one the rest
             for left in engine.suites.teardown_all(stop):  # files whose worker was abandoned
-                run.scenarios.append(left)
+                run.add(left)
                 console.scenario_block(left)
             engine.fixtures.teardown(stop, console.scenario_block)
     except Exception as exc:  # a bug in the scheduler itself
@@ -144,10 +148,17 @@ def _run(
     stop_new = threading.Event()  # --fail-fast: running scenarios finish, no new ones start
     wake = threading.Event()  # a worker ended
 
-    def one(index: int) -> None:
+    def one(index: int) -> Scenario | None:
         begun[index] = True
         result = results[index]
-        prepared = engine.prepare(scenarios[index], stop)  # waits for one another worker sets up
+        try:
+            scenario = materialize(scenarios[index])  # a large run loads most files again here
+        except UserError as exc:  # the file changed since it was checked
+            result.steps.append(StepResult(result.name, str(scenarios[index].loc), Outcome.ERROR, error=exc.render()))
+            if live:
+                console.scenario_block(result)
+            return None
+        prepared = engine.prepare(scenario, stop)  # waits for one another worker sets up
         set_ups[index] = prepared.results
         before[index] = prepared.suite_results
         if live:
@@ -156,7 +167,7 @@ def _run(
         try:
             on_step = (lambda _r, step: console.step_done(step)) if live else None
             on_start = console.scenario_started if live else None  # once its name is rendered
-            engine.run(scenarios[index], result, on_step=on_step, stop=stop, prepared=prepared, on_start=on_start)
+            engine.run(scenario, result, on_step=on_step, stop=stop, prepared=prepared, on_start=on_start)
         except Exception as exc:  # a bug of ours: the scenario's cleanup has run
             run.internal_errors.append(f"{type(exc).__name__}: {exc}")
         except BaseException:  # an interruption, recorded in the result
@@ -166,17 +177,19 @@ def _run(
                 console.scenario_done(result)
         if fail_fast and not result.passed:
             stop_new.set()
+        return scenario
 
     def work(unit: list[int]) -> None:
         """A scenario, or the tests of one file (and matrix row) in order, then its teardown."""
+        suite = None  # the file's setup, as loaded to run (a large run loads its files again)
         try:
             for index in unit:
                 if stop.pulls or stop_new.is_set():
                     break
-                one(index)
+                ran = one(index)
+                suite = suite or (ran.suite if ran is not None else None)
         finally:
             try:
-                suite = scenarios[unit[0]].suite
                 torn = engine.suites.teardown(suite, stop) if suite is not None else None
                 if torn is not None:
                     after[max((i for i in unit if begun[i]), default=unit[0])].append(torn)
@@ -186,6 +199,18 @@ def _run(
                 wake.set()
 
     units = _units(scenarios)
+    emitted = [0]  # units handed to `run` so far, in order
+
+    def emit(unit: int) -> None:
+        """A unit's results to the run (which may write them to disk and let them go), in order."""
+        for index in units[unit]:
+            if begun[index]:
+                for ended in (*before[index], results[index], *after[index]):
+                    run.add(ended)
+            set_ups[index] = before[index] = after[index] = []
+            results[index] = _HANDED_OVER  # the run holds it now, or wrote it to disk and let it go
+        emitted[0] = unit + 1
+
     pool = ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="scenario")
     futures = [pool.submit(work, unit) for unit in units]
     printed = 0
@@ -203,6 +228,7 @@ def _run(
                         if begun[index]:
                             for shown in (*set_ups[index], *before[index], results[index], *after[index]):
                                 console.scenario_block(shown)
+                    emit(printed)
                     printed += 1
                 if printed == len(futures):
                     break
@@ -219,7 +245,8 @@ def _run(
                 stop.pull(CAUSES["SIGINT"] if isinstance(exc, KeyboardInterrupt) else cause)
     finally:
         pool.shutdown(wait=not run.abandoned, cancel_futures=True)
-        run.scenarios[:] = [s for i, r in enumerate(results) if begun[i] for s in (*before[i], r, *after[i])]
+        for left in range(emitted[0], len(units)):  # interrupted, or abandoned: what began, in order
+            emit(left)
     if raised is not None and not isinstance(raised, KeyboardInterrupt):
         raise raised
 

@@ -12,18 +12,21 @@ latest (`scenario-runner run` tears them down in run_all, before its reports are
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import re
+import threading
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .errors import Location, UsageError, UserError
+from .errors import Location, UsageError, UserError, relative_display
 from .files import FilePolicy, InputFiles
 from .loader import Loader, discover
-from .model import Scenario
+from .model import Defaults, Scenario, Suite
 from .redact import Redactor
 from .yamlsource import LocDict, load_yaml
 
@@ -85,19 +88,31 @@ class Session:
         self.engine: Engine | None = None
         self._cloud_files: tuple[str, ...] = ()
 
-    def load(self, paths: Sequence[str], report: Callable[[UserError], object]) -> tuple[list[Scenario], int]:
-        """Every scenario file under `paths`; a file that does not load is reported and counted."""
+    def load(
+        self, paths: Sequence[str], report: Callable[[UserError], object], keep: int | None = None
+    ) -> tuple[list[Scenario], int]:
+        """Every scenario file under `paths`; a file that does not load is reported and counted.
+
+        Every file is loaded (and so checked) before anything is sent. With `keep`, only the models
+        of the first `keep` files stay in memory; the others are dropped once checked, leaving what
+        selection and scheduling read (name, path, tags, number, which file's setup they share),
+        and are loaded again just before they run (`Scenario.reload`). A model costs ~20 KiB per
+        8-step file: 10,000 kept models would be ~200 MiB; loading a file again costs ~1 ms.
+        """
         files = discover(paths)
         if not files:
             raise UserError(f"no *.scenario.yaml files in {' '.join(paths)}")
         scenarios: list[Scenario] = []
         errors = 0
-        for path in files:
+        reloads = _Reloads(self.loader)
+        for index, path in enumerate(files):
             try:
-                scenarios.extend(self.loader.load(path))
+                loaded = self.loader.load(path)
             except UserError as exc:
                 errors += 1
                 report(exc)
+                continue
+            scenarios.extend(loaded if keep is None or index < keep else reloads.defer(path, loaded))
         return scenarios, errors
 
     def load_file(self, path: Path) -> list[Scenario]:
@@ -156,6 +171,86 @@ class Session:
         finally:
             self.engine.services.close()
         return self.engine.fixtures.results
+
+
+# What a stand-in holds instead of the model's parts: shared and immutable (a stand-in is never run,
+# `materialize` gives the scenario loaded again), so that 10,000 stand-ins cost little.
+_NONE: tuple[()] = ()
+_NO_SECRETS: frozenset[str] = frozenset()
+_NO_DEFAULTS = Defaults()
+
+
+class _Reloads:
+    """Files whose models were dropped after loading, loaded again as their scenarios start.
+
+    A file's scenarios are consecutive in a run and start close together (its tests in one worker;
+    its matrix rows on up to `--jobs` workers), so the last few files loaded are kept, and each worker
+    thread's last one: each file is normally loaded twice in all, once to check it and once to run
+    it. Thread-safe.
+    """
+
+    RECENT = 8  # files kept loaded for any thread, besides each thread's last one
+
+    def __init__(self, loader: Loader):
+        self.loader = loader
+        self.lock = threading.Lock()
+        self.recent: OrderedDict[Path, list[Scenario]] = OrderedDict()
+        self.pinned: dict[int, tuple[Path, list[Scenario]]] = {}
+
+    def defer(self, path: Path, loaded: list[Scenario]) -> list[Scenario]:
+        """Light stand-ins for `loaded`: what selection, sharding and scheduling read."""
+        suites: dict[int, Suite] = {}
+        out = []
+        for position, scenario in enumerate(loaded):
+            suite = None
+            if scenario.suite is not None:  # the same stand-in for the tests sharing a setup
+                setup = scenario.suite.scenario
+                suite = suites.setdefault(id(scenario.suite), Suite(Scenario(setup.name, path, setup.loc, [])))
+            stand_in = Scenario(
+                scenario.name,
+                path,
+                scenario.loc,
+                _NONE,  # type: ignore[arg-type]
+                _NONE,  # type: ignore[arg-type]
+                tags=scenario.tags,
+                vars=_NONE,  # type: ignore[arg-type]
+                secrets=_NO_SECRETS,  # type: ignore[arg-type]
+                defaults=_NO_DEFAULTS,
+                number=scenario.number,
+                matrix_index=scenario.matrix_index,
+                fixtures=_NONE,  # type: ignore[arg-type]
+                skip=_NONE,  # type: ignore[arg-type]
+                test_name=scenario.test_name,
+                suite=suite,
+            )
+            stand_in.reload = functools.partial(self.load, path, position, scenario.name, scenario.number)
+            out.append(stand_in)
+        return out
+
+    def load(self, path: Path, position: int, name: str, number: int | None) -> Scenario:
+        """The scenario at `position` of the file, from the thread's own last load of it if any: the
+        tests of a file run one after the other on one worker, and must share one load's setup."""
+        thread = threading.get_ident()
+        with self.lock:
+            pinned = self.pinned.get(thread)
+            loaded = pinned[1] if pinned is not None and pinned[0] == path else self.recent.get(path)
+            if loaded is None:
+                loaded = self.loader.load(path, numbered=False)  # a UserError if it changed into a bad file
+                self.recent[path] = loaded
+                if len(self.recent) > self.RECENT:
+                    self.recent.popitem(last=False)
+            elif path in self.recent:
+                self.recent.move_to_end(path)
+            self.pinned[thread] = (path, loaded)
+        if position >= len(loaded) or loaded[position].name != name:
+            raise UserError(
+                f"{relative_display(path)}: the file changed while the run was going on; "
+                f"'{name}' is no longer where it was",
+                hint="do not edit scenario files during a run",
+            )
+        scenario = loaded[position]
+        scenario.number = number
+        return scenario
 
 
 def _load_cloud(name: str, prefix: str) -> Any:

@@ -112,11 +112,10 @@ class ConsoleReport:
         self.scenario_done(result)
 
     def summary(self, run: RunResult, reports: list[str]) -> None:
-        counts = run.counts()
-        counted = [s for s in run.scenarios if s.kind == "scenario"]  # not a file's setup or teardown
-        scenarios_failed = sum(1 for s in counted if not s.passed)
-        skipped = sum(1 for s in counted if s.skip_reason is not None)
-        total = len(counted)
+        tally = run.tally()  # passed scenarios may no longer be held: counts only
+        counts = tally.steps
+        scenarios_failed = sum(1 for s in run.scenarios if s.kind == "scenario" and not s.passed)
+        skipped, total = tally.skipped, tally.scenarios
         head = (
             f"{total} scenario{'s' if total != 1 else ''}: {total - scenarios_failed - skipped} passed,"
             f" {scenarios_failed} failed" + (f", {skipped} skipped" if skipped else "")

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import datetime
 import html
+from collections.abc import Iterator
 from pathlib import Path
 
 from ..files import InputFiles
 from ..outputs import write as write_output
-from ..results import Outcome, RunResult, ScenarioResult, StepResult
+from ..results import RANK, Outcome, RunResult, ScenarioResult, StepResult
 
 _CSS = """
 body{font:14px/1.45 system-ui,sans-serif;margin:0;color:#1d1d1f;background:#fafafa}
@@ -87,15 +88,13 @@ def _scenario(scenario: ScenarioResult) -> str:
     )
 
 
-def render(run: RunResult) -> str:
-    rank = {Outcome.ERROR: 0, Outcome.FAILED: 1, Outcome.PASSED: 2, Outcome.SKIPPED: 3}
-    ordered = sorted((*run.fixtures, *run.scenarios), key=lambda s: rank[s.outcome])  # failures first; stable
-    counts = run.counts()
-    counted = [s for s in run.scenarios if s.kind == "scenario"]  # not a file's setup or teardown
-    failed = sum(1 for s in counted if not s.passed)
+def _head(run: RunResult) -> str:
+    tally = run.tally()  # passed scenarios may no longer be held (a spooled run): counts only
+    counts = tally.steps
+    failed = sum(1 for s in run.scenarios if s.kind == "scenario" and not s.passed)
     fixtures_failed = sum(1 for f in run.fixtures if not f.passed)
     summary = (
-        f"{len(counted)} scenarios, {failed} failed · steps: "
+        f"{tally.scenarios} scenarios, {failed} failed · steps: "
         + ", ".join(f"{counts[o]} {o.value}" for o in Outcome)
         + (f" · fixtures: {len(run.fixtures)} set up, {fixtures_failed} failed" if run.fixtures else "")
         + f" · {run.duration:.2f}s"
@@ -112,10 +111,25 @@ def render(run: RunResult) -> str:
         f"<title>scenario-runner report</title><style>{_CSS}</style></head><body>"
         f'<header><h1>scenario-runner report</h1><div class="meta" id="summary">{_e(summary)} · {when}</div>'
         f'<div class="filters">{buttons}</div></header>'
-        f"<main>{''.join(_scenario(s) for s in ordered)}</main><script>{_SCRIPT}</script></body></html>"
+        "<main>"
     )
+
+
+def pieces(run: RunResult) -> Iterator[str]:
+    """The page in pieces: failures first (errors, failures, passes, skips; fixtures first within
+    each, then scenarios in order), one section per scenario as it is read from the run
+    (runner/results.py `every`, one pass per outcome): never the whole page in memory."""
+    yield _head(run)
+    for rank in sorted(set(RANK.values())):
+        for scenario in run.every(rank):
+            yield _scenario(scenario)
+    yield f"</main><script>{_SCRIPT}</script></body></html>"
+
+
+def render(run: RunResult) -> str:
+    return "".join(pieces(run))
 
 
 def write(run: RunResult, path: str | Path, inputs: InputFiles | None = None, label: str | None = None) -> None:
     """Under the output-path policy (runner/outputs.py): never over an input of the run or a non-file."""
-    write_output(path, render(run), inputs, label)
+    write_output(path, pieces(run), inputs, label)

@@ -9,8 +9,12 @@ of defence.
 
 from __future__ import annotations
 
+import io
+import tempfile
 import xml.etree.ElementTree as ET
+from collections.abc import Iterator
 from pathlib import Path
+from typing import TextIO
 
 from junit_xml import TestCase, TestSuite
 
@@ -67,35 +71,66 @@ def _case(scenario: ScenarioResult, step: StepResult) -> TestCase:
     return case
 
 
-def render(run: RunResult) -> str:
-    suites = []
-    for scenario in (*run.fixtures, *run.scenarios):  # a fixture's set-up (and teardown) is a suite too
-        suites.append(
-            TestSuite(
-                one_line(scenario.name),
-                [_case(scenario, step) for step in scenario.steps],
-                file=printable(scenario.path),
-                properties={"interrupted": "true"} if scenario.interrupted else None,
-            )
-        )
-    # junit_xml's own to_xml_report_string pretty-prints through minidom, which costs ~5 KiB per
-    # test case (41 MiB for 8,000); ElementTree's indent gives the same document for a fifth.
-    root = ET.Element("testsuites")
+def _suite(scenario: ScenarioResult) -> ET.Element:
+    element: ET.Element = TestSuite(
+        one_line(scenario.name),
+        [_case(scenario, step) for step in scenario.steps],
+        file=printable(scenario.path),
+        properties={"interrupted": "true"} if scenario.interrupted else None,
+    ).build_xml_doc(encoding="utf-8")
+    return element
+
+
+def _render_into(run: RunResult, body: TextIO) -> tuple[str, str]:
+    """Write the `<testsuite>` elements into `body`, one per scenario (a fixture's set-up is one too),
+    each rendered as it is read from the run (runner/results.py `every`), so the whole tree is never
+    in memory; return the head and tail around them, known once the totals are.
+
+    The same text ElementTree gives for the whole tree indented (`ET.indent(root, "\t")`): each suite
+    is indented as a child of the root.
+    """
     totals = dict.fromkeys(("disabled", "errors", "failures", "tests"), 0)
     seconds = 0.0
-    for suite in suites:
-        element = suite.build_xml_doc(encoding="utf-8")
+    count = 0
+    for scenario in run.every():
+        element = _suite(scenario)
         for key in totals:
             totals[key] += int(element.get(key, 0))
         seconds += float(element.get("time", 0))
-        root.append(element)
+        holder = ET.Element("testsuites")
+        holder.append(element)
+        ET.indent(holder, "\t")  # the suite at level 1, as in the whole document
+        element.tail = None
+        count += 1
+        body.write("\n\t" + ET.tostring(element, encoding="unicode"))
+    root = ET.Element("testsuites")
     for key, value in totals.items():
         root.set(key, str(value))
     root.set("time", f"{seconds:.3f}")
-    ET.indent(root, "\t")
-    return '<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
+    empty = ET.tostring(root, encoding="unicode")  # `<testsuites ... />`
+    head = '<?xml version="1.0" encoding="utf-8"?>\n'
+    if not count:
+        return head + empty + "\n", ""
+    return head + empty.removesuffix(" />") + ">", "\n</testsuites>\n"
+
+
+def render(run: RunResult) -> str:
+    body = io.StringIO()
+    head, tail = _render_into(run, body)
+    return head + body.getvalue() + tail
 
 
 def write(run: RunResult, path: str | Path, inputs: InputFiles | None = None, label: str | None = None) -> None:
-    """Under the output-path policy (runner/outputs.py): never over an input of the run or a non-file."""
-    write_output(path, render(run), inputs, label)
+    """Under the output-path policy (runner/outputs.py): never over an input of the run or a non-file.
+    The suites go through an unnamed temporary file, so a large report is never whole in memory."""
+    with tempfile.TemporaryFile("w+", encoding="utf-8", newline="") as body:
+        head, tail = _render_into(run, body)
+        write_output(path, _chain(head, body, tail), inputs, label)
+
+
+def _chain(head: str, body: TextIO, tail: str) -> Iterator[str]:
+    yield head
+    body.seek(0)
+    while chunk := body.read(1 << 20):
+        yield chunk
+    yield tail
