@@ -95,3 +95,13 @@ def test_every_property_of_the_schema_has_a_description():
 
     walk(schema, "")
     assert missing == []
+
+
+def test_every_package_of_the_runner_is_shipped():
+    """A package missing from [tool.setuptools] packages works in an editable install and is absent
+    from a wheel: every directory of runner/ with an __init__.py must be listed."""
+    import tomllib
+
+    listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    found = {".".join(p.parent.relative_to(ROOT).parts) for p in (ROOT / "runner").rglob("__init__.py")}
+    assert found == listed
