@@ -114,6 +114,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--html", metavar="PATH", help="also write a self-contained HTML report")
     run.add_argument(
+        "--summary-md",
+        metavar="PATH",
+        help="also write a Markdown summary, failures first (for $GITHUB_STEP_SUMMARY or a merge-request note)",
+    )
+    run.add_argument(
         "--results",
         metavar="PATH",
         help="also write the results as JSON, for `merge-reports` to join the shards of a run",
@@ -156,6 +161,7 @@ def build_parser() -> argparse.ArgumentParser:
     merge.add_argument("results", nargs="+", metavar="RESULTS", help="the shards' results files (any order)")
     merge.add_argument("--junit", metavar="PATH", help="write the merged JUnit XML report here")
     merge.add_argument("--html", metavar="PATH", help="write the merged HTML report here")
+    merge.add_argument("--summary-md", metavar="PATH", help="write the merged Markdown summary here")
     merge.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
 
     curl = sub.add_parser(
@@ -439,7 +445,7 @@ def _report(
     from functools import partial
 
     from .outputs import OutputError
-    from .report import html, junit, shards
+    from .report import html, junit, shards, summary
     from .results import scrub
 
     scrub(run, args.redactor.mask)  # with every secret the run learned, also after a step ran
@@ -448,6 +454,7 @@ def _report(
     writers = (
         ("--junit", args.junit, junit.write),
         ("--html", args.html, html.write),
+        ("--summary-md", args.summary_md, summary.write),
         ("--results", args.results, partial(shards.write, files=selection, shard=part)),
     )
     for option, report_path, writer in writers:
@@ -480,7 +487,12 @@ def _check_report_paths(args: argparse.Namespace, inputs: InputFiles) -> None:
     a request, not end it in a traceback or a lost file (the policy: runner/outputs.py)."""
     from . import outputs
 
-    options = (("--junit", args.junit), ("--html", args.html), ("--results", args.results))
+    options = (
+        ("--junit", args.junit),
+        ("--html", args.html),
+        ("--summary-md", args.summary_md),
+        ("--results", args.results),
+    )
     reports = [(f"{option} {path}", path) for option, path in options if path]
     outputs.check(reports, inputs)
 
@@ -492,18 +504,24 @@ def _merge_reports(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from . import outputs
     from .errors import UsageError
     from .files import InputFiles
-    from .report import html, junit, shards
+    from .report import html, junit, shards, summary
     from .report.console import ConsoleReport
     from .results import scrub
 
-    if not args.junit and not args.html:
-        raise UsageError("merge-reports: nothing to write", hint="give --junit PATH, --html PATH or both")
+    if not args.junit and not args.html and not args.summary_md:
+        raise UsageError(
+            "merge-reports: nothing to write", hint="give --junit PATH, --html PATH, --summary-md PATH or several"
+        )
     inputs = InputFiles()
     for path in args.results:
         inputs.add(path)
     targets = [
         (f"{option} {path}", path, writer)
-        for option, path, writer in (("--junit", args.junit, junit.write), ("--html", args.html, html.write))
+        for option, path, writer in (
+            ("--junit", args.junit, junit.write),
+            ("--html", args.html, html.write),
+            ("--summary-md", args.summary_md, summary.write),
+        )
         if path
     ]
     outputs.check([(label, path) for label, path, _ in targets], inputs)  # never over a shard's results file
