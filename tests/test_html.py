@@ -13,6 +13,14 @@ from server import TOKEN, TestServer
 from runner.cli import main
 
 SCENARIOS = {
+    "c_error.scenario.yaml": """
+name: Cannot connect to a very long URL
+steps:
+  - name: Refused
+    request: {url: "http://127.0.0.1:9/v2/images/a-very-long-path-segment-that-goes-on-and-on/and-on/and-on/and-on/and-on-until-the-line-must-wrap?with=query&and=more"}
+  - name: Afterwards
+    request: {url: "http://127.0.0.1:9/"}
+""",
     "a_pass.scenario.yaml": """
 name: All good
 vars: {base: "{{ env.SR_BASE }}"}
@@ -89,3 +97,26 @@ def test_report_renders_in_headless_chromium(report: Path, tmp_path: Path) -> No
         [*args, f"--screenshot={shot}", "--window-size=1200,900", report.as_uri()], capture_output=True, timeout=60
     )
     assert shot.exists() and shot.stat().st_size > 5000
+
+
+@pytest.mark.skipif(_chromium() is None, reason="needs chromium (apt-get install chromium; .ci/run installs it)")
+def test_filters_badges_and_wrapping_in_headless_chromium(report: Path, tmp_path: Path) -> None:
+    """Issue 14, point 4: each step's badge has its own colour class (a passed step in a failed scenario
+    is not drawn red); "failed" shows failures and errors and hides scenarios with nothing left; the
+    pressed filter says so; long URLs wrap. Screenshots at 1280 and 800 px."""
+    args = [_chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+            "--no-first-run", f"--user-data-dir={tmp_path / 'profile'}"]  # fmt: skip
+    text = report.read_text()
+    assert '<span class="badge passed">PASSED</span><span>Echo</span>' in text
+    failed = report.as_uri() + "#failed"
+    dom = subprocess.run([*args, "--dump-dom", failed], capture_output=True, text=True, timeout=60).stdout
+    assert 'data-kind="failed" aria-pressed="true"' in dom and 'data-kind="all" aria-pressed="false"' in dom
+    assert 'class="passed hidden"' in dom  # the passing scenario: nothing left to show
+    assert 'class="step error"' in dom and 'class="step error hidden"' not in dom  # errors count as failed
+    assert 'class="step failed"' in dom
+    assert 'class="step skipped hidden"' in dom
+    for width in (1280, 800):
+        shot = tmp_path / f"shot-{width}.png"
+        subprocess.run([*args, f"--screenshot={shot}", f"--window-size={width},900", report.as_uri()],
+                       capture_output=True, timeout=60)  # fmt: skip
+        assert shot.exists() and shot.stat().st_size > 5000

@@ -26,23 +26,38 @@ section>h2{font-size:15px;margin:0;padding:10px 14px;border-bottom:1px solid #ee
 .path{color:#666;font-weight:normal;font-size:13px}
 details{border-top:1px solid #f0f0f0} details:first-of-type{border-top:0}
 summary{padding:6px 14px;cursor:pointer;display:flex;gap:10px;align-items:baseline}
-.badge{display:inline-block;min-width:52px;text-align:center;border-radius:4px;font-size:12px;
+summary>span{min-width:0;overflow-wrap:anywhere}
+.badge{display:inline-block;flex:none;min-width:52px;text-align:center;border-radius:4px;font-size:12px;
   font-weight:600;padding:1px 6px;color:#fff}
-.passed .badge{background:#2e7d32}.failed .badge{background:#c62828}.error .badge{background:#6a1b9a}
-.skipped .badge{background:#9e9e9e}
-.time{margin-left:auto;color:#666;font-variant-numeric:tabular-nums}
+.badge.passed{background:#2e7d32}.badge.failed{background:#c62828}.badge.error{background:#6a1b9a}
+.badge.skipped{background:#9e9e9e}
+.time{margin-left:auto;flex:none;color:#666;font-variant-numeric:tabular-nums}
+h2 .path{overflow-wrap:anywhere}
 .body{padding:4px 14px 12px 76px} .failure{color:#b71c1c;margin:2px 0}
 pre{background:#f5f5f5;padding:8px;border-radius:4px;overflow:auto;font-size:12px;white-space:pre-wrap}
-.filters button{margin-right:6px} .hidden{display:none}
+.filters button{margin-right:6px;border:1px solid #bbb;background:#fff;border-radius:4px;padding:2px 10px}
+.filters button[aria-pressed=true]{background:#1d1d1f;color:#fff;border-color:#1d1d1f} .hidden{display:none}
 """
 
 _SCRIPT = """
 document.documentElement.dataset.rendered = "1";
+// "failed" shows failures and errors; a scenario with no step left to show is hidden too, and the
+// pressed button says which filter is on. Without script, everything is shown.
+var KINDS = {all: null, failed: ["failed", "error"], skipped: ["skipped"], passed: ["passed"]};
 function show(kind) {
+  var wanted = KINDS[kind];
   document.querySelectorAll("details.step").forEach(function (d) {
-    d.classList.toggle("hidden", kind !== "all" && !d.classList.contains(kind));
+    d.classList.toggle("hidden", wanted !== null && !wanted.some(function (k) { return d.classList.contains(k); }));
+  });
+  document.querySelectorAll("main>section").forEach(function (s) {
+    s.classList.toggle("hidden", !s.querySelector("details.step:not(.hidden)") && wanted !== null);
+  });
+  document.querySelectorAll(".filters button").forEach(function (b) {
+    b.setAttribute("aria-pressed", b.dataset.kind === kind ? "true" : "false");
   });
 }
+// report.html#failed opens with that filter on (a link from CI can point at the failures).
+if (KINDS.hasOwnProperty(location.hash.slice(1))) { show(location.hash.slice(1)); }
 """
 
 
@@ -56,7 +71,7 @@ def _step(step: StepResult) -> str:
     name = step.title
     target = f"{step.method} {step.url}" + (f" → {step.status}" if step.status is not None else "")
     parts = [
-        f'<details class="step {outcome}"{open_}><summary><span class="badge">{_e(outcome.upper())}</span>'
+        f'<details class="step {outcome}"{open_}><summary><span class="badge {outcome}">{_e(outcome.upper())}</span>'
         f'<span>{_e(name)}</span><span class="path">{_e(target)}</span>'
         f'<span class="time">{step.duration:.3f}s</span></summary><div class="body">'
     ]
@@ -83,7 +98,8 @@ def _scenario(scenario: ScenarioResult) -> str:
     outcome = scenario.outcome.value
     steps = "".join(_step(s) for s in scenario.steps)
     return (
-        f'<section class="{outcome}"><h2><span class="badge">{_e(outcome.upper())}</span> {_e(scenario.name)} '
+        f'<section class="{outcome}"><h2><span class="badge {outcome}">{_e(outcome.upper())}</span> '
+        f"{_e(scenario.name)} "
         f'<span class="path">{_e(scenario.path)} · {scenario.duration:.2f}s</span></h2>{steps}</section>'
     )
 
@@ -101,9 +117,11 @@ def _head(run: RunResult) -> str:
         + (" · INTERRUPTED" if run.interrupted else "")
     )
     when = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+    labels = {"all": "all", "failed": "failed + error", "skipped": "skipped", "passed": "passed"}
     buttons = "".join(
-        f'<button type="button" onclick="show(\'{k}\')">{k}</button>'
-        for k in ("all", "failed", "error", "skipped", "passed")
+        f'<button type="button" data-kind="{k}" aria-pressed="{str(k == "all").lower()}" '
+        f"onclick=\"show('{k}')\">{label}</button>"
+        for k, label in labels.items()
     )
     return (
         '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
