@@ -128,9 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
     common(load)
     load.add_argument("--users", type=int, required=True, metavar="N", help="virtual users (at least 1)")
     load.add_argument("--duration", type=_number, required=True, metavar="SECONDS", help="how long to load")
-    load.add_argument(
-        "--spawn-rate", type=_number, metavar="R", help="users started per second (default: all at once)"
-    )
+    load.add_argument("--spawn-rate", type=_number, metavar="R", help="users started per second (default: all at once)")
     load.add_argument(
         "--threshold",
         action="append",
@@ -147,8 +145,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="at the end, how long users may take to finish their scenario (default 30)",
     )
     load.add_argument(
-        "--junit", metavar="PATH", default="reports/load.xml", help="JUnit XML, a testcase per threshold "
-        "(default: reports/load.xml); '' to skip",
+        "--junit",
+        metavar="PATH",
+        default="reports/load.xml",
+        help="JUnit XML, a testcase per threshold (default: reports/load.xml); '' to skip",
     )
     load.add_argument(
         "--os-cloud",
@@ -252,6 +252,9 @@ def main(argv: Sequence[str] | None = None, stdout: TextIO | None = None, stderr
         except SystemExit as exc:  # --help and --version
             return int(exc.code or 0)
         if args.command == "load":
+            from .thresholds import options_from
+
+            args.load = options_from(args)  # bad input is exit 2 before Locust is even imported
             _import_load()  # Locust patches the process with gevent: before anything opens a socket
         if args.command in ("run", "validate", "merge-reports", "load"):
             # One scrub for the console: everything these commands print passes the run's masker,
@@ -495,10 +498,10 @@ def _load_test(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     interrupted. Exit 0 when every threshold holds, 1 when one fails (or a fixture failed), 130 when
     interrupted."""
     from .abort import Stop
-    from .load import options_from, run_load, summary
+    from .load import run_load, summary
     from .schedule import signals_handled
 
-    options = options_from(args)
+    options = args.load
     with signals_handled(Stop()) as stop:
         session = _session(args)
         scenarios, errors = _load(args, session, err)

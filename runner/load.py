@@ -20,21 +20,19 @@ run's Stop: every running step is stopped, `finally` steps run, the users end, r
 
 from __future__ import annotations
 
-import locust  # noqa: E402 - patches the process with gevent: must come before sockets exist
+import logging
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar, TextIO
 
-import argparse  # noqa: E402
-import logging  # noqa: E402
-import time  # noqa: E402
-from dataclasses import dataclass, field  # noqa: E402
-from typing import TYPE_CHECKING, Any, ClassVar, TextIO  # noqa: E402
+import gevent
+import locust  # patches the process with gevent: cli.py imports it before anything opens a socket
+from locust.env import Environment
+from locust.exception import StopUser
 
-import gevent  # noqa: E402
-from locust.env import Environment  # noqa: E402
-from locust.exception import StopUser  # noqa: E402
-
-from .errors import UsageError, relative_display  # noqa: E402
-from .results import Failure, Outcome, RunResult, ScenarioResult, StepResult  # noqa: E402
-from .thresholds import Figures, Threshold, Verdict, judge, parse  # noqa: E402
+from .errors import relative_display
+from .results import Failure, Outcome, RunResult, ScenarioResult, StepResult
+from .thresholds import Figures, LoadOptions, Verdict, judge
 
 if TYPE_CHECKING:
     from .abort import Stop
@@ -42,29 +40,6 @@ if TYPE_CHECKING:
     from .model import Scenario
 
 SUITE = "load thresholds"
-
-
-@dataclass
-class LoadOptions:
-    users: int
-    duration: float
-    spawn_rate: float | None = None
-    stop_timeout: float = 30.0
-    thresholds: list[Threshold] = field(default_factory=list)
-
-
-def options_from(args: argparse.Namespace) -> LoadOptions:
-    """The load options, checked before anything is loaded or sent: exit 2 on anything wrong."""
-    if args.users < 1:
-        raise UsageError(f"--users {args.users}: must be at least 1", hint="e.g. --users 10")
-    if not args.duration > 0:
-        raise UsageError(f"--duration {args.duration:g}: must be more than 0 seconds", hint="e.g. --duration 60")
-    if args.spawn_rate is not None and not args.spawn_rate > 0:
-        raise UsageError(f"--spawn-rate {args.spawn_rate:g}: must be more than 0 users per second", hint="e.g. 5")
-    thresholds = [parse(text) for text in args.threshold]
-    if not thresholds:  # a load test whose requests fail must not pass by default
-        thresholds = [parse("error_rate <= 0%")]
-    return LoadOptions(args.users, args.duration, args.spawn_rate, args.stop_timeout, thresholds)
 
 
 @dataclass
@@ -107,7 +82,7 @@ class _Driver:
             exception = AssertionError(first.message if first else "failed")
         elif step.outcome is Outcome.ERROR:
             exception = RuntimeError(step.error or "error")
-        self.env.events.request.fire(
+        self.env.events.request.fire(  # type: ignore[no-untyped-call]
             request_type=step.method,
             name=step.title,
             response_time=step.duration * 1000.0,
@@ -155,7 +130,7 @@ class ScenarioUser(locust.User):
 def run_load(engine: Engine, scenarios: list[Scenario], options: LoadOptions, stop: Stop) -> LoadResult:
     """The load test: start the users, wait for --duration (or a signal), stop them, judge."""
     logging.getLogger("locust").setLevel(logging.WARNING)
-    user_class = type("ScenarioUser", (ScenarioUser,), {"abstract": False})
+    user_class: type[ScenarioUser] = type("ScenarioUser", (ScenarioUser,), {"abstract": False})
     env = Environment(user_classes=[user_class], stop_timeout=options.stop_timeout, catch_exceptions=True)
     driver = _Driver(engine, scenarios, stop, env)
     user_class.driver = driver
@@ -187,12 +162,8 @@ def run_load(engine: Engine, scenarios: list[Scenario], options: LoadOptions, st
     run.interrupted = stop.pulls > 0
     run.duration = elapsed
     run.internal_errors.extend(driver.internal_errors)
-    errors = sorted(
-        ((e.name, str(e.error), e.occurrences) for e in env.stats.errors.values()), key=lambda e: -e[2]
-    )
-    return LoadResult(
-        total, steps, verdicts, driver.iterations, elapsed, run.interrupted, errors, driver.skipped, run
-    )
+    errors = sorted(((e.name, str(e.error), e.occurrences) for e in env.stats.errors.values()), key=lambda e: -e[2])
+    return LoadResult(total, steps, verdicts, driver.iterations, elapsed, run.interrupted, errors, driver.skipped, run)
 
 
 def figures(env: Environment, elapsed: float) -> tuple[Figures, dict[str, Figures]]:
@@ -242,7 +213,8 @@ def summary(result: LoadResult, out: TextIO, reports: list[str]) -> None:
     rows = [(name, f) for name, f in result.steps.items()]
     width = max([len("TOTAL"), *(len(name) for name, _ in rows)])
     width = min(width, 60)
-    head = f"{'step':<{width}}  {'requests':>8}  {'errors':>6}  {'p50':>7}  {'p95':>7}  {'p99':>7}  {'max':>7}  {'req/s':>7}"
+    columns = "  ".join(f"{c:>7}" for c in ("p50", "p95", "p99", "max", "req/s"))
+    head = f"{'step':<{width}}  {'requests':>8}  {'errors':>6}  {columns}"
     out.write(head + "\n")
 
     def line(name: str, f: Figures) -> str:
@@ -258,8 +230,8 @@ def summary(result: LoadResult, out: TextIO, reports: list[str]) -> None:
         f"{result.total.requests} request(s), {result.total.errors} error(s), {result.iterations} scenario run(s) "
         f"{ended} {result.elapsed:.1f}s\n"
     )
-    for step, message, count in result.errors[:5]:
-        out.write(f"  error x{count} in {step}: {message}\n")
+    for name, message, count in result.errors[:5]:
+        out.write(f"  error x{count} in {name}: {message}\n")
     for name, reason in result.skipped.items():
         out.write(f"  not run: {name}: {reason}\n")
     for fixture in result.run.fixtures:

@@ -7,16 +7,18 @@ METRIC is p50, p90, p95, p99, avg, max (milliseconds: `ms` or `s`, ms when no un
 percentage: `%`, or a fraction with no unit) or rps (requests per second). OP is <, <=, > or >=.
 STEP is a step's name as the summary shows it (quoted when it holds a colon or spaces at its ends,
 `"Create image": p95 < 800ms`); without it the threshold is about the whole run. Plain data in,
-plain data out: no Locust, no engine.
+plain data out: no Locust, no engine. The load options are checked here too, so that bad input is
+refused (exit 2) before Locust, which patches the process with gevent, is imported.
 """
 
 from __future__ import annotations
 
+import argparse
 import math
 import operator
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from .errors import UsageError
 
@@ -137,3 +139,26 @@ def judge(threshold: Threshold, total: Figures, steps: Mapping[str, Figures]) ->
     passed = t.holds(value)
     verb = "holds" if passed else "failed"
     return Verdict(t, value, passed, f"{t.text}: {verb}, {t.metric} was {t.show(value)}")
+
+
+@dataclass
+class LoadOptions:
+    users: int
+    duration: float
+    spawn_rate: float | None = None
+    stop_timeout: float = 30.0
+    thresholds: list[Threshold] = field(default_factory=list)
+
+
+def options_from(args: argparse.Namespace) -> LoadOptions:
+    """The load options, checked before anything is loaded or sent: exit 2 on anything wrong."""
+    if args.users < 1:
+        raise UsageError(f"--users {args.users}: must be at least 1", hint="e.g. --users 10")
+    if not args.duration > 0:
+        raise UsageError(f"--duration {args.duration:g}: must be more than 0 seconds", hint="e.g. --duration 60")
+    if args.spawn_rate is not None and not args.spawn_rate > 0:
+        raise UsageError(f"--spawn-rate {args.spawn_rate:g}: must be more than 0 users per second", hint="e.g. 5")
+    thresholds = [parse(text) for text in args.threshold]
+    if not thresholds:  # a load test whose requests fail must not pass by default
+        thresholds = [parse("error_rate <= 0%")]
+    return LoadOptions(args.users, args.duration, args.spawn_rate, args.stop_timeout, thresholds)
