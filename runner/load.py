@@ -162,8 +162,18 @@ def run_load(engine: Engine, scenarios: list[Scenario], options: LoadOptions, st
     run.interrupted = stop.pulls > 0
     run.duration = elapsed
     run.internal_errors.extend(driver.internal_errors)
-    errors = sorted(((e.name, str(e.error), e.occurrences) for e in env.stats.errors.values()), key=lambda e: -e[2])
+    errors = _errors_by_step(env)
     return LoadResult(total, steps, verdicts, driver.iterations, elapsed, run.interrupted, errors, driver.skipped, run)
+
+
+def _errors_by_step(env: Environment) -> list[tuple[str, str, int]]:
+    """Per step: its first error message and how many errors it had, the most frequent first. Locust
+    groups by message, and messages hold ids (`expected [id1], got [id2]`): one line per step reads."""
+    steps: dict[str, tuple[str, int]] = {}
+    for error in env.stats.errors.values():
+        first, count = steps.get(error.name, (str(error.error), 0))
+        steps[error.name] = (first, count + error.occurrences)
+    return sorted(((name, first, count) for name, (first, count) in steps.items()), key=lambda e: -e[2])
 
 
 def figures(env: Environment, elapsed: float) -> tuple[Figures, dict[str, Figures]]:
@@ -230,8 +240,8 @@ def summary(result: LoadResult, out: TextIO, reports: list[str]) -> None:
         f"{result.total.requests} request(s), {result.total.errors} error(s), {result.iterations} scenario run(s) "
         f"{ended} {result.elapsed:.1f}s\n"
     )
-    for name, message, count in result.errors[:5]:
-        out.write(f"  error x{count} in {name}: {message}\n")
+    for name, message, count in result.errors[:10]:
+        out.write(f"  {count} error(s) in {name}, e.g.: {message}\n")
     for name, reason in result.skipped.items():
         out.write(f"  not run: {name}: {reason}\n")
     for fixture in result.run.fixtures:
