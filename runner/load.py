@@ -104,10 +104,10 @@ class _Driver:
             raise
         except BaseException:  # interrupted (a pulled Stop): its `finally` steps ran
             raise StopUser() from None
-        self.iterations += 1
         if result.skip_reason is not None:  # a fixture or its file's setup failed: nothing to load
             self.skipped.setdefault(scenario.name, result.skip_reason)
             raise StopUser()
+        self.iterations += 1
 
 
 class ScenarioUser(locust.User):
@@ -248,7 +248,7 @@ def summary(result: LoadResult, out: TextIO, reports: list[str]) -> None:
         for step in fixture.steps:
             if step.outcome in (Outcome.FAILED, Outcome.ERROR):
                 why = step.error or (step.failures[0].message if step.failures else step.outcome.value)
-                out.write(f"  fixture {fixture.name}: {step.title}: {why}\n")
+                out.write(f"  {fixture.name}: {step.title}: {why}\n")
     for verdict in result.verdicts:
         out.write(f"{'PASS' if verdict.passed else 'FAIL'}  {verdict.message}\n")
     for path in reports:

@@ -195,3 +195,39 @@ def test_an_invalid_scenario_file_is_exit_2_before_any_user_starts(sr, server):
     assert proc.returncode == 2, proc.stdout + proc.stderr
     assert "bad.scenario.yaml:4:" in proc.stderr
     assert server.state.requests == []
+
+
+def test_a_failed_fixture_fails_the_run_and_sends_no_load(sr, server):
+    sr.write("common/login.yaml", LOGIN.replace('"{{ secret }}"', '"wrong"'))
+    sr.write("s/who.scenario.yaml", whoami("Who"))
+    started = time.monotonic()
+    proc = load(sr.dir, server.url, "--users", "3", "--duration", "20", "--threshold", "p95 < 1s")
+
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert time.monotonic() - started < 10  # every user ended: the run does not wait for --duration
+    assert len(logins(server)) == 1 and len(server.state.requests) == 1  # one failed login, no load
+    assert "not run: Who: skipped: fixture '../common/login.yaml' failed: step 'Log in'" in proc.stdout
+    assert "fixture: ../common/login.yaml: Log in: status: expected 201, got 401" in proc.stdout
+    assert "FAIL  p95 < 1s: the run sent no request" in proc.stdout
+    assert "0 scenario run(s)" in proc.stdout
+    fixture = ET.parse(sr.dir / "load.xml").getroot().find("testsuite[@name='fixture: ../common/login.yaml']")
+    assert fixture is not None and fixture.get("failures") == "1"
+
+
+@pytest.mark.parametrize(
+    ("text", "metric", "op", "limit", "step"),
+    [
+        ("p95 < 500ms", "p95", "<", 500.0, None),
+        ("max<=2s", "max", "<=", 2000.0, None),
+        ("error_rate < 1%", "error_rate", "<", 0.01, None),
+        ("error_rate <= 0.05", "error_rate", "<=", 0.05, None),
+        ("rps > 50", "rps", ">", 50.0, None),
+        ('"finally: Tidy": avg < 1s', "avg", "<", 1000.0, "finally: Tidy"),
+        ("Create image: p99 >= 1", "p99", ">=", 1.0, "Create image"),
+    ],
+)
+def test_threshold_syntax(text, metric, op, limit, step):
+    from runner.thresholds import parse
+
+    threshold = parse(text)
+    assert (threshold.metric, threshold.op, threshold.limit, threshold.step) == (metric, op, limit, step)
