@@ -486,10 +486,9 @@ def _import_load() -> None:
 
     try:
         import locust  # noqa: F401
-    except ImportError:
-        raise UsageError(
-            "load: Locust is not installed", hint="pip install 'scenario-runner[load]' (or pip install locust)"
-        ) from None
+    except ImportError as exc:  # Locust, or one of its own dependencies (geventhttpclient needs brotli)
+        what = "Locust is not installed" if exc.name == "locust" else f"Locust cannot be imported: {exc}"
+        raise UsageError(f"load: {what}", hint="pip install 'scenario-runner[load]' (or pip install locust)") from None
 
 
 def _load_test(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
