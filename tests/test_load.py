@@ -231,3 +231,34 @@ def test_threshold_syntax(text, metric, op, limit, step):
 
     threshold = parse(text)
     assert (threshold.metric, threshold.op, threshold.limit, threshold.step) == (metric, op, limit, step)
+
+
+def test_a_second_signal_abandons_the_cleanups_and_says_so(sr, server):
+    sr.write(
+        "hang.scenario.yaml",
+        """
+        name: Hang
+        steps:
+          - name: Hang
+            request: {url: "{{ env.BASE }}/fault/hang?seconds=5"}
+        finally:
+          - name: Slow tidy
+            request: {method: DELETE, url: "{{ env.BASE }}/fault/hang?seconds=5"}
+        """,
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "runner", "load", ".", "--users", "2", "--duration", "60", "--junit", "load.xml"],
+        cwd=sr.dir, env=child_env(BASE=server.url), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    count = lambda method: sum(1 for r in list(server.state.requests) if r["method"] == method)  # noqa: E731
+    wait_for_request(server, proc, lambda r: count("GET") >= 2)
+    proc.send_signal(signal.SIGTERM)
+    wait_for_request(server, proc, lambda r: count("DELETE") >= 2)  # both cleanups in flight
+    started = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=20)
+
+    assert proc.returncode == 130, out + err
+    assert time.monotonic() - started < 3  # not the 5 s the server takes to answer the cleanups
+    assert "2 error(s) in finally: Slow tidy, e.g.: interrupted again: cleanup abandoned" in out
+    assert (sr.dir / "load.xml").exists()
