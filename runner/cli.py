@@ -138,6 +138,48 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("-v", "--verbose", action="count", default=0, help="show every exchange")
     run.add_argument("-q", "--quiet", action="store_true", help="print the summary only")
 
+    load = sub.add_parser(
+        "load",
+        help="run scenarios as a load test (Locust), judged by thresholds",
+        description="Run the scenarios as a load test on Locust, in this process: --users virtual users each "
+        "loop over the scenarios for --duration seconds; every step is a request in the statistics. Exit 0 "
+        "when every --threshold holds, 1 when one fails, 2 for bad input. Needs the [load] extra.",
+    )
+    common(load)
+    load.add_argument("--users", type=int, required=True, metavar="N", help="virtual users (at least 1)")
+    load.add_argument("--duration", type=_number, required=True, metavar="SECONDS", help="how long to load")
+    load.add_argument("--spawn-rate", type=_number, metavar="R", help="users started per second (default: all at once)")
+    load.add_argument(
+        "--threshold",
+        action="append",
+        default=[],
+        metavar="EXPR",
+        help="[STEP:] METRIC OP VALUE, e.g. 'p95 < 500ms', 'error_rate < 1%%', '\"Create image\": p99 < 2s'; "
+        "repeatable (default: error_rate <= 0%%)",
+    )
+    load.add_argument(
+        "--stop-timeout",
+        type=_positive,
+        default=30.0,
+        metavar="S",
+        help="at the end, how long users may take to finish their scenario (default 30)",
+    )
+    load.add_argument(
+        "--junit",
+        metavar="PATH",
+        default="reports/load.xml",
+        help="JUnit XML, a testcase per threshold (default: reports/load.xml); '' to skip",
+    )
+    load.add_argument(
+        "--os-cloud",
+        metavar="NAME",
+        default=os.environ.get("OS_CLOUD"),
+        help="take OS_* variables from this clouds.yaml entry (default: $OS_CLOUD)",
+    )
+    load.add_argument("--timeout", type=_positive, metavar="S", help="default request timeout in seconds (default 30)")
+    load.add_argument("--insecure", action="store_true", help="do not verify TLS certificates")
+    load.add_argument("--cacert", metavar="FILE", help="verify TLS with this CA bundle")
+
     val = sub.add_parser(
         "validate",
         help="check scenarios without sending anything",
@@ -205,6 +247,19 @@ def _positive(text: str) -> float:
     return value
 
 
+def _number(text: str) -> float:
+    """A number checked later, with a message naming the option (--duration 0 is exit 2, located)."""
+    import math
+
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a finite number")
+    return value
+
+
 def main(argv: Sequence[str] | None = None, stdout: TextIO | None = None, stderr: TextIO | None = None) -> int:
     # A descriptor closed before we started (`>&-`) leaves sys.stdout None: the console is lost from
     # the start, which must not stop the run any more than losing it later does.
@@ -222,7 +277,12 @@ def main(argv: Sequence[str] | None = None, stdout: TextIO | None = None, stderr
             args = parser.parse_args(argv)
         except SystemExit as exc:  # --help and --version
             return int(exc.code or 0)
-        if args.command in ("run", "validate", "merge-reports"):
+        if args.command == "load":
+            from .thresholds import options_from
+
+            args.load = options_from(args)  # bad input is exit 2 before Locust is even imported
+            _import_load()  # Locust patches the process with gevent: before anything opens a socket
+        if args.command in ("run", "validate", "merge-reports", "load"):
             # One scrub for the console: everything these commands print passes the run's masker,
             # and a console that goes away (a closed pipe) no longer stops them.
             from .redact import ScrubbedStream
@@ -250,6 +310,8 @@ def main(argv: Sequence[str] | None = None, stdout: TextIO | None = None, stderr
             return _merge_reports(args, out, err)
         if args.command == "from-gabbi":
             return _from_gabbi(args, out, err)
+        if args.command == "load":
+            return _load_test(args, out, err)
         return _run(args, out, err)
     except UserError as exc:
         err.write(exc.render() + "\n")
@@ -345,6 +407,9 @@ def _session(args: argparse.Namespace) -> Session:
     from .session import Session, SessionOptions
 
     options = SessionOptions(vars=args.var, vars_files=args.vars_file, allow_paths=args.allow_path)
+    if args.command == "load":
+        options.timeout, options.insecure, options.cacert = args.timeout, args.insecure, args.cacert
+        options.os_cloud = args.os_cloud
     if args.command == "run":
         options.timeout, options.insecure, options.cacert = args.timeout, args.insecure, args.cacert
         options.os_cloud, options.jobs, options.keep_exchanges = args.os_cloud, args.jobs, args.verbose > 0
@@ -480,6 +545,62 @@ def _report(
     if run.interrupted or stop.late:
         return ExitStatus.INTERRUPTED
     return ExitStatus.SUCCESS if run.passed and not unwritten else ExitStatus.FAILED
+
+
+def _import_load() -> None:
+    from .errors import UsageError
+
+    try:
+        import locust  # noqa: F401
+    except ImportError as exc:  # Locust, or one of its own dependencies (geventhttpclient needs brotli)
+        what = "Locust is not installed" if exc.name == "locust" else f"Locust cannot be imported: {exc}"
+        raise UsageError(f"load: {what}", hint="pip install 'scenario-runner[load]' (or pip install locust)") from None
+
+
+def _load_test(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    """`load`: options checked and files loaded before anything is sent (exit 2), then the load test
+    (runner/load.py) under the same signal handling as `run`; the report is written also when
+    interrupted. Exit 0 when every threshold holds, 1 when one fails (or a fixture failed), 130 when
+    interrupted."""
+    from .abort import Stop
+    from .load import run_load, summary
+    from .schedule import signals_handled
+
+    options = args.load
+    with signals_handled(Stop()) as stop:
+        session = _session(args)
+        scenarios, errors = _load(args, session, err)
+        if errors:
+            err.write(f"{errors} file(s) invalid; nothing was sent\n")
+            return ExitStatus.USAGE
+        engine = session.start()
+        from . import outputs
+
+        if args.junit:
+            outputs.check([(f"--junit {args.junit}", args.junit)], session.inputs())
+        try:
+            result = run_load(engine, scenarios, options, stop)
+        finally:
+            session.close(stop)
+        from .outputs import OutputError
+        from .report import junit
+        from .results import scrub
+
+        scrub(result.run, args.redactor.mask)
+        reports, unwritten = [], False
+        if args.junit:
+            try:
+                junit.write(result.run, args.junit, session.policy.inputs, f"--junit {args.junit}")
+                reports.append(args.junit)
+            except OutputError as exc:
+                err.write(exc.render() + "\n")
+                unwritten = True
+        summary(result, out, reports)
+        for error in result.run.internal_errors:
+            err.write(f"internal error in scenario-runner: {error} (a bug: please report it)\n")
+        if result.interrupted or stop.late:
+            return ExitStatus.INTERRUPTED
+        return ExitStatus.SUCCESS if result.passed and not unwritten else ExitStatus.FAILED
 
 
 def _check_report_paths(args: argparse.Namespace, inputs: InputFiles) -> None:

@@ -194,6 +194,9 @@ class Session(requests.Session):
     def __init__(self, proxy_cache: dict[str, dict[str, str]] | None = None) -> None:
         super().__init__()
         self.trust_env = False
+        # requests offers `br` (and urllib3 `zstd`) when brotli (or zstandard) happens to be installed,
+        # as Locust's dependencies do: what a run sends must not depend on unrelated packages.
+        self.headers["Accept-Encoding"] = "gzip, deflate"
         self._proxies = proxy_cache if proxy_cache is not None else {}
         self._ca_bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
         self._urls: dict[str, str] = {}

@@ -1,0 +1,264 @@
+"""`scenario-runner load` (runner/load.py, runner/thresholds.py) against the local test server.
+
+Each load runs in a child process: Locust patches its process with gevent, which must not happen to
+the pytest process (its test server runs on real threads). Bad input is refused in-process, before
+Locust is imported, which these tests check too.
+"""
+
+from __future__ import annotations
+
+import re
+import signal
+import subprocess
+import sys
+import time
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+from conftest import child_env, wait_for_request
+from test_fixtures import LOGIN, logins, logouts, whoami
+
+pytestmark = pytest.mark.usefixtures("watchdog")
+
+ECHO = """
+name: Echo
+steps:
+  - name: Post echo
+    request: {method: POST, url: "{{ env.BASE }}/echo", json: {n: 1}}
+    expect: {status: 200}
+  - name: Get echo
+    request: {url: "{{ env.BASE }}/echo/again"}
+    capture: {seen: "{{ response.status }}"}
+finally:
+  - name: Tidy
+    request: {method: DELETE, url: "{{ env.BASE }}/echo/{{ seen | default('none') }}"}
+"""
+
+
+def load(cwd: Path, base: str, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "runner", "load", ".", "--junit", "load.xml", *args],
+        cwd=cwd,
+        env=child_env(BASE=base),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def total(output: str) -> tuple[int, int]:
+    """(requests, errors) of the summary's TOTAL line."""
+    match = re.search(r"^TOTAL\s+(\d+)\s+(\d+)\s", output, re.M)
+    assert match, output
+    return int(match.group(1)), int(match.group(2))
+
+
+def step_line(output: str, name: str) -> list[str]:
+    line = next((x for x in output.splitlines() if x.startswith(name + " ")), None)
+    assert line is not None, output
+    return line[len(name) :].split()
+
+
+def cases(path: Path) -> dict[str, str]:
+    """Each threshold testcase of the JUnit report, with its outcome."""
+    suite = ET.parse(path).getroot().find("testsuite[@name='load thresholds']")
+    assert suite is not None
+    outcome = {}
+    for case in suite.findall("testcase"):
+        failure = case.find("failure")
+        outcome[case.get("name", "")] = "failed" if failure is not None else "passed"
+    return outcome
+
+
+def test_a_short_load_counts_every_request_the_server_saw(sr, server):
+    sr.write("echo.scenario.yaml", ECHO)
+    proc = load(sr.dir, server.url, "--users", "3", "--duration", "2", "--threshold", "p95 < 2s",
+                "--threshold", '"Post echo": error_rate < 1%', "--threshold", "rps > 1")  # fmt: skip
+
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    requests, errors = total(proc.stdout)
+    assert requests == len(server.state.requests) > 9  # every request is in the statistics, once
+    assert errors == 0
+    posts = sum(1 for r in server.state.requests if r["method"] == "POST")
+    tidies = [r for r in server.state.requests if r["method"] == "DELETE"]
+    assert int(step_line(proc.stdout, "Post echo")[0]) == posts
+    # `finally` ran once per scenario run, with the value the run captured
+    assert len(tidies) == posts and all(r["path"] == "/echo/200" for r in tidies)
+    assert int(step_line(proc.stdout, "finally: Tidy")[0]) == len(tidies)
+    given = ["p95 < 2s", '"Post echo": error_rate < 1%', "rps > 1"]
+    assert cases(sr.dir / "load.xml") == dict.fromkeys(given, "passed")
+    assert "PASS  rps > 1: holds" in proc.stdout
+
+
+def test_a_threshold_that_fails_is_exit_1_and_a_failed_testcase(sr, server):
+    sr.write("echo.scenario.yaml", ECHO)
+    proc = load(sr.dir, server.url, "--users", "2", "--duration", "1", "--threshold", "rps > 100000",
+                "--threshold", "'Nope': p95 < 1s", "--threshold", "p99 < 10s")  # fmt: skip
+
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert cases(sr.dir / "load.xml") == {"rps > 100000": "failed", "'Nope': p95 < 1s": "failed", "p99 < 10s": "passed"}
+    assert "FAIL  rps > 100000: failed, rps was" in proc.stdout
+    assert "step 'Nope' sent no request (steps with requests: 'Get echo', 'Post echo', 'finally: Tidy')" in proc.stdout
+
+
+def test_failing_requests_fail_the_default_threshold(sr, server):
+    sr.write("bad.scenario.yaml", ECHO.replace("status: 200", "status: 418"))
+    proc = load(sr.dir, server.url, "--users", "2", "--duration", "1")
+
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    _, errors = total(proc.stdout)
+    assert errors == int(step_line(proc.stdout, "Post echo")[0]) > 0
+    assert re.search(r"\d+ error\(s\) in Post echo, e.g.: status: expected 418, got 200", proc.stdout), proc.stdout
+    assert cases(sr.dir / "load.xml") == {"error_rate <= 0%": "failed"}
+
+
+def test_a_run_level_fixture_logs_in_once_for_every_user(sr, server):
+    sr.write("common/login.yaml", LOGIN)
+    sr.write("s/who.scenario.yaml", whoami("Who"))
+    proc = load(sr.dir, server.url, "--users", "3", "--duration", "2", "--threshold", "error_rate < 1%")
+
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    calls = int(step_line(proc.stdout, "Who am I")[0])
+    assert calls > 3  # every user ran several times...
+    assert len(logins(server)) == 1  # ...with one login for the whole run
+    assert len(logouts(server)) == 1 and server.state.requests[-1]["method"] == "DELETE"
+    assert total(proc.stdout)[0] == calls  # the fixture's requests are not load
+    fixture = ET.parse(sr.dir / "load.xml").getroot().find("testsuite[@name='fixture: ../common/login.yaml']")
+    assert fixture is not None
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_stops_the_users_runs_their_finally_and_writes_the_report(sr, server, signum):
+    sr.write(
+        "hang.scenario.yaml",
+        """
+        name: Hang
+        steps:
+          - name: Hang
+            request: {url: "{{ env.BASE }}/fault/hang?seconds=5", timeout: 20}
+        finally:
+          - name: Tidy
+            request: {method: DELETE, url: "{{ env.BASE }}/echo/tidy"}
+        """,
+    )
+    started = time.monotonic()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "runner", "load", ".", "--users", "2", "--duration", "60", "--junit", "load.xml"],
+        cwd=sr.dir, env=child_env(BASE=server.url), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    hangs = lambda: sum(1 for r in list(server.state.requests) if r["path"] == "/fault/hang")  # noqa: E731
+    wait_for_request(server, proc, lambda r: r["path"] == "/fault/hang" and hangs() >= 2)
+    proc.send_signal(signum)
+    out, err = proc.communicate(timeout=20)
+
+    assert proc.returncode == 130, out + err
+    assert time.monotonic() - started < 5 + 3  # not the 60 s of --duration, nor the 5 s the server hangs
+    tidies = [r for r in server.state.requests if r["method"] == "DELETE"]
+    assert len(tidies) == hangs() == 2  # each user's `finally` ran
+    assert "interrupted after" in out
+    assert (sr.dir / "load.xml").exists()
+    assert cases(sr.dir / "load.xml") == {"error_rate <= 0%": "failed"}  # the stopped steps are errors
+
+
+@pytest.mark.parametrize(
+    ("args", "message", "hint"),
+    [
+        (["--users", "0", "--duration", "2"], "--users 0: must be at least 1", "e.g. --users 10"),
+        (["--users", "2", "--duration", "-1"], "--duration -1: must be more than 0 seconds", "e.g. --duration 60"),
+        (["--users", "2", "--duration", "0"], "--duration 0: must be more than 0 seconds", "e.g. --duration 60"),
+        (["--users", "2", "--duration", "1", "--spawn-rate", "0"], "--spawn-rate 0: must be more than 0", "e.g. 5"),
+        (["--users", "2", "--duration", "1", "--threshold", "latency < 5"], "unknown metric 'latency'", "one of p50"),
+        (["--users", "2", "--duration", "1", "--threshold", "p95 < 5 parsecs"], "unknown unit 'parsecs'", "ms or s"),
+        (["--users", "2", "--duration", "1", "--threshold", "p95 500ms"], "expected one of < <= > >=", "e.g."),
+        (["--users", "2", "--duration", "1", "--threshold", "p95 <"], "expected a number after <", "e.g."),
+        (["--users", "2", "--duration", "1", "--threshold", "error_rate < 2ms"], "unknown unit 'ms'", "1%"),
+        (["--users", "2", "--duration", "1", "--threshold", ""], "expected [STEP:] METRIC OP VALUE", "e.g."),
+        (["--users", "2", "--duration", "x"], "argument --duration: 'x' is not a number", "--help"),
+    ],
+)
+def test_bad_input_is_exit_2_with_a_hint_and_nothing_sent(sr, server, args, message, hint):
+    sr.write("echo.scenario.yaml", ECHO)
+    run = sr.main("load", ".", *args)
+
+    assert run.code == 2, run.output
+    assert message in run.err
+    assert f"hint: {hint}" in run.err or hint in run.err
+    assert server.state.requests == []
+    assert "locust" not in sys.modules  # refused before Locust patched anything
+
+
+def test_an_invalid_scenario_file_is_exit_2_before_any_user_starts(sr, server):
+    sr.write("bad.scenario.yaml", "name: Bad\nsteps:\n  - name: x\n    request: {methd: GET}\n")
+    proc = load(sr.dir, server.url, "--users", "2", "--duration", "1")
+
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "bad.scenario.yaml:4:" in proc.stderr
+    assert server.state.requests == []
+
+
+def test_a_failed_fixture_fails_the_run_and_sends_no_load(sr, server):
+    sr.write("common/login.yaml", LOGIN.replace('"{{ secret }}"', '"wrong"'))
+    sr.write("s/who.scenario.yaml", whoami("Who"))
+    started = time.monotonic()
+    proc = load(sr.dir, server.url, "--users", "3", "--duration", "20", "--threshold", "p95 < 1s")
+
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert time.monotonic() - started < 10  # every user ended: the run does not wait for --duration
+    assert len(logins(server)) == 1 and len(server.state.requests) == 1  # one failed login, no load
+    assert "not run: Who: skipped: fixture '../common/login.yaml' failed: step 'Log in'" in proc.stdout
+    assert "fixture: ../common/login.yaml: Log in: status: expected 201, got 401" in proc.stdout
+    assert "FAIL  p95 < 1s: the run sent no request" in proc.stdout
+    assert "0 scenario run(s)" in proc.stdout
+    fixture = ET.parse(sr.dir / "load.xml").getroot().find("testsuite[@name='fixture: ../common/login.yaml']")
+    assert fixture is not None and fixture.get("failures") == "1"
+
+
+@pytest.mark.parametrize(
+    ("text", "metric", "op", "limit", "step"),
+    [
+        ("p95 < 500ms", "p95", "<", 500.0, None),
+        ("max<=2s", "max", "<=", 2000.0, None),
+        ("error_rate < 1%", "error_rate", "<", 0.01, None),
+        ("error_rate <= 0.05", "error_rate", "<=", 0.05, None),
+        ("rps > 50", "rps", ">", 50.0, None),
+        ('"finally: Tidy": avg < 1s', "avg", "<", 1000.0, "finally: Tidy"),
+        ("Create image: p99 >= 1", "p99", ">=", 1.0, "Create image"),
+    ],
+)
+def test_threshold_syntax(text, metric, op, limit, step):
+    from runner.thresholds import parse
+
+    threshold = parse(text)
+    assert (threshold.metric, threshold.op, threshold.limit, threshold.step) == (metric, op, limit, step)
+
+
+def test_a_second_signal_abandons_the_cleanups_and_says_so(sr, server):
+    sr.write(
+        "hang.scenario.yaml",
+        """
+        name: Hang
+        steps:
+          - name: Hang
+            request: {url: "{{ env.BASE }}/fault/hang?seconds=5"}
+        finally:
+          - name: Slow tidy
+            request: {method: DELETE, url: "{{ env.BASE }}/fault/hang?seconds=5"}
+        """,
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "runner", "load", ".", "--users", "2", "--duration", "60", "--junit", "load.xml"],
+        cwd=sr.dir, env=child_env(BASE=server.url), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    count = lambda method: sum(1 for r in list(server.state.requests) if r["method"] == method)  # noqa: E731
+    wait_for_request(server, proc, lambda r: count("GET") >= 2)
+    proc.send_signal(signal.SIGTERM)
+    wait_for_request(server, proc, lambda r: count("DELETE") >= 2)  # both cleanups in flight
+    started = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=20)
+
+    assert proc.returncode == 130, out + err
+    assert time.monotonic() - started < 3  # not the 5 s the server takes to answer the cleanups
+    assert "2 error(s) in finally: Slow tidy, e.g.: interrupted again: cleanup abandoned" in out
+    assert (sr.dir / "load.xml").exists()
