@@ -249,6 +249,7 @@ def _positive(text: str) -> float:
 
 def _number(text: str) -> float:
     """A number checked later, with a message naming the option (--duration 0 is exit 2, located)."""
+    import argparse
     import math
 
     try:
