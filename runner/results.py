@@ -266,40 +266,38 @@ def scrub(value: Any, mask: Callable[[str], str]) -> None:
     """
     if isinstance(value, RunResult):  # results spooled to disk are masked as they are read back
         value.mask = mask
+    _map_texts(value, mask)
+
+
+def _map_texts(value: Any, change: Callable[[str], str]) -> None:
+    """Replace every text of a result (a dataclass above, or a list of them) with `change(text)`."""
     if isinstance(value, list):
         for index, item in enumerate(value):
             if isinstance(item, str):
-                value[index] = mask(item)
+                value[index] = change(item)
             else:
-                scrub(item, mask)
+                _map_texts(item, change)
         return
     if not dataclasses.is_dataclass(value) or isinstance(value, type):
         return
     for item in dataclasses.fields(value):
         current = getattr(value, item.name)
         if isinstance(current, str):
-            setattr(value, item.name, mask(current))
+            setattr(value, item.name, change(current))
         elif isinstance(current, list) or dataclasses.is_dataclass(current):
-            scrub(current, mask)
+            _map_texts(current, change)
 
 
-def _texts(value: Any) -> Iterator[str]:
-    """Every text `scrub` would mask, in the same walk."""
-    if isinstance(value, list):
-        for item in value:
-            if isinstance(item, str):
-                yield item
-            else:
-                yield from _texts(item)
-        return
-    if not dataclasses.is_dataclass(value) or isinstance(value, type):
-        return
-    for item in dataclasses.fields(value):
-        current = getattr(value, item.name)
-        if isinstance(current, str):
-            yield current
-        elif isinstance(current, list) or dataclasses.is_dataclass(current):
-            yield from _texts(current)
+def _texts(value: Any) -> list[str]:
+    """Every text `scrub` would mask, in the same walk (each replaced by itself)."""
+    found: list[str] = []
+
+    def keep(text: str) -> str:
+        found.append(text)
+        return text
+
+    _map_texts(value, keep)
+    return found
 
 
 def scrub_scenario(scenario: ScenarioResult, mask: Callable[[str], str]) -> None:
