@@ -403,6 +403,8 @@ _YAML_SPELLING = {"inf": ".inf", "-inf": "-.inf", "nan": ".nan"}
 def _check_finite(data: Any, definition: str | None) -> None:
     """Refuse .inf/.nan where the format takes a number: `timeout: .nan` would pass the schema and
     then fail the run with an internal error (or wait forever, for .inf)."""
+    if not _has_non_finite(data):  # the usual case: one walk, not one per number path of the format
+        return
     bad = [
         (location_of(parent, key, getattr(parent, "loc", Location("<string>"))), where, parent[key])
         for path in _number_paths(definition)
@@ -416,6 +418,16 @@ def _check_finite(data: Any, definition: str | None) -> None:
             loc,
             _NUMBER_HINTS.get(str(where[-1]), "write a number such as 10"),
         )
+
+
+def _has_non_finite(node: Any) -> bool:
+    if isinstance(node, float):
+        return not math.isfinite(node)
+    if isinstance(node, dict):
+        return any(_has_non_finite(v) for v in node.values())
+    if isinstance(node, list):
+        return any(_has_non_finite(v) for v in node)
+    return False
 
 
 def _places(node: Any, path: tuple[str, ...], where: list[Any]) -> list[tuple[Any, Any, list[Any]]]:
