@@ -65,6 +65,18 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"scenario-runner {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
+    def connection(p: argparse.ArgumentParser) -> None:
+        """Where the scenarios' requests go and how: the same for `run` and `load`."""
+        p.add_argument(
+            "--os-cloud",
+            metavar="NAME",
+            default=os.environ.get("OS_CLOUD"),
+            help="take OS_* variables (env.OS_AUTH_URL, ...) from this clouds.yaml entry (default: $OS_CLOUD)",
+        )
+        p.add_argument("--timeout", type=_positive, metavar="S", help="default request timeout in seconds (default 30)")
+        p.add_argument("--insecure", action="store_true", help="do not verify TLS certificates")
+        p.add_argument("--cacert", metavar="FILE", help="verify TLS with this CA bundle")
+
     def common(p: argparse.ArgumentParser) -> None:
         p.add_argument(
             "paths", nargs="+", metavar="PATH", help="scenario files or directories (searched for *.scenario.yaml)"
@@ -123,16 +135,8 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="PATH",
         help="also write the results as JSON, for `merge-reports` to join the shards of a run",
     )
-    run.add_argument(
-        "--os-cloud",
-        metavar="NAME",
-        default=os.environ.get("OS_CLOUD"),
-        help="take OS_* variables (env.OS_AUTH_URL, ...) from this clouds.yaml entry (default: $OS_CLOUD)",
-    )
+    connection(run)
     run.add_argument("--fail-fast", action="store_true", help="stop starting scenarios after the first failure")
-    run.add_argument("--timeout", type=_positive, metavar="S", help="default request timeout in seconds (default 30)")
-    run.add_argument("--insecure", action="store_true", help="do not verify TLS certificates")
-    run.add_argument("--cacert", metavar="FILE", help="verify TLS with this CA bundle")
     run.add_argument("--jobs", type=int, default=1, metavar="N", help="run N scenarios at once (default 1)")
     run.add_argument("--shard", metavar="K/N", help="run only the K-th of N deterministic parts of the scenarios")
     run.add_argument("-v", "--verbose", action="count", default=0, help="show every exchange")
@@ -170,15 +174,7 @@ def build_parser() -> argparse.ArgumentParser:
         default="reports/load.xml",
         help="JUnit XML, a testcase per threshold (default: reports/load.xml); '' to skip",
     )
-    load.add_argument(
-        "--os-cloud",
-        metavar="NAME",
-        default=os.environ.get("OS_CLOUD"),
-        help="take OS_* variables from this clouds.yaml entry (default: $OS_CLOUD)",
-    )
-    load.add_argument("--timeout", type=_positive, metavar="S", help="default request timeout in seconds (default 30)")
-    load.add_argument("--insecure", action="store_true", help="do not verify TLS certificates")
-    load.add_argument("--cacert", metavar="FILE", help="verify TLS with this CA bundle")
+    connection(load)
 
     val = sub.add_parser(
         "validate",

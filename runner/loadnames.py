@@ -8,6 +8,7 @@ here, from the compiled scenario alone (runner/loader.py builds it, then asks th
 from __future__ import annotations
 
 import difflib
+import functools
 import re
 from collections.abc import Sequence
 from pathlib import Path
@@ -179,7 +180,7 @@ def check_capture_order(scenario: Scenario, elsewhere: set[str]) -> None:
         if step.loop is not None and step.loop.items is not None:
             templates += step.loop.items.templates()
         for template in templates:
-            guarded = _guarded_names(template)
+            guarded = _guarded_names(template.source)
             for name in sorted(template.names - guarded):
                 resolved = step.aliases.get(name, name)
                 where = first.get(resolved)
@@ -201,18 +202,19 @@ def check_capture_order(scenario: Scenario, elsewhere: set[str]) -> None:
                 )
 
 
-def _guarded_names(template: Template) -> set[str]:
+@functools.lru_cache(maxsize=4096)  # the same texts recur in every file of a large run
+def _guarded_names(source: str) -> frozenset[str]:
     """Names a template reads as maybe missing: under `| default(...)`, or tested `is defined`."""
-    if "default" not in template.source and "defined" not in template.source and "| d" not in template.source:
-        return set()
-    ast = ENV.parse(template.source)
+    if "default" not in source and "defined" not in source and "| d" not in source:
+        return frozenset()
+    ast = ENV.parse(source)
     guarded: set[str] = set()
     for node in ast.find_all((nodes.Filter, nodes.Test)):
         if node.name in ("default", "d", "defined", "undefined") and node.node is not None:
             guarded.update(n.name for n in node.node.find_all(nodes.Name))
             if isinstance(node.node, nodes.Name):
                 guarded.add(node.node.name)
-    return guarded
+    return frozenset(guarded)
 
 
 def _history_error(name: str, before: list[str], template: Template, offset: int) -> ScenarioFormatError:

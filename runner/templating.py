@@ -689,27 +689,30 @@ def history_references(template: Template) -> tuple[list[tuple[str, int]], bool]
     return found, uses > consumed
 
 
+class _KeyedMapping(dict[Any, Any]):
+    """A compiled mapping with at least one templated key: known when it is compiled, so rendering
+    the other mappings (most of them) costs no look at their keys."""
+
+
+def _render_keyed(value: _KeyedMapping, context: Mapping[str, Any]) -> dict[Any, Any]:
+    rendered: dict[Any, Any] = {}
+    written: dict[Any, Any] = {}  # rendered key -> the key as written
+    for k, v in value.items():
+        key = k.render_key(context) if isinstance(k, KeyTemplate) else k
+        if key in rendered:
+            raise (k if isinstance(k, KeyTemplate) else written[key]).clash(key)
+        written[key] = k
+        rendered[key] = _render_tree(v, context)
+    return rendered
+
+
 def _render_tree(value: Any, context: Mapping[str, Any]) -> Any:
     if isinstance(value, Template):
         return value.render(context)
+    if type(value) is _KeyedMapping:
+        return _render_keyed(value, context)
     if isinstance(value, dict):
-        if not any(isinstance(k, KeyTemplate) for k in value):
-            return {k: _render_tree(v, context) for k, v in value.items()}
-        keys = [k.render_key(context) if isinstance(k, KeyTemplate) else k for k in value]
-        if len(set(keys)) < len(keys):
-            seen: set[str] = set()
-            for k, key in zip(value, keys, strict=True):
-                if key in seen:
-                    template = (
-                        k
-                        if isinstance(k, KeyTemplate)
-                        else next(
-                            t for t, r in zip(value, keys, strict=True) if r == key and isinstance(t, KeyTemplate)
-                        )
-                    )
-                    raise template.clash(key)
-                seen.add(key)
-        return {key: _render_tree(v, context) for key, v in zip(keys, value.values(), strict=True)}
+        return {k: _render_tree(v, context) for k, v in value.items()}
     if isinstance(value, list):
         return [_render_tree(v, context) for v in value]
     return value
@@ -751,7 +754,7 @@ def _compile_tree(value: Any, loc: Location, flag: list[bool]) -> Any:
                 flag[0] = True
                 key = KeyTemplate(key, key_locs.get(k, loc))
             tree[key] = _compile_tree(v, value_locs.get(k, loc), flag)
-        return tree
+        return _KeyedMapping(tree) if any(isinstance(k, KeyTemplate) for k in tree) else tree
     if isinstance(value, list):
         item_locs = getattr(value, "item_locs", [])
         return [_compile_tree(v, item_locs[i] if i < len(item_locs) else loc, flag) for i, v in enumerate(value)]
