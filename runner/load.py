@@ -20,8 +20,10 @@ run's Stop: every running step is stopped, `finally` steps run, the users end, r
 
 from __future__ import annotations
 
+import copy
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, TextIO
 
@@ -31,6 +33,8 @@ from locust.env import Environment
 from locust.exception import StopUser
 
 from .errors import relative_display
+from .http import Session
+from .redact import ScopedRedactor
 from .results import Failure, Outcome, RunResult, ScenarioResult, StepResult
 from .thresholds import Figures, LoadOptions, Verdict, judge
 
@@ -72,31 +76,43 @@ class _Driver:
         self.internal_errors: list[str] = []
         self.users = 0
 
-    def report(self, _result: ScenarioResult, step: StepResult) -> None:
-        """A step as a Locust request: only steps that sent one (not skipped, not a failed template)."""
+    def report(self, step: StepResult, mask: Callable[[str], str]) -> None:
+        """A step as a Locust request: only steps that sent one (not skipped, not a failed template).
+        Its texts masked with the secrets of its run of the scenario, which are forgotten after it."""
         if step.outcome is Outcome.SKIPPED or not step.method:
             return
         exception: Exception | None = None
         if step.outcome is Outcome.FAILED:
             first = step.failures[0] if step.failures else None
-            exception = AssertionError(first.message if first else "failed")
+            exception = AssertionError(mask(first.message) if first else "failed")
         elif step.outcome is Outcome.ERROR:
-            exception = RuntimeError(step.error or "error")
+            exception = RuntimeError(mask(step.error or "error"))
         self.env.events.request.fire(  # type: ignore[no-untyped-call]
             request_type=step.method,
-            name=step.title,
+            name=mask(step.title),
             response_time=step.duration * 1000.0,
             response_length=0,
             exception=exception,
             context={},
         )
 
-    def iterate(self, index: int) -> None:
-        """One scenario, run by the engine; an interruption or a scenario that cannot run ends the user."""
+    def iterate(self, index: int, session: Session) -> None:
+        """One scenario, run by the engine; an interruption or a scenario that cannot run ends the user.
+
+        The user's HTTP session is kept from one run to the next (its connections; cookies are not);
+        the secrets a run learns are masked in what it reports and forgotten after it (a fresh token
+        per login must not grow the run's masker for as long as the test lasts); the run's result
+        is not kept, only what Locust counts."""
         scenario = self.scenarios[index % len(self.scenarios)]
         result = ScenarioResult(scenario.name, relative_display(scenario.path))
+        engine = copy.copy(self.engine)  # shares the run's fixtures, options and services
+        engine.redactor = ScopedRedactor(self.engine.redactor)
+        mask = engine.redactor.mask
+        session.next_run()
         try:
-            self.engine.run(scenario, result, on_step=self.report, stop=self.stop)
+            engine.run(
+                scenario, result, on_step=lambda _r, step: self.report(step, mask), stop=self.stop, session=session
+            )
         except Exception as exc:  # a bug of ours: the scenario's cleanup has run
             self.internal_errors.append(f"{type(exc).__name__}: {exc}")
             raise StopUser() from None
@@ -120,10 +136,14 @@ class ScenarioUser(locust.User):
     def on_start(self) -> None:
         self.driver.users += 1
         self.index = self.driver.users - 1  # users start at different scenarios: a mix from the start
+        self.session = Session(self.driver.engine.services.proxies)
+
+    def on_stop(self) -> None:
+        self.session.close()
 
     @locust.task
     def scenario(self) -> None:
-        self.driver.iterate(self.index)
+        self.driver.iterate(self.index, self.session)
         self.index += 1
 
 

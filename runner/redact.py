@@ -503,3 +503,46 @@ class ScrubbedStream:
             os.close(devnull)
         except (OSError, ValueError, AttributeError):
             pass
+
+
+class ScopedRedactor(Redactor):
+    """The masker of one run of a scenario inside a longer one (a load test's iteration): it masks
+    with the run's secrets and its own, and learns into its own only, so that what it learned goes
+    when it goes. A load test logging in at each iteration learns a fresh token each time: kept in
+    the run's masker, they would grow it for as long as the test lasts. What leaves the scope (a
+    failure message) must be masked by it before it does."""
+
+    def __init__(self, run: Redactor):
+        super().__init__()
+        self.run = run
+
+    def add(self, value: Any) -> None:
+        if isinstance(value, str) and value in self.run._learned:
+            return
+        super().add(value)
+
+    def learn_sent(self, url: str, headers: Mapping[str, Any], body: bytes | None) -> None:
+        super().learn_sent(url, headers, body)
+        if not self._blocks and self.run._blocks:  # the run's secrets, percent-encoded as sent
+            self._learn_encoded(url, _percent_decode)
+            if body and len(body) <= LEARN_LIMIT and (b"%" in body or b"+" in body):
+                self._learn_encoded(body.decode("latin-1"), _percent_decode)
+
+    def learn_received(self, headers: Mapping[str, Any], body: bytes) -> None:
+        super().learn_received(headers, body)
+        if not self._blocks and self.run._blocks and body and b"\\" in body and len(body) <= LEARN_LIMIT:
+            self._learn_encoded(body.decode("utf-8", "replace"), _json_unescape)
+
+    def _spans(self, text: str) -> list[tuple[int, int]]:
+        return self.run._spans(text) + super()._spans(text)
+
+    def mask(self, text: str) -> str:
+        if not self._blocks:
+            return self.run.mask(text)
+        return super().mask(text)  # with the spans of both
+
+    def __contains__(self, value: str) -> bool:
+        return value in self._forms or value in self.run
+
+    def __len__(self) -> int:
+        return len(self._forms) + len(self.run)

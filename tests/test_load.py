@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 from conftest import child_env, wait_for_request
+from server import PASSWORD
 from test_fixtures import LOGIN, logins, logouts, whoami
 
 pytestmark = pytest.mark.usefixtures("watchdog")
@@ -262,3 +263,51 @@ def test_a_second_signal_abandons_the_cleanups_and_says_so(sr, server):
     assert time.monotonic() - started < 3  # not the 5 s the server takes to answer the cleanups
     assert "2 error(s) in finally: Slow tidy, e.g.: interrupted again: cleanup abandoned" in out
     assert (sr.dir / "load.xml").exists()
+
+
+def test_a_user_keeps_its_connection_but_not_its_cookies_between_runs(sr, server):
+    sr.write(
+        "cookie.scenario.yaml",
+        """
+        name: Cookie
+        steps:
+          - name: Before the cookie
+            request: {url: "{{ env.BASE }}/echo/before"}
+          - name: Set a cookie
+            request: {url: "{{ env.BASE }}/cookie?value=c-{{ uuid() }}"}
+          - name: After the cookie
+            request: {url: "{{ env.BASE }}/echo/after"}
+        """,
+    )
+    proc = load(sr.dir, server.url, "--users", "1", "--duration", "1")
+
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    befores = [r for r in server.state.requests if r["path"] == "/echo/before"]
+    afters = [r for r in server.state.requests if r["path"] == "/echo/after"]
+    assert len(befores) > 3
+    assert not any("Cookie" in r["headers"] for r in befores)  # each run of the scenario starts without
+    assert all("session=c-" in r["headers"].get("Cookie", "") for r in afters)  # ...and has its own
+    assert len({r["client_port"] for r in server.state.requests}) < len(befores)  # connections kept
+
+
+def test_a_token_learned_in_one_run_is_masked_in_its_error_messages(sr, server):
+    sr.write(
+        "token.scenario.yaml",
+        """
+        name: Token
+        steps:
+          - name: Log in
+            request: {method: POST, url: "{{ env.BASE }}/login", json: {user: admin, password: "THE-PASSWORD"}}
+            capture: {token: "{{ response.headers['X-Subject-Token'] }}"}
+          - name: Who am I
+            request: {url: "{{ env.BASE }}/whoami", headers: {X-Auth-Token: "{{ token }}"}}
+            expect: {json: {user: "{{ token }}"}}
+        """.replace("THE-PASSWORD", PASSWORD),
+    )
+    proc = load(sr.dir, server.url, "--users", "2", "--duration", "1")
+
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    tokens = [r["headers"]["X-Auth-Token"] for r in server.state.requests if r["path"] == "/whoami"]
+    assert len(set(tokens)) > 2  # a fresh token each run, each learned by that run only
+    assert "error(s) in Who am I, e.g.:" in proc.stdout and "***" in proc.stdout
+    assert not any(token in proc.stdout + proc.stderr for token in tokens)
