@@ -38,7 +38,10 @@ def delete_images(token: str, fragment: str) -> list[str]:
     return [image.get("name") or "" for image in found]
 
 
-def test_the_tutorial_under_load_passes_its_thresholds_and_leaves_no_image(workspace: Path, admin_token: str) -> None:
+def test_the_tutorial_under_load_passes_its_thresholds_and_leaves_no_image(
+    workspace: Path,  # noqa: F811 - test_openstack's fixtures
+    admin_token: str,  # noqa: F811
+) -> None:
     run_id = "l" + uuid.uuid4().hex[:8]
     command = [
         sys.executable, "-m", "runner", "load", LIFECYCLE, "--users", "3", "--duration", "20",
