@@ -67,6 +67,14 @@ class LoadResult:
         return all(v.passed for v in self.verdicts) and self.run.passed and not self.skipped and not self.problems
 
 
+class StepFailed(Exception):
+    """A step that failed or errored, as Locust's failure: Locust shows repr() in its distributed
+    statistics and its CSV and HTML reports; the message alone reads the same everywhere."""
+
+    def __repr__(self) -> str:
+        return str(self)
+
+
 class _Driver:
     """What the users share: the engine, the scenarios, the run's Stop, what went wrong."""
 
@@ -90,9 +98,9 @@ class _Driver:
         exception: Exception | None = None
         if step.outcome is Outcome.FAILED:
             first = step.failures[0] if step.failures else None
-            exception = AssertionError(mask(first.message) if first else "failed")
+            exception = StepFailed(mask(first.message) if first else "failed")
         elif step.outcome is Outcome.ERROR:
-            exception = RuntimeError(mask(step.error or "error"))
+            exception = StepFailed(mask(step.error or "error"))
         self.requests += 1
         self.errors += exception is not None
         self.env.events.request.fire(  # type: ignore[no-untyped-call]

@@ -447,3 +447,38 @@ def test_a_master_without_its_workers_fails_in_time_and_sends_nothing(sr, server
     assert server.state.requests == []
     suite = ET.parse(sr.dir / "load.xml").getroot().find("testsuite[@name='load workers']")
     assert suite is not None and suite.get("failures") == "1"
+
+
+HANG = """
+name: Hang
+steps:
+  - name: Hang
+    request: {url: "{{ env.BASE }}/fault/hang?seconds=5", timeout: 20}
+finally:
+  - name: Tidy
+    request: {method: DELETE, url: "{{ env.BASE }}/echo/tidy"}
+"""
+
+
+def test_a_signal_to_the_master_stops_the_workers_users_runs_their_finally_and_writes_the_report(sr, server):
+    sr.write("hang.scenario.yaml", HANG)
+    port = str(free_port())
+    master = start(sr.dir, server.url, "--master", "--master-bind-host", "127.0.0.1", "--master-port", port,
+                   "--users", "2", "--duration", "60", "--junit", "load.xml")  # fmt: skip
+    worker = start(sr.dir, server.url, "--worker", "--master-host", "127.0.0.1", "--master-port", port)
+    hangs = lambda: sum(1 for r in list(server.state.requests) if r["path"] == "/fault/hang")  # noqa: E731
+    wait_for_request(server, worker, lambda r: hangs() >= 2)
+    started = time.monotonic()
+    master.send_signal(signal.SIGINT)
+    out, err = master.communicate(timeout=30)
+    worker_out, worker_err = worker.communicate(timeout=30)
+
+    assert master.returncode == 130, out + err
+    assert time.monotonic() - started < 5  # not the 5 s the server hangs, nor the 60 s of --duration
+    tidies = [r for r in server.state.requests if r["method"] == "DELETE"]
+    assert len(tidies) == hangs() == 2  # each user's `finally` ran, on the worker
+    assert "interrupted after" in out and "1 worker(s): 4 request(s)" in out
+    assert "2 error(s) in Hang, e.g.: interrupted (Ctrl-C or SIGINT)\n" in out
+    assert cases(sr.dir / "load.xml") == {"error_rate <= 0%": "failed"}  # the stopped steps are errors
+    assert worker.returncode == 130, worker_out + worker_err
+    assert "worker: 4 request(s), 2 error(s)" in worker_out  # the 2 hangs stopped; the tidies passed
