@@ -67,6 +67,29 @@ _SECRET_KEY_IN_JSON = re.compile(
     rb'"[^"\\]{0,48}(pass|secret|token|api_?key|credential|private|bearer|jwt|session_?id|signature)[^"\\]{0,48}"\s*:',
     re.I,
 )
+# What _secret_key_in looks for: the words of _SECRET_KEY_IN_JSON, then the rest of a key around them.
+_SECRET_WORDS = (b"pass", b"secret", b"token", b"apikey", b"api_key", b"credential", b"private", b"bearer", b"jwt",
+                 b"sessionid", b"session_id", b"signature")  # fmt: skip
+_KEY_REST = re.compile(rb'[^"\\]{0,48}"\s*:')
+
+
+def _secret_key_in(body: bytes) -> bool:
+    """What `_SECRET_KEY_IN_JSON.search(body)` says, faster: each word is found by a substring search
+    (in C), and only its occurrences are checked for being inside a key. The regex tries its
+    alternatives at every `"` of the body, ~70 µs per KiB of a list of images (where `private` is a
+    value, never a key), a tenth of a loopback request's cost."""
+    lowered = body.lower()  # ASCII only, as re.I on a bytes pattern
+    for word in _SECRET_WORDS:
+        at = lowered.find(word)
+        while at >= 0:
+            end = at + len(word)
+            start = lowered.rfind(b'"', max(0, at - 49), at)  # the key's opening quote, <= 48 before
+            if start >= 0 and b"\\" not in lowered[start:at] and _KEY_REST.match(lowered, end):
+                return True
+            at = lowered.find(word, end)
+    return False
+
+
 _PERCENT = re.compile(r"%[0-9A-Fa-f]{2}")
 
 
@@ -247,7 +270,7 @@ class Redactor:
 
     def add_from_json_body(self, body: bytes) -> None:
         """A response or request body: walked only when a key in it looks like a secret's name."""
-        if not body or not _SECRET_KEY_IN_JSON.search(body):
+        if not body or not _secret_key_in(body):
             return
         try:
             self.add_from_json(json.loads(body))
