@@ -434,6 +434,8 @@ def _json_unescape(text: str) -> tuple[str, list[int]]:
 def _percent_decode(text: str) -> tuple[str, list[int]]:
     """`text` with %XX sequences (UTF-8) and `+` decoded, and for each decoded character (and the
     end) the index in `text` where it starts, so a span found in the decoded text maps back."""
+    if "%" not in text and "+" not in text:  # most URLs: nothing to decode (learn_sent asks at every step)
+        return text, list(range(len(text) + 1))
     decoded: list[str] = []
     origin: list[int] = []
     at = 0
