@@ -482,3 +482,24 @@ def test_a_signal_to_the_master_stops_the_workers_users_runs_their_finally_and_w
     assert cases(sr.dir / "load.xml") == {"error_rate <= 0%": "failed"}  # the stopped steps are errors
     assert worker.returncode == 130, worker_out + worker_err
     assert "worker: 4 request(s), 2 error(s)" in worker_out  # the 2 hangs stopped; the tidies passed
+
+
+def test_a_fixture_that_fails_on_a_worker_fails_the_masters_run(sr, server):
+    sr.write("common/login.yaml", LOGIN.replace('"{{ secret }}"', '"wrong"'))
+    sr.write("s/who.scenario.yaml", whoami("Who"))
+    port = str(free_port())
+    master = start(sr.dir, server.url, "--master", "--master-bind-host", "127.0.0.1", "--master-port", port,
+                   "--users", "2", "--duration", "2", "--junit", "load.xml",
+                   "--threshold", "error_rate < 1%")  # fmt: skip
+    worker = start(sr.dir, server.url, "--worker", "--master-host", "127.0.0.1", "--master-port", port)
+    out, err = master.communicate(timeout=60)
+    worker_out, worker_err = worker.communicate(timeout=30)
+
+    assert master.returncode == 1, out + err
+    assert worker.returncode == 1, worker_out + worker_err
+    assert len(logins(server)) == 1 and len(server.state.requests) == 1  # one failed login, on the worker; no load
+    assert "worker 1: fixture: ../common/login.yaml: Log in: status: expected 201, got 401" in out
+    assert "not run: Who: skipped: fixture '../common/login.yaml' failed" in out and "(worker 1)" in out
+    assert "fixture: ../common/login.yaml: Log in: status: expected 201, got 401" in worker_out
+    suite = ET.parse(sr.dir / "load.xml").getroot().find("testsuite[@name='load workers']")
+    assert suite is not None and suite.get("failures") == "1"
