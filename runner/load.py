@@ -264,10 +264,36 @@ def _run_worker(driver: _Driver, options: LoadOptions) -> LoadResult:
     from locust.rpc import Message
 
     env, stop, engine = driver.env, driver.stop, driver.engine
-    runner = env.create_worker_runner(options.master_host, options.port)
+    started = time.monotonic()
+
+    # Connecting (Locust retries for 5 minutes) in a greenlet of its own, so that a signal ends the wait.
+    def connect() -> Any:  # the runner, or what stopped it (gevent would print a greenlet's exception)
+        try:
+            return env.create_worker_runner(options.master_host, options.port)
+        except Exception as exc:
+            return exc
+
+    connecting = gevent.spawn(connect)
+    while not connecting.dead and not stop.pulls:
+        gevent.sleep(0.1)
+    failed = connecting.value if connecting.dead and isinstance(connecting.value, Exception) else None
+    if stop.pulls or failed is not None:
+        connecting.kill()
+        where = f"{options.master_host}:{options.port}"
+        if failed is None:
+            problem = f"interrupted while connecting to the master at {where}"
+        elif isinstance(failed, ConnectionError):
+            problem = f"--master-host {where}: no master answered within {time.monotonic() - started:.0f} s"
+        else:  # a bug of ours, or Locust's
+            problem = f"connecting to the master at {where}: {type(failed).__name__}: {failed}"
+        run = RunResult()
+        run.interrupted = stop.pulls > 0
+        empty = Figures(0, 0, 0, 0, 0, 0, 0, 0, 0)
+        elapsed = time.monotonic() - started
+        return LoadResult(empty, {}, [], 0, elapsed, run.interrupted, [], {}, run, "worker", [problem])
+    runner = connecting.value
     finished: list[RunResult] = []
     finishing: list[bool] = []
-    started = time.monotonic()
 
     def finish(**_: Any) -> None:
         if finishing:
@@ -474,6 +500,8 @@ def summary(result: LoadResult, out: TextIO, reports: list[str]) -> None:
             f"worker: {result.total.requests} request(s), {result.total.errors} error(s), {result.iterations} "
             f"scenario run(s) {ended} {result.elapsed:.1f}s (the master judges the thresholds)\n"
         )
+        for problem in result.problems:
+            out.write(f"  {problem}\n")
         _notes(result, out, reports)
         return
     rows = [(name, f) for name, f in result.steps.items()]

@@ -503,3 +503,18 @@ def test_a_fixture_that_fails_on_a_worker_fails_the_masters_run(sr, server):
     assert "fixture: ../common/login.yaml: Log in: status: expected 201, got 401" in worker_out
     suite = ET.parse(sr.dir / "load.xml").getroot().find("testsuite[@name='load workers']")
     assert suite is not None and suite.get("failures") == "1"
+
+
+def test_a_worker_waiting_for_its_master_stops_on_a_signal(sr, server):
+    sr.write("echo.scenario.yaml", ECHO)
+    worker = start(sr.dir, server.url, "--worker", "--master-host", "127.0.0.1", "--master-port", str(free_port()))
+    time.sleep(2)  # connecting: Locust retries for 5 minutes
+    started = time.monotonic()
+    worker.send_signal(signal.SIGINT)
+    out, err = worker.communicate(timeout=30)
+
+    assert worker.returncode == 130, out + err
+    assert time.monotonic() - started < 10
+    assert "interrupted while connecting to the master at 127.0.0.1:" in out
+    assert "Traceback" not in err
+    assert server.state.requests == []
