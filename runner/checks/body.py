@@ -1,135 +1,78 @@
-"""Check kinds as units: each is its key, its compilation (at load time), its templates and its run.
-
-One registry (`EXPECT_KINDS` for keys of `expect`, `BODY_KINDS` for keys of `expect.body`, and
-`compile_header` for the predicate form of a header) maps what a scenario writes to a kind; the
-loader asks it, the engine runs what it compiled. Today the new kinds live here (`where`, header and
-body predicates, response bytes); the older checks (status, headers as text, json, schema, body text,
-assert) are still the functions of runner/checks/__init__.py.
-"""
+"""`expect.body`: the body's text (contains, not_contains, regex, equals; starts_with, ends_with,
+matches as predicates), its size, and its bytes (file, md5, sha256, sha512: compared and hashed as it
+streams in, so a body of any size costs no memory)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import re
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from ..errors import Location, ScenarioFormatError
 from ..files import ALGORITHMS
 from ..http import Response
-from ..model import BodyStream
+from ..model import BodyStream, CheckUse
 from ..results import Failure
 from ..templating import Compiled, compile_value, is_template
 from ..yamlsource import LocDict
+from .base import Compiling, Context, Kind, Order
 from .common import render, short
-from .predicates import PREDICATES, PredicateMap, compile_map
+from .predicates import PredicateMap, compile_map, compile_regex
 
-Context = Mapping[str, Any]
-Resolve = Callable[[str, Location], Path]  # a literal path, resolved (and recorded) by the file policy
-
-
-@dataclass
-class PathCheck:
-    path: str
-    expression: Any  # a compiled JMESPath expression
-    predicates: PredicateMap
+TEXT_KEYS = ("contains", "not_contains", "regex", "equals")  # templates, compared with the text
+PREDICATE_KEYS = ("starts_with", "ends_with", "matches")  # predicates on the text
+BYTES_KEYS = ("file", *ALGORITHMS)  # every byte of the body, streamed
+KEYS = (*TEXT_KEYS, *PREDICATE_KEYS, "size", *BYTES_KEYS)  # every key of `expect.body`
 
 
 @dataclass
-class WhereCheck:
-    """`expect.where`: predicates on values of the JSON body at JMESPath paths."""
+class BodyText:
+    """contains / not_contains / regex / equals, each a template (or a list of them for the first two)."""
 
     loc: Location
-    paths: list[PathCheck] = field(default_factory=list)
+    kinds: dict[str, Compiled]
+    order = Order.BODY
     stream: BodyStream | None = None
 
     def compiled(self) -> list[Compiled]:
-        return [c for p in self.paths for c in p.predicates.compiled()]
+        return list(self.kinds.values())
 
     def run(self, response: Response, context: Context) -> list[Failure]:
-        body, error = response.json_or_error()
-        if error:
-            return [Failure(f"where: {error}", str(self.loc))]
+        where = str(self.loc)
+        text = response.text
         failures = []
-        for check in self.paths:
-            failures.extend(check.predicates.run_on(check.expression.search(body), context))
+        for kind, compiled in self.kinds.items():
+            wanted, failure = render(compiled, context, where)
+            if failure:
+                failures.append(failure)
+                continue
+            items = wanted if isinstance(wanted, list) else [wanted]
+            for item in items:
+                item = str(item)
+                if kind == "contains" and item not in text:
+                    failures.append(Failure(f"body: does not contain {item!r}", where, item, short(text)))
+                elif kind == "not_contains" and item in text:
+                    failures.append(Failure(f"body: contains {item!r}, which it must not", where))
+                elif kind == "regex":
+                    try:
+                        found = re.search(item, text)
+                    except re.error as exc:  # a templated pattern is only known now (literal ones at load time)
+                        failures.append(Failure(f"body: invalid regular expression /{item}/: {exc}", where, error=True))
+                        continue
+                    if not found:
+                        failures.append(Failure(f"body: does not match /{item}/", where, f"/{item}/", short(text)))
+                elif kind == "equals" and item != text:
+                    failures.append(Failure("body: not equal to the expected text", where, short(item), short(text)))
         return failures
-
-
-def compile_where(data: Any, loc: Location, resolve: Resolve) -> WhereCheck:
-    import jmespath
-    from jmespath.exceptions import JMESPathError
-
-    check = WhereCheck(loc)
-    for path, predicates in data.items():
-        key_loc = data.key_loc(path) if isinstance(data, LocDict) else loc
-        if is_template(str(path)):
-            raise ScenarioFormatError(
-                f"where: the path {path!r} is a template; paths are JMESPath, written literally",
-                key_loc,
-                'put the variable in the predicate instead: "images[].id": {includes: "{{ image_id }}"}',
-            )
-        try:
-            expression = jmespath.compile(str(path))
-        except JMESPathError as exc:
-            message = getattr(exc, "msg", None) or str(exc).splitlines()[0]
-            position = getattr(exc, "lex_position", None)
-            where = key_loc.within(str(path), position) if isinstance(position, int) else key_loc
-            at = f" at character {position + 1}" if isinstance(position, int) else ""
-            raise ScenarioFormatError(
-                f"where: invalid JMESPath {path!r}{at}: {message}",
-                where,
-                "paths are JMESPath (https://jmespath.org): images[0].id, images[].id, "
-                "images[?status=='active'] | length(@); quote names with dashes: \"x-y\".z",
-            ) from None
-        value_loc = data.value_loc(path) if isinstance(data, LocDict) else loc
-        pmap = compile_map(predicates, value_loc, f"json {path}")
-        check.paths.append(PathCheck(str(path), expression, pmap))
-    return check
-
-
-# --- headers --------------------------------------------------------------------------------------
-
-HEADER_PREDICATES = tuple(p for p in PREDICATES if p not in ("includes", "type"))
-
-
-@dataclass
-class HeaderCheck:
-    """Predicates on one header's value (a text; numeric comparisons read it as a number)."""
-
-    name: str
-    predicates: PredicateMap
-    stream: BodyStream | None = None
-
-    def compiled(self) -> list[Compiled]:
-        return self.predicates.compiled()
-
-    def run(self, response: Response, context: Context) -> list[Failure]:
-        return self.predicates.run_on(response.headers.get(self.name), context)
-
-
-def compile_header(name: str, data: LocDict, loc: Location) -> HeaderCheck | None:
-    """The predicates of a header's mapping form (`regex` and `absent` keep their own check)."""
-    rest = LocDict({k: v for k, v in data.items() if k not in ("regex", "absent")})
-    if not rest:
-        return None
-    rest.loc = data.loc
-    rest.key_locs = {k: data.key_loc(k) for k in rest}
-    rest.value_locs = {k: data.value_loc(k) for k in rest}
-    return HeaderCheck(name, compile_map(rest, loc, f"header {name}", text=True, allowed=HEADER_PREDICATES))
-
-
-# --- the body: predicates on its text and size, and its bytes ------------------------------------
-
-BODY_TEXT_PREDICATES = ("starts_with", "ends_with", "matches")
 
 
 @dataclass
 class BodyTextCheck:
-    """`expect.body` starts_with / ends_with / matches on the text, `size` on the bytes received."""
+    """starts_with / ends_with / matches on the text, `size` on the bytes received."""
 
     text: PredicateMap | None
     size: PredicateMap | None
+    order = Order.BODY_PREDICATES
     stream: BodyStream | None = None
 
     def compiled(self) -> list[Compiled]:
@@ -146,13 +89,14 @@ class BodyTextCheck:
 
 @dataclass
 class BodyBytesCheck:
-    """`expect.body` file / md5 / sha256 / sha512: every byte of the body, compared and hashed as it
-    streams in (runner/files.py BodyTap), so a body of any size costs no memory."""
+    """file / md5 / sha256 / sha512: every byte of the body, compared and hashed as it streams in
+    (runner/files.py BodyTap)."""
 
     loc: Location
     file: Compiled | None = None
     file_loc: Location | None = None
     digests: dict[str, tuple[Compiled, Location]] = field(default_factory=dict)
+    order = Order.BODY_BYTES
     stream: BodyStream | None = None
 
     def compiled(self) -> list[Compiled]:
@@ -197,14 +141,17 @@ def _hex(data: bytes) -> str:
     return " ".join(f"{b:02x}" for b in data)
 
 
-def compile_body(body: LocDict, loc: Location, resolve: Resolve) -> list[Any]:
-    """The checks of `expect.body` beyond contains / not_contains / regex / equals."""
-    found: list[Any] = []
-    text_keys = [k for k in BODY_TEXT_PREDICATES if k in body]
+def compile_body(body: Any, loc: Location, at: Compiling) -> list[CheckUse]:
+    found: list[CheckUse] = []
+    if "regex" in body:
+        compile_regex(body["regex"], body.value_loc("regex"))
+    kinds = {k: at.compile(v, body.value_loc(k)) for k, v in body.items() if k in TEXT_KEYS}
+    if kinds:
+        found.append(BodyText(loc, kinds))
+    text_keys = [k for k in PREDICATE_KEYS if k in body]
     text = None
     if text_keys:
-        sub = _sub(body, text_keys)
-        text = compile_map(sub, loc, "body", text=True)
+        text = compile_map(_sub(body, text_keys), loc, "body", text=True)
     size = None
     if "size" in body:
         raw = body["size"]
@@ -224,7 +171,7 @@ def compile_body(body: LocDict, loc: Location, resolve: Resolve) -> list[Any]:
                 f"body file: expected a path, got {short(raw)}", check.file_loc, "write body: {file: expected.bin}"
             )
         if not is_template(raw):
-            resolve(raw, check.file_loc)  # missing or outside the allowed roots: refused now
+            at.resolve(raw, check.file_loc)  # missing or outside the allowed roots: refused now
         check.file = compile_value(raw, check.file_loc)
     for algorithm in ALGORITHMS:
         if algorithm in body:
@@ -257,5 +204,4 @@ def _sub(data: LocDict, keys: list[str]) -> LocDict:
     return sub
 
 
-BODY_KINDS = ("starts_with", "ends_with", "matches", "size", "file", *ALGORITHMS)
-EXPECT_KINDS: dict[str, Callable[[Any, Location, Resolve], Any]] = {"where": compile_where}
+KIND = Kind("body", compile_body)
