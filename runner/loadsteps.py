@@ -11,6 +11,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+from .bodies import BODIES
 from .checks import compile_expect
 from .checks.base import Compiling
 from .checks.headers import refuse_templated_name
@@ -38,7 +39,7 @@ from .yamllimits import MAX_DEPTH
 from .yamlsource import LocDict, LocList, load_yaml
 
 SCENARIO_SUFFIX = ".scenario.yaml"
-BODY_KINDS = ("json", "body", "file", "form")
+BODY_KINDS = tuple(BODIES)  # json, body, file, form: runner/bodies.py
 IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 

@@ -111,3 +111,12 @@ def test_the_failures_of_a_step_come_in_the_order_of_their_kinds(sr, server):
     assert None not in found, (order, lines)
     assert found == sorted(found), lines
     assert Order.STATUS < Order.HEADERS < Order.WHERE  # what the scenario above relies on
+
+
+def test_every_kind_of_request_body_is_a_key_of_request():
+    from runner.bodies import BODIES
+    from runner.loadsteps import BODY_KINDS
+
+    request = format_schema()["$defs"]["request"]["properties"]
+    assert set(BODIES) <= set(request)
+    assert BODY_KINDS == ("json", "body", "file", "form")  # the loader's "choose one of" names them in this order

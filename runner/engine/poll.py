@@ -41,7 +41,7 @@ def send_and_poll(
         number += 1
         response = send(session, request, max_body)
         if response.upload_digests:
-            services.digests.seed(request.file, response.upload_digests)  # type: ignore[arg-type]
+            services.digests.seed(request.body, response.upload_digests)  # the uploaded file's path
         local["response"] = response
         if poll is None:
             return response
