@@ -27,7 +27,7 @@ class AssertCheck:
 
     def run(self, response: Response, context: Context) -> list[Failure]:
         template = self.expression.value
-        where = str(template.loc)
+        where = template.loc
         value, failure = render(self.expression, context, where)
         if failure:
             return [failure]

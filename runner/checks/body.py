@@ -38,7 +38,7 @@ class BodyText:
         return list(self.kinds.values())
 
     def run(self, response: Response, context: Context) -> list[Failure]:
-        where = str(self.loc)
+        where = self.loc
         text = response.text
         failures = []
         for kind, compiled in self.kinds.items():
@@ -106,11 +106,11 @@ class BodyBytesCheck:
     def run(self, response: Response, context: Context) -> list[Failure]:
         tapped = response.tapped
         if tapped is None:  # the engine always taps when a stream is asked for: a bug if not
-            return [Failure("body: the response bytes were not streamed through the check", str(self.loc), error=True)]
+            return [Failure("body: the response bytes were not streamed through the check", self.loc, error=True)]
         failures = []
         if self.file is not None and tapped.compared is not None:
             shown = tapped.compared_as or str(tapped.compared)
-            where = str(self.file_loc or self.loc)
+            where = self.file_loc or self.loc
             if tapped.differs_at is not None:
                 detail = (
                     f"body: differs from file {shown!r} at byte {tapped.differs_at} "
@@ -120,7 +120,7 @@ class BodyBytesCheck:
                 actual = _hex(tapped.body_bytes) if tapped.body_bytes else "end of body"
                 failures.append(Failure(f"{detail}: file has {expected}, body has {actual}", where, expected, actual))
         for algorithm, (compiled, loc) in self.digests.items():
-            wanted, failure = render(compiled, context, str(loc))
+            wanted, failure = render(compiled, context, loc)
             if failure:
                 failures.append(failure)
                 continue
@@ -129,7 +129,7 @@ class BodyBytesCheck:
                 failures.append(
                     Failure(
                         f"body {algorithm}: expected {short(str(wanted))}, got {got!r} ({tapped.size} bytes)",
-                        str(loc),
+                        loc,
                         str(wanted),
                         got,
                     )

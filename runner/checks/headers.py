@@ -48,7 +48,7 @@ class HeaderExpectation:
 
     def run(self, response: Response, context: Context) -> list[Failure]:
         actual = response.headers.get(self.name)
-        where = str(self.loc)
+        where = self.loc
         if self.absent:
             if actual is not None:
                 return [Failure(f"header {self.name}: expected absent, got {actual!r}", where)]

@@ -26,7 +26,7 @@ class JsonCheck:
         return [self.expected]
 
     def run(self, response: Response, context: Context) -> list[Failure]:
-        where = str(self.loc)
+        where = self.loc
         body, error = response.json_or_error()
         if error:
             return [Failure(f"json: {error}", where)]

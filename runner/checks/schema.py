@@ -30,7 +30,7 @@ class SchemaRef:
         return []
 
     def run(self, response: Response, context: Context) -> list[Failure]:
-        where = str(self.loc)
+        where = self.loc
         body, error = response.json_or_error()
         if error:
             return [Failure(f"schema: {error}", where)]

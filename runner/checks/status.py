@@ -29,7 +29,7 @@ class StatusCheck:
         return [self.expected]
 
     def run(self, response: Response, context: Context) -> list[Failure]:
-        where = str(self.loc)
+        where = self.loc
         expected, failure = render(self.expected, context, where)
         if failure:
             return [failure]

@@ -35,7 +35,7 @@ class WhereCheck:
     def run(self, response: Response, context: Context) -> list[Failure]:
         body, error = response.json_or_error()
         if error:
-            return [Failure(f"where: {error}", str(self.loc))]
+            return [Failure(f"where: {error}", self.loc)]
         failures = []
         for check in self.paths:
             failures.extend(check.predicates.run_on(check.expression.search(body), context))
