@@ -81,7 +81,7 @@ class _Driver:
             first = step.failures[0] if step.failures else None
             exception = AssertionError(first.message if first else "failed")
         elif step.outcome is Outcome.ERROR:
-            exception = RuntimeError(step.error or "error")
+            exception = RuntimeError(str(step.error or "error"))
         self.env.events.request.fire(  # type: ignore[no-untyped-call]
             request_type=step.method,
             name=step.title,
@@ -211,7 +211,7 @@ def _thresholds_suite(verdicts: list[Verdict], scenarios: list[Scenario], elapse
     paths = sorted({relative_display(s.path) for s in scenarios})
     result = ScenarioResult(SUITE, ", ".join(paths), duration=elapsed)
     for verdict in verdicts:
-        step = StepResult(verdict.threshold.text, "", Outcome.PASSED if verdict.passed else Outcome.FAILED)
+        step = StepResult(verdict.threshold.text, None, Outcome.PASSED if verdict.passed else Outcome.FAILED)
         if not verdict.passed:
             step.failures.append(Failure(verdict.message))
         result.steps.append(step)
@@ -247,7 +247,11 @@ def summary(result: LoadResult, out: TextIO, reports: list[str]) -> None:
     for fixture in result.run.fixtures:
         for step in fixture.steps:
             if step.outcome in (Outcome.FAILED, Outcome.ERROR):
-                why = step.error or (step.failures[0].message if step.failures else step.outcome.value)
+                why = (
+                    str(step.error)
+                    if step.error
+                    else (step.failures[0].message if step.failures else step.outcome.value)
+                )
                 out.write(f"  {fixture.name}: {step.title}: {why}\n")
     for verdict in result.verdicts:
         out.write(f"{'PASS' if verdict.passed else 'FAIL'}  {verdict.message}\n")

@@ -134,7 +134,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         return
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")
     for fixture, step in failed:
-        message = step.error or "; ".join(f.message for f in step.failures) or step.outcome.value
+        message = str(step.error or "") or "; ".join(f.message for f in step.failures) or step.outcome.value
         line = runner_session.redactor.mask(f"{fixture.name}: {step.name} {step.outcome.value.upper()}: {message}")
         if reporter is not None:
             reporter.write_line(line, red=True)
@@ -234,7 +234,7 @@ class ScenarioItem(pytest.Item):
             if interrupted is None or not interrupted.interrupted:
                 return str(super().repr_failure(excinfo))
             result = interrupted
-            step = next((s for s in result.steps if s.error and s.error.startswith("interrupted")), None)
+            step = next((s for s in result.steps if s.error and s.error.message.startswith("interrupted")), None)
             where = step.title if step is not None else "between steps"
             lines.append(f"interrupted: {where} ({excinfo.typename}: {excinfo.value})")
         if result.name != self.name:  # a templated name, as rendered when it ran (the item id is as written)
@@ -251,11 +251,11 @@ class ScenarioItem(pytest.Item):
                 continue
             lines.append(f"{label:<7} {step.title}  {step.method} {step.url} -> {step.status}")
             if step.outcome in (Outcome.FAILED, Outcome.ERROR):
-                if step.error:  # template errors already start with their own location
-                    located = step.error.startswith(step.location.split(":")[0])
+                if step.error:  # a template error has its own location; a transport error the request's
+                    located = step.error.location is not None
                     lines.append(f"    {step.error}" if located else f"    {step.location}: {step.error}")
                 for failure in step.failures:
-                    lines.append(f"    {failure.location}: {failure.message}")
+                    lines.append(f"    {failure.location or ''}: {failure.message}")
                 if step.exchange:
                     lines.extend("      " + line for line in step.exchange.splitlines())
                 if step.curl:

@@ -204,14 +204,14 @@ def test_inputs_that_are_not_results_files(files, server):
     (files.dir / "cut.json").write_text(text[: len(lines[0]) + 1 + 100])  # the scenario's line cut short
     (files.dir / "short.json").write_text("\n".join(lines[:2]) + "\n")  # no end line
     (files.dir / "odd.json").write_text(text.replace('"outcome":"passed"', '"outcome":"maybe"', 1))
-    (files.dir / "new.json").write_text(text.replace('"version":1', '"version":99', 1))
+    (files.dir / "new.json").write_text(text.replace('"version":2', '"version":99', 1))
     (files.dir / "other.json").write_text('{"format": "something else"}\n')
     cases = {
         "j.xml": "j.xml: not a results file of scenario-runner (an XML or HTML report?)",
         "cut.json": "not a results file: invalid JSON: Unterminated string",  # at cut.json:2:COLUMN
         "short.json": "short.json:2:1: damaged results file: end: missing: the file was cut short",
         "odd.json": "odd.json:2:1: damaged results file: scenario.steps[0].outcome: 'maybe' is not an outcome",
-        "new.json": "new.json: results file version 99; this scenario-runner reads version 1",
+        "new.json": "new.json: results file version 99; this scenario-runner reads version 2",
         "other.json": "other.json: not a results file of scenario-runner",
         "nope.json": "nope.json: no such file",
         "sub": "sub: is a directory",

@@ -20,9 +20,10 @@ import server as srv
 import runner.cli
 import runner.session
 from runner import results
+from runner.errors import Location
 from runner.model import Step
 from runner.report import html, junit
-from runner.results import Attempt, Failure, Outcome, RunResult, ScenarioResult, Spool, StepResult
+from runner.results import Attempt, Failure, Outcome, Problem, RunResult, ScenarioResult, Spool, StepResult
 
 pytestmark = pytest.mark.usefixtures("watchdog")
 
@@ -214,9 +215,11 @@ def test_the_spool_gives_back_every_field():
     scenario = ScenarioResult("s <&> \"q\"", "dir/f.scenario.yaml", duration=1.25, interrupted=True,
                               skip_reason="why", kind="setup")  # fmt: skip
     scenario.steps = [
-        StepResult("a\nb", "f:1:2", Outcome.FAILED, 0.5, [Failure("m", "f:3:4", "e", "a", True)], "err",
+        StepResult("a\nb", Location("f", 1, 2), Outcome.FAILED, 0.5,
+                   [Failure("m", Location("f", 3, 4), "e", "a", True)], Problem("err", Location("g", 7, 8), "hint"),
                    None, "GET", "http://x/é", 404, "exchange\x00", "curl x", [Attempt(1, None, 0.1, "n")], True),
-        StepResult("c", "f:5:6", Outcome.SKIPPED, skip_reason="later"),
+        StepResult("c", Location("f", 5, 6), Outcome.SKIPPED, skip_reason="later", error=Problem("no place")),
+        StepResult("d", None, Outcome.FAILED, failures=[Failure("nowhere")]),
     ]  # fmt: skip
     spool = Spool()
     try:
@@ -298,7 +301,7 @@ def test_the_spool_masks_overlapping_secrets_as_one_and_holds_none_in_clear():
     redactor.add("abcdef0123456789")  # known when the scenario ended
     text = "token=abcdef0123456789XYZWVU987654 end"
     scenario = ScenarioResult("s", "f.scenario.yaml")
-    scenario.steps = [StepResult("step", "f:1:1", Outcome.FAILED, exchange=text)]
+    scenario.steps = [StepResult("step", Location("f", 1, 1), Outcome.FAILED, exchange=text)]
     run = results.RunResult(spool=Spool())
     try:
         run.add(scenario)

@@ -87,7 +87,7 @@ class ConsoleReport:
         pad = "        "
         lines = []
         if step.error:
-            lines.append(pad + self._paint(printable(step.error), "31"))
+            lines.append(pad + self._paint(printable(str(step.error)), "31"))
         for failure in step.failures:
             where = f"{failure.location}: " if failure.location else ""
             lines.append(pad + self._paint(printable(f"{where}{failure.message}"), "31"))

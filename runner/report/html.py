@@ -78,7 +78,7 @@ def _step(step: StepResult) -> str:
     if step.skip_reason:
         parts.append(f"<div>{_e(step.skip_reason)}</div>")
     if step.error:
-        parts.append(f'<div class="failure">{_e(step.error)}</div>')
+        parts.append(f'<div class="failure">{_e(str(step.error))}</div>')
     for failure in step.failures:
         where = f"{failure.location}: " if failure.location else ""
         parts.append(f'<div class="failure">{_e(where + failure.message)}</div>')
@@ -90,7 +90,7 @@ def _step(step: StepResult) -> str:
         parts.append(f"<pre>{_e(step.exchange)}</pre>")
     if step.curl:
         parts.append(f"<div>reproduce:</div><pre>{_e(step.curl)}</pre>")
-    parts.append(f'<div class="path">{_e(step.location)}</div></div></details>')
+    parts.append(f'<div class="path">{_e(str(step.location or ""))}</div></div></details>')
     return "".join(parts)
 
 

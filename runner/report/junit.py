@@ -26,15 +26,15 @@ from ..text import one_line, printable
 
 def _case(scenario: ScenarioResult, step: StepResult) -> TestCase:
     name = step.title
-    file_, _, rest = step.location.partition(":")
-    line = rest.split(":")[0] if rest else None
+    where = step.location
+    line = str(where.line) if where is not None and where.line > 0 else None
     case = TestCase(
         one_line(name),
         classname=one_line(scenario.name),
         # Milliseconds: junit_xml writes suite times with str(), and a sum under 1e-4 s would come
         # out as "9.6e-05", which JUnit schemas (xs:decimal, Surefire's pattern) reject.
         elapsed_sec=round(step.duration, 3),
-        file=printable(file_) or None,
+        file=printable(where.path) or None if where is not None else None,
         line=line,
     )
     details = []
@@ -61,8 +61,10 @@ def _case(scenario: ScenarioResult, step: StepResult) -> TestCase:
         )
     elif step.outcome is Outcome.ERROR:
         located = [f"{f.location}: {f.message}" if f.location else f.message for f in step.failures]
-        text = step.error or "\n".join(located) or "error"
-        message = step.error or "; ".join(located) or "error"  # one line: CI servers show it as a title
+        text = str(step.error) if step.error else "\n".join(located) or "error"
+        message = (
+            str(step.error) if step.error else "; ".join(located) or "error"
+        )  # one line: CI servers show it as a title
         case.add_error_info(message=printable(message), output=printable(text), error_type="Error")
     elif step.outcome is Outcome.SKIPPED:
         case.add_skipped_info(message=printable(step.skip_reason or "skipped"))
