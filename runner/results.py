@@ -317,6 +317,8 @@ def _map_texts(value: Any, change: Callable[[str], str]) -> None:
         current = getattr(value, item.name)
         if isinstance(current, str):
             setattr(value, item.name, change(current))
+        elif isinstance(current, Location):  # its path is a text the reports print too
+            setattr(value, item.name, current._replace(path=change(current.path)))
         elif isinstance(current, list) or dataclasses.is_dataclass(current):
             _map_texts(current, change)
 

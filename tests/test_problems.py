@@ -60,3 +60,18 @@ def test_failures_keep_their_location_in_the_results_file(sr, server):
     (failure,) = step["failures"]
     assert failure["location"] == ["f.scenario.yaml", 6, 15]
     assert failure["message"].startswith("status: expected 201, got 200")
+
+
+def test_the_scrub_masks_the_paths_of_locations_too():
+    """A location's path is printed by every report: it passes the same scrub as the messages
+    (rule 1: every byte written passes one scrub), in the full walk and in the one-scan shortcut."""
+    from runner.errors import Location
+    from runner.results import Outcome, Problem, ScenarioResult, StepResult, scrub_scenario
+
+    where = Location("suites/s3cr3t-tenant/a.scenario.yaml", 3, 5)
+    step = StepResult(name="S", location=where, outcome=Outcome.ERROR, error=Problem("broken", where, "fix it"))
+    scenario = ScenarioResult(name="A", path="x.scenario.yaml", steps=[step])
+    scrub_scenario(scenario, lambda text: text.replace("s3cr3t", "***"))
+    assert step.location == Location("suites/***-tenant/a.scenario.yaml", 3, 5)
+    assert step.error is not None and step.error.location == step.location
+    assert "s3cr3t" not in repr(scenario)
