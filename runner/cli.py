@@ -22,7 +22,7 @@ from . import __version__
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import argparse
-    from collections.abc import Sequence
+    from collections.abc import Callable, Sequence
     from typing import TextIO
 
     from .abort import Stop
@@ -116,6 +116,15 @@ def build_parser() -> argparse.ArgumentParser:
             help="only scenarios whose name or path matches, e.g. 'glance and not import'",
         )
 
+    def junit_flavour(p: argparse.ArgumentParser) -> None:
+        p.add_argument(
+            "--junit-flavour",
+            choices=("standard", "extended"),  # runner/report/junit.py FLAVOURS
+            default="standard",
+            help="standard (default): valid against Jenkins xUnit's and Surefire's schemas; extended: also "
+            "file and line on each testcase (GitLab, GitHub annotations), which those schemas refuse",
+        )
+
     run = sub.add_parser("run", help="run scenarios", description="Run scenarios and write reports.")
     common(run)
     run.add_argument(
@@ -124,6 +133,7 @@ def build_parser() -> argparse.ArgumentParser:
         default="reports/junit.xml",
         help="JUnit XML report path (default: reports/junit.xml); '' to skip",
     )
+    junit_flavour(run)
     run.add_argument("--html", metavar="PATH", help="also write a self-contained HTML report")
     run.add_argument(
         "--summary-md",
@@ -174,6 +184,7 @@ def build_parser() -> argparse.ArgumentParser:
         default="reports/load.xml",
         help="JUnit XML, a testcase per threshold (default: reports/load.xml); '' to skip",
     )
+    junit_flavour(load)
     connection(load)
 
     val = sub.add_parser(
@@ -198,6 +209,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     merge.add_argument("results", nargs="+", metavar="RESULTS", help="the shards' results files (any order)")
     merge.add_argument("--junit", metavar="PATH", help="write the merged JUnit XML report here")
+    junit_flavour(merge)
     merge.add_argument("--html", metavar="PATH", help="write the merged HTML report here")
     merge.add_argument("--summary-md", metavar="PATH", help="write the merged Markdown summary here")
     merge.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
@@ -514,7 +526,7 @@ def _report(
     reports = []
     unwritten = False
     writers = (
-        ("--junit", args.junit, junit.write),
+        ("--junit", args.junit, _junit_writer(junit.write, args.junit_flavour)),
         ("--html", args.html, html.write),
         ("--summary-md", args.summary_md, summary.write),
         ("--results", args.results, partial(shards.write, files=selection, shard=part)),
@@ -542,6 +554,15 @@ def _report(
     if run.interrupted or stop.late:
         return ExitStatus.INTERRUPTED
     return ExitStatus.SUCCESS if run.passed and not unwritten else ExitStatus.FAILED
+
+
+def _junit_writer(write: Callable[..., None], flavour: str) -> Callable[[RunResult, str, InputFiles, str], None]:
+    """The JUnit writer with the chosen --junit-flavour, called like the other report writers."""
+
+    def written(run: RunResult, path: str, inputs: InputFiles, label: str) -> None:
+        write(run, path, inputs, label, flavour)
+
+    return written
 
 
 def _import_load() -> None:
@@ -587,7 +608,7 @@ def _load_test(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         reports, unwritten = [], False
         if args.junit:
             try:
-                junit.write(result.run, args.junit, session.policy.inputs, f"--junit {args.junit}")
+                junit.write(result.run, args.junit, session.policy.inputs, f"--junit {args.junit}", args.junit_flavour)
                 reports.append(args.junit)
             except OutputError as exc:
                 err.write(exc.render() + "\n")
@@ -636,7 +657,7 @@ def _merge_reports(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     targets = [
         (f"{option} {path}", path, writer)
         for option, path, writer in (
-            ("--junit", args.junit, junit.write),
+            ("--junit", args.junit, _junit_writer(junit.write, args.junit_flavour)),
             ("--html", args.html, html.write),
             ("--summary-md", args.summary_md, summary.write),
         )
