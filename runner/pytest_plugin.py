@@ -272,18 +272,24 @@ def _allure_remask(config: pytest.Config, mask: Any) -> None:
         return
     from .outputs import write
 
-    for path in Path(directory).iterdir():
-        name = path.name
-        if name in written["attachments"]:
-            text = path.read_text(encoding="utf-8")
-            if mask(text) != text:
-                write(path, mask(text), label=f"--alluredir {directory}")
-        elif name.endswith("-result.json"):
-            data = json.loads(path.read_text(encoding="utf-8"))
-            if data.get("uuid") in written["tests"]:
-                masked = _mask_json(data, mask)
-                if masked != data:
-                    write(path, json.dumps(masked, ensure_ascii=False), label=f"--alluredir {directory}")
+    label = f"--alluredir {directory}"
+    for path in (config.invocation_params.dir / directory).iterdir():  # as allure-pytest resolved it
+        try:
+            if path.name in written["attachments"]:
+                text = path.read_text(encoding="utf-8")
+                if mask(text) != text:
+                    write(path, mask(text), label=label)
+            elif path.name.endswith("-result.json"):
+                data = json.loads(path.read_text(encoding="utf-8"))
+                if data.get("uuid") in written["tests"]:
+                    masked = _mask_json(data, mask)
+                    if masked != data:
+                        write(path, json.dumps(masked, ensure_ascii=False), label=label)
+        except (OSError, ValueError, UserError) as exc:  # not ours to fail the session for; say so
+            message = exc.render() if isinstance(exc, UserError) else f"{label}: {path.name}: {exc}"
+            reporter = config.pluginmanager.get_plugin("terminalreporter")
+            if reporter is not None:
+                reporter.write_line(f"scenario-runner: could not mask Allure file again: {message}", red=True)
 
 
 def _mask_json(value: Any, mask: Any) -> Any:

@@ -366,3 +366,17 @@ def test_an_error_from_several_checks_has_a_one_line_message(sr, server):
         "'length', 'md5') (in '{{ response.json.nothing.here }}')"
     )
     assert error.text.count("\n") == 1
+
+
+def test_merge_reports_writes_either_flavour(schema, sr, server):
+    sr.write("a_mixed.scenario.yaml", MIXED)
+    sr.write("e_suite.scenario.yaml", SUITE)
+    assert sr.run(".", "--results", "r.json").code == 1
+    standard = sr.main("merge-reports", "r.json", "--junit", "standard.xml", junit="standard.xml")
+    extended = sr.main(
+        "merge-reports", "r.json", "--junit", "extended.xml", "--junit-flavour", "extended", junit="extended.xml"
+    )
+    assert standard.code == extended.code == 1
+    assert_valid(schema, standard.junit_path)
+    assert standard.case("Missing image").get("line") is None
+    assert extended.case("Missing image").get("line") == "13"
