@@ -109,7 +109,7 @@ def _loop_name(group: list[StepResult]) -> str:
 
 def _problem(step: StepResult) -> str:
     if step.error:
-        return step.error
+        return str(step.error)
     lines = []
     for f in step.failures:
         lines.append(f"{f.location}: {f.message}" if f.location else f.message)
