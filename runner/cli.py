@@ -22,14 +22,14 @@ from . import __version__
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import argparse
-    from collections.abc import Sequence
+    from collections.abc import Callable, Sequence
     from typing import TextIO
 
     from .abort import Stop
     from .files import InputFiles
     from .model import Scenario
     from .report.console import ConsoleReport
-    from .results import RunResult
+    from .results import RunResult, ScenarioResult
     from .session import Session
 
 
@@ -116,6 +116,15 @@ def build_parser() -> argparse.ArgumentParser:
             help="only scenarios whose name or path matches, e.g. 'glance and not import'",
         )
 
+    def junit_flavour(p: argparse.ArgumentParser) -> None:
+        p.add_argument(
+            "--junit-flavour",
+            choices=("standard", "extended"),  # runner/report/junit.py FLAVOURS
+            default="standard",
+            help="standard (default): valid against Jenkins xUnit's and Surefire's schemas; extended: also "
+            "file and line on each testcase (GitLab, GitHub annotations), which those schemas refuse",
+        )
+
     run = sub.add_parser("run", help="run scenarios", description="Run scenarios and write reports.")
     common(run)
     run.add_argument(
@@ -124,11 +133,18 @@ def build_parser() -> argparse.ArgumentParser:
         default="reports/junit.xml",
         help="JUnit XML report path (default: reports/junit.xml); '' to skip",
     )
+    junit_flavour(run)
     run.add_argument("--html", metavar="PATH", help="also write a self-contained HTML report")
     run.add_argument(
         "--summary-md",
         metavar="PATH",
         help="also write a Markdown summary, failures first (for $GITHUB_STEP_SUMMARY or a merge-request note)",
+    )
+    run.add_argument(
+        "--allure",
+        metavar="DIR",
+        help="also write Allure results into DIR (a result file per scenario, steps, attachments); needs the "
+        "[allure] extra",
     )
     run.add_argument(
         "--results",
@@ -174,6 +190,7 @@ def build_parser() -> argparse.ArgumentParser:
         default="reports/load.xml",
         help="JUnit XML, a testcase per threshold (default: reports/load.xml); '' to skip",
     )
+    junit_flavour(load)
     connection(load)
 
     val = sub.add_parser(
@@ -198,6 +215,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     merge.add_argument("results", nargs="+", metavar="RESULTS", help="the shards' results files (any order)")
     merge.add_argument("--junit", metavar="PATH", help="write the merged JUnit XML report here")
+    junit_flavour(merge)
     merge.add_argument("--html", metavar="PATH", help="write the merged HTML report here")
     merge.add_argument("--summary-md", metavar="PATH", help="write the merged Markdown summary here")
     merge.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
@@ -409,7 +427,8 @@ def _session(args: argparse.Namespace) -> Session:
         options.os_cloud = args.os_cloud
     if args.command == "run":
         options.timeout, options.insecure, options.cacert = args.timeout, args.insecure, args.cacert
-        options.os_cloud, options.jobs, options.keep_exchanges = args.os_cloud, args.jobs, args.verbose > 0
+        options.os_cloud, options.jobs = args.os_cloud, args.jobs
+        options.keep_exchanges = args.verbose > 0 or bool(args.allure)  # Allure attaches every exchange
     return Session(options, args.redactor)
 
 
@@ -487,7 +506,7 @@ def _run_scenarios(args: argparse.Namespace, out: TextIO, err: TextIO, stop: Sto
             run = run_all(engine, scenarios, console, jobs=args.jobs, fail_fast=args.fail_fast, stop=stop, run=spooled)
         finally:
             session.close()
-        return _report(args, out, err, stop, session, console, run, selection, part)
+        return _report(args, out, err, stop, session, console, run, selection, part, scenarios)
     finally:
         if spooled.spool is not None:
             spooled.spool.close()
@@ -503,6 +522,7 @@ def _report(
     run: RunResult,
     selection: list[str],
     part: tuple[int, int],
+    scenarios: Sequence[Scenario] = (),
 ) -> int:
     from functools import partial
 
@@ -514,13 +534,14 @@ def _report(
     reports = []
     unwritten = False
     writers = (
-        ("--junit", args.junit, junit.write),
+        ("--junit", args.junit, _junit_writer(junit.write, args.junit_flavour)),
         ("--html", args.html, html.write),
         ("--summary-md", args.summary_md, summary.write),
         ("--results", args.results, partial(shards.write, files=selection, shard=part)),
+        ("--allure", args.allure, _allure_writer(scenarios, args.redactor.mask) if args.allure else None),
     )
     for option, report_path, writer in writers:
-        if not report_path:
+        if not report_path or writer is None:
             continue
         try:  # checked before the run; the disk may still fill up, or the run read the file (an upload)
             writer(run, report_path, session.policy.inputs, f"{option} {report_path}")
@@ -542,6 +563,43 @@ def _report(
     if run.interrupted or stop.late:
         return ExitStatus.INTERRUPTED
     return ExitStatus.SUCCESS if run.passed and not unwritten else ExitStatus.FAILED
+
+
+def _allure_writer(
+    scenarios: Sequence[Scenario], mask: Callable[[str], str]
+) -> Callable[[RunResult, str, InputFiles, str], None]:
+    """`--allure DIR`: runner/report/allure.py, with each result's tags read from the scenarios run."""
+    from .errors import relative_display
+    from .report import allure
+
+    by_name: dict[tuple[str, str], list[str]] = {}
+    by_file: dict[str, list[list[str]]] = {}
+    for scenario in scenarios:
+        path = relative_display(scenario.path)
+        by_name[(path, scenario.name)] = list(scenario.tags)
+        by_file.setdefault(path, []).append(list(scenario.tags))
+
+    def tags(result: ScenarioResult) -> list[str]:
+        """As written; a rendered (templated) name, a file's setup or teardown: the file's own tags."""
+        found = by_name.get((result.path, result.name))
+        if found is not None:
+            return found
+        lists = by_file.get(result.path, [])
+        return [t for t in lists[0] if all(t in other for other in lists)] if lists else []
+
+    def written(run: RunResult, path: str, inputs: InputFiles, label: str) -> None:
+        allure.write(run, path, inputs, label, tags=tags, mask=mask)
+
+    return written
+
+
+def _junit_writer(write: Callable[..., None], flavour: str) -> Callable[[RunResult, str, InputFiles, str], None]:
+    """The JUnit writer with the chosen --junit-flavour, called like the other report writers."""
+
+    def written(run: RunResult, path: str, inputs: InputFiles, label: str) -> None:
+        write(run, path, inputs, label, flavour)
+
+    return written
 
 
 def _import_load() -> None:
@@ -587,7 +645,7 @@ def _load_test(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         reports, unwritten = [], False
         if args.junit:
             try:
-                junit.write(result.run, args.junit, session.policy.inputs, f"--junit {args.junit}")
+                junit.write(result.run, args.junit, session.policy.inputs, f"--junit {args.junit}", args.junit_flavour)
                 reports.append(args.junit)
             except OutputError as exc:
                 err.write(exc.render() + "\n")
@@ -613,6 +671,11 @@ def _check_report_paths(args: argparse.Namespace, inputs: InputFiles) -> None:
     )
     reports = [(f"{option} {path}", path) for option, path in options if path]
     outputs.check(reports, inputs)
+    if args.allure:  # a directory of new files: the extra installed, DIR a directory we may write in
+        from .report import allure
+
+        allure.require()
+        allure.check(f"--allure {args.allure}", args.allure, inputs)
 
 
 def _merge_reports(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
@@ -636,7 +699,7 @@ def _merge_reports(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     targets = [
         (f"{option} {path}", path, writer)
         for option, path, writer in (
-            ("--junit", args.junit, junit.write),
+            ("--junit", args.junit, _junit_writer(junit.write, args.junit_flavour)),
             ("--html", args.html, html.write),
             ("--summary-md", args.summary_md, summary.write),
         )

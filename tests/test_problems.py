@@ -37,7 +37,7 @@ def test_a_step_error_is_kept_as_message_location_and_hint(sr, server):
 def test_junit_gives_the_file_and_line_of_a_path_with_a_colon(sr, server):
     """A location string parsed again split `a:b.scenario.yaml:3:5` at the first colon."""
     sr.write("a:b.scenario.yaml", ERRING.replace("{{ range(3) }}", "1").replace("/echo", "/nothing-here"))
-    run = sr.run("a:b.scenario.yaml")
+    run = sr.run("a:b.scenario.yaml", "--junit-flavour", "extended")  # file and line: docs/reports.md
     case = run.case("Broken")
     assert (case.get("file"), case.get("line")) == ("a:b.scenario.yaml", "3"), case.attrib
 

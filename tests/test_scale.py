@@ -90,8 +90,8 @@ def _suite(sr, passing: int = 6) -> None:
 
 def _former_junit(run: RunResult) -> str:
     """The JUnit document as it was built before streaming: the whole tree, indented at once."""
-    root = ET.Element("testsuites")
-    totals = dict.fromkeys(("disabled", "errors", "failures", "tests"), 0)
+    root = ET.Element("testsuites", name="scenario-runner")
+    totals = dict.fromkeys(("tests", "failures", "errors"), 0)
     seconds = 0.0
     for scenario in run.every():
         element = junit._suite(scenario)

@@ -1,8 +1,22 @@
 """JUnit XML for CI (Jenkins, GitLab, GitHub): a testsuite per scenario, a testcase per step.
 
-The only module that imports junit_xml. Check failures become `<failure>`, transport and template
-errors `<error>`, steps not run `<skipped>`; a failed step's redacted exchange and a curl command
-reproducing it go to `<system-out>`. Texts were scrubbed with every secret of the run before
+Two flavours (docs/reports.md "JUnit XML"):
+
+- `standard` (the default): only what the schemas CI systems validate allow, so that the Jenkins
+  xUnit plugin (junit-10.xsd) accepts the whole document and each `<testsuite>` is valid against
+  Maven Surefire's schema (the shape GitLab and GitHub actions parse). The scenario file is the
+  suite's `file` property.
+- `extended`: the same plus the attributes some consumers read and those schemas refuse: `file` and
+  `line` on each testcase (GitLab links the file; mikepenz/action-junit-report annotates the line),
+  `file` on each testsuite and the `skipped` total on the root.
+
+Either way each failure text starts with the `file:line:col` of the expectation that failed.
+
+Check failures become `<failure>`, transport and template errors `<error>`, steps not run
+`<skipped>` (with a time, 0.000: Surefire requires one); a failed step's redacted exchange and a curl
+command reproducing it go to `<system-out>`. The classname is the scenario's name with each `.`
+written as U+2024 (one dot leader), which looks the same: Jenkins reads the part of a classname
+before its last dot as a Java package. Texts were scrubbed with every secret of the run before
 rendering (results.scrub); control characters that XML 1.0 forbids are escaped here as a last line
 of defence.
 """
@@ -16,27 +30,34 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TextIO
 
-from junit_xml import TestCase, TestSuite
-
 from ..files import InputFiles
 from ..outputs import write as write_output
 from ..results import Outcome, RunResult, ScenarioResult, StepResult
 from ..text import one_line, printable
 
+FLAVOURS = ("standard", "extended")
+DEFAULT_FLAVOUR = "standard"
+DOT_LEADER = "\u2024"  # looks like "." but is no package separator
 
-def _case(scenario: ScenarioResult, step: StepResult) -> TestCase:
-    name = step.title
+
+def classname(scenario_name: str) -> str:
+    """The testcase classname of a scenario: its name, no dot read as a Java package separator."""
+    return one_line(scenario_name).replace(".", DOT_LEADER)
+
+
+def _seconds(value: float) -> str:
+    """Milliseconds, plain decimal: schemas refuse an exponent ("9.6e-05") and Surefire more than 3 places."""
+    return f"{max(value, 0.0):.3f}"
+
+
+def _case(scenario: ScenarioResult, step: StepResult, flavour: str = DEFAULT_FLAVOUR) -> ET.Element:
+    case = ET.Element("testcase", name=one_line(step.title), classname=classname(scenario.name))
+    case.set("time", _seconds(step.duration))
     where = step.location
-    line = str(where.line) if where is not None and where.line > 0 else None
-    case = TestCase(
-        one_line(name),
-        classname=one_line(scenario.name),
-        # Milliseconds: junit_xml writes suite times with str(), and a sum under 1e-4 s would come
-        # out as "9.6e-05", which JUnit schemas (xs:decimal, Surefire's pattern) reject.
-        elapsed_sec=round(step.duration, 3),
-        file=printable(where.path) or None if where is not None else None,
-        line=line,
-    )
+    if flavour == "extended" and where is not None:
+        case.set("file", printable(where.path))
+        if where.line > 0:
+            case.set("line", str(where.line))
     details = []
     if step.exchange:
         details.append(step.exchange)
@@ -54,36 +75,49 @@ def _case(scenario: ScenarioResult, step: StepResult) -> TestCase:
             "\n".join([f"{f.location}: {f.message}" if f.location else f.message, *("  " + d for d in f.details)])
             for f in step.failures
         ]
-        case.add_failure_info(
-            message=printable(step.failures[0].message if step.failures else "failed"),
-            output=printable("\n".join(messages)),
-            failure_type="AssertionError",
-        )
+        failure = ET.SubElement(case, "failure", type="AssertionError")
+        failure.set("message", printable(step.failures[0].message if step.failures else "failed"))
+        failure.text = printable("\n".join(messages))
     elif step.outcome is Outcome.ERROR:
         located = [f"{f.location}: {f.message}" if f.location else f.message for f in step.failures]
         text = str(step.error) if step.error else "\n".join(located) or "error"
-        message = (
-            str(step.error) if step.error else "; ".join(located) or "error"
-        )  # one line: CI servers show it as a title
-        case.add_error_info(message=printable(message), output=printable(text), error_type="Error")
+        message = str(step.error) if step.error else "; ".join(located) or "error"  # one line: a CI title
+        error = ET.SubElement(case, "error", type="Error")
+        error.set("message", printable(message))
+        error.text = printable(text)
     elif step.outcome is Outcome.SKIPPED:
-        case.add_skipped_info(message=printable(step.skip_reason or "skipped"))
+        # Surefire's <skipped> has a message only (no type)
+        ET.SubElement(case, "skipped", message=printable(step.skip_reason or "skipped"))
     if details and step.outcome is not Outcome.SKIPPED:
-        case.stdout = printable("\n\n".join(details))
+        ET.SubElement(case, "system-out").text = printable("\n\n".join(details))
     return case
 
 
-def _suite(scenario: ScenarioResult) -> ET.Element:
-    element: ET.Element = TestSuite(
-        one_line(scenario.name),
-        [_case(scenario, step) for step in scenario.steps],
-        file=printable(scenario.path),
-        properties={"interrupted": "true"} if scenario.interrupted else None,
-    ).build_xml_doc(encoding="utf-8")
-    return element
+def _suite(scenario: ScenarioResult, flavour: str = DEFAULT_FLAVOUR) -> ET.Element:
+    cases = [_case(scenario, step, flavour) for step in scenario.steps]
+    counts = {
+        "tests": len(cases),
+        "failures": sum(s.outcome is Outcome.FAILED for s in scenario.steps),
+        "errors": sum(s.outcome is Outcome.ERROR for s in scenario.steps),
+        "skipped": sum(s.outcome is Outcome.SKIPPED for s in scenario.steps),
+    }
+    suite = ET.Element("testsuite", name=one_line(scenario.name))
+    for key, value in counts.items():
+        suite.set(key, str(value))
+    suite.set("time", _seconds(sum(s.duration for s in scenario.steps)))
+    if flavour == "extended":
+        suite.set("file", printable(scenario.path))
+    properties = ET.SubElement(suite, "properties")
+    ET.SubElement(properties, "property", name="file", value=printable(scenario.path))
+    if scenario.kind != "scenario":  # a file's setup or teardown of its tests
+        ET.SubElement(properties, "property", name="kind", value=scenario.kind)
+    if scenario.interrupted:
+        ET.SubElement(properties, "property", name="interrupted", value="true")
+    suite.extend(cases)
+    return suite
 
 
-def _render_into(run: RunResult, body: TextIO) -> tuple[str, str]:
+def _render_into(run: RunResult, body: TextIO, flavour: str = DEFAULT_FLAVOUR) -> tuple[str, str]:
     """Write the `<testsuite>` elements into `body`, one per scenario (a fixture's set-up is one too),
     each rendered as it is read from the run (runner/results.py `every`), so the whole tree is never
     in memory; return the head and tail around them, known once the totals are.
@@ -91,11 +125,13 @@ def _render_into(run: RunResult, body: TextIO) -> tuple[str, str]:
     The same text ElementTree gives for the whole tree indented (`ET.indent(root, "\t")`): each suite
     is indented as a child of the root.
     """
-    totals = dict.fromkeys(("disabled", "errors", "failures", "tests"), 0)
+    if flavour not in FLAVOURS:
+        raise ValueError(f"unknown JUnit flavour {flavour!r}")
+    totals = dict.fromkeys(("tests", "failures", "errors", "skipped"), 0)
     seconds = 0.0
     count = 0
     for scenario in run.every():
-        element = _suite(scenario)
+        element = _suite(scenario, flavour)
         for key in totals:
             totals[key] += int(element.get(key, 0))
         seconds += float(element.get("time", 0))
@@ -105,9 +141,10 @@ def _render_into(run: RunResult, body: TextIO) -> tuple[str, str]:
         element.tail = None
         count += 1
         body.write("\n\t" + ET.tostring(element, encoding="unicode"))
-    root = ET.Element("testsuites")
+    root = ET.Element("testsuites", name="scenario-runner")
     for key, value in totals.items():
-        root.set(key, str(value))
+        if key != "skipped" or flavour == "extended":  # junit-10.xsd has no `skipped` on <testsuites>
+            root.set(key, str(value))
     root.set("time", f"{seconds:.3f}")
     empty = ET.tostring(root, encoding="unicode")  # `<testsuites ... />`
     head = '<?xml version="1.0" encoding="utf-8"?>\n'
@@ -116,17 +153,23 @@ def _render_into(run: RunResult, body: TextIO) -> tuple[str, str]:
     return head + empty.removesuffix(" />") + ">", "\n</testsuites>\n"
 
 
-def render(run: RunResult) -> str:
+def render(run: RunResult, flavour: str = DEFAULT_FLAVOUR) -> str:
     body = io.StringIO()
-    head, tail = _render_into(run, body)
+    head, tail = _render_into(run, body, flavour)
     return head + body.getvalue() + tail
 
 
-def write(run: RunResult, path: str | Path, inputs: InputFiles | None = None, label: str | None = None) -> None:
+def write(
+    run: RunResult,
+    path: str | Path,
+    inputs: InputFiles | None = None,
+    label: str | None = None,
+    flavour: str = DEFAULT_FLAVOUR,
+) -> None:
     """Under the output-path policy (runner/outputs.py): never over an input of the run or a non-file.
     The suites go through an unnamed temporary file, so a large report is never whole in memory."""
     with tempfile.TemporaryFile("w+", encoding="utf-8", newline="") as body:
-        head, tail = _render_into(run, body)
+        head, tail = _render_into(run, body, flavour)
         write_output(path, _chain(head, body, tail), inputs, label)
 
 
