@@ -1,5 +1,7 @@
 """JUnit XML for CI (Jenkins, GitLab, GitHub): a testsuite per scenario, a testcase per step.
 
+The only module that imports junit_xml (built with it, then made to conform: `_conform`).
+
 Two flavours (docs/reports.md "JUnit XML"):
 
 - `standard` (the default): only what the schemas CI systems validate allow, so that the Jenkins
@@ -30,6 +32,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TextIO
 
+from junit_xml import TestCase, TestSuite
+
 from ..files import InputFiles
 from ..outputs import write as write_output
 from ..results import Outcome, RunResult, ScenarioResult, StepResult
@@ -50,14 +54,16 @@ def _seconds(value: float) -> str:
     return f"{max(value, 0.0):.3f}"
 
 
-def _case(scenario: ScenarioResult, step: StepResult, flavour: str = DEFAULT_FLAVOUR) -> ET.Element:
-    case = ET.Element("testcase", name=one_line(step.title), classname=classname(scenario.name))
-    case.set("time", _seconds(step.duration))
+def _case(scenario: ScenarioResult, step: StepResult, flavour: str = DEFAULT_FLAVOUR) -> TestCase:
     where = step.location
-    if flavour == "extended" and where is not None:
-        case.set("file", printable(where.path))
-        if where.line > 0:
-            case.set("line", str(where.line))
+    located = flavour == "extended" and where is not None
+    case = TestCase(
+        one_line(step.title),
+        classname=classname(scenario.name),
+        elapsed_sec=step.duration,  # written again by _conform: 3 places, and 0.000 for a skipped step
+        file=printable(where.path) or None if located and where is not None else None,
+        line=str(where.line) if located and where is not None and where.line > 0 else None,
+    )
     details = []
     if step.exchange:
         details.append(step.exchange)
@@ -75,46 +81,50 @@ def _case(scenario: ScenarioResult, step: StepResult, flavour: str = DEFAULT_FLA
             "\n".join([f"{f.location}: {f.message}" if f.location else f.message, *("  " + d for d in f.details)])
             for f in step.failures
         ]
-        failure = ET.SubElement(case, "failure", type="AssertionError")
-        failure.set("message", printable(step.failures[0].message if step.failures else "failed"))
-        failure.text = printable("\n".join(messages))
+        case.add_failure_info(
+            message=printable(step.failures[0].message if step.failures else "failed"),
+            output=printable("\n".join(messages)),
+            failure_type="AssertionError",
+        )
     elif step.outcome is Outcome.ERROR:
-        located = [f"{f.location}: {f.message}" if f.location else f.message for f in step.failures]
-        text = str(step.error) if step.error else "\n".join(located) or "error"
-        message = str(step.error) if step.error else "; ".join(located) or "error"  # one line: a CI title
-        error = ET.SubElement(case, "error", type="Error")
-        error.set("message", printable(message))
-        error.text = printable(text)
+        located_failures = [f"{f.location}: {f.message}" if f.location else f.message for f in step.failures]
+        text = str(step.error) if step.error else "\n".join(located_failures) or "error"
+        message = str(step.error) if step.error else "; ".join(located_failures) or "error"  # one line: a CI title
+        case.add_error_info(message=printable(message), output=printable(text), error_type="Error")
     elif step.outcome is Outcome.SKIPPED:
-        # Surefire's <skipped> has a message only (no type)
-        ET.SubElement(case, "skipped", message=printable(step.skip_reason or "skipped"))
+        case.add_skipped_info(message=printable(step.skip_reason or "skipped"))
     if details and step.outcome is not Outcome.SKIPPED:
-        ET.SubElement(case, "system-out").text = printable("\n\n".join(details))
+        case.stdout = printable("\n\n".join(details))
     return case
 
 
 def _suite(scenario: ScenarioResult, flavour: str = DEFAULT_FLAVOUR) -> ET.Element:
-    cases = [_case(scenario, step, flavour) for step in scenario.steps]
-    counts = {
-        "tests": len(cases),
-        "failures": sum(s.outcome is Outcome.FAILED for s in scenario.steps),
-        "errors": sum(s.outcome is Outcome.ERROR for s in scenario.steps),
-        "skipped": sum(s.outcome is Outcome.SKIPPED for s in scenario.steps),
-    }
-    suite = ET.Element("testsuite", name=one_line(scenario.name))
-    for key, value in counts.items():
-        suite.set(key, str(value))
-    suite.set("time", _seconds(sum(s.duration for s in scenario.steps)))
-    if flavour == "extended":
-        suite.set("file", printable(scenario.path))
-    properties = ET.SubElement(suite, "properties")
-    ET.SubElement(properties, "property", name="file", value=printable(scenario.path))
+    properties = {"file": printable(scenario.path)}
     if scenario.kind != "scenario":  # a file's setup or teardown of its tests
-        ET.SubElement(properties, "property", name="kind", value=scenario.kind)
+        properties["kind"] = scenario.kind
     if scenario.interrupted:
-        ET.SubElement(properties, "property", name="interrupted", value="true")
-    suite.extend(cases)
+        properties["interrupted"] = "true"
+    suite: ET.Element = TestSuite(
+        one_line(scenario.name),
+        [_case(scenario, step, flavour) for step in scenario.steps],
+        file=printable(scenario.path) if flavour == "extended" else None,
+        properties=properties,
+    ).build_xml_doc()
+    _conform(suite, [step.duration for step in scenario.steps])
     return suite
+
+
+def _conform(suite: ET.Element, durations: list[float]) -> None:
+    """Make junit_xml's `<testsuite>` valid against junit-10.xsd and Surefire's schema: junit_xml
+    writes `disabled` (neither allows it), `type` on `<skipped>` (Surefire refuses it), no time on a
+    case of 0 s (Surefire requires one) and times with str() or six places (an exponent such as
+    "9.6e-05" is no xs:decimal; Surefire allows three places)."""
+    suite.attrib.pop("disabled", None)
+    suite.set("time", _seconds(sum(durations)))
+    for case, seconds in zip(suite.iter("testcase"), durations, strict=True):
+        case.set("time", _seconds(seconds))
+        for skipped in case.iter("skipped"):
+            skipped.attrib.pop("type", None)
 
 
 def _render_into(run: RunResult, body: TextIO, flavour: str = DEFAULT_FLAVOUR) -> tuple[str, str]:
