@@ -225,6 +225,37 @@ def build_parser() -> argparse.ArgumentParser:
         help="a directory (NAME.scenario.yaml per file; needed for several files) or, for one file, a file "
         "(default: stdout)",
     )
+    postman = sub.add_parser(
+        "from-postman",
+        help="convert a Postman collection (v2.1, v2.0) into scenario files",
+        description="Convert a Postman collection and its environment: a scenario file per folder (nested "
+        "folders: subdirectories), a step per request; what cannot be converted is kept as a comment and "
+        "reported on stderr with the item's path.",
+    )
+    postman.add_argument("source", metavar="COLLECTION.json", help="an exported collection")
+    postman.add_argument("-e", "--environment", metavar="ENV.json", help="an exported Postman environment")
+    postman.add_argument(
+        "-o", "--output", metavar="DIR", help="write the scenario files under DIR (default: stdout, for one file)"
+    )
+    postman.add_argument(
+        "--one-file",
+        action="store_true",
+        help="the whole collection as one scenario, in Newman's order (variables set in one folder and read "
+        "in another stay known)",
+    )
+
+    har = sub.add_parser(
+        "from-har",
+        help="convert a HAR recording (browser, proxy) into a scenario",
+        description="Convert a HAR file: a step per recorded request with the recorded status; secrets "
+        "replaced by variables or by captures of the response that gave them; static assets skipped.",
+    )
+    har.add_argument("source", metavar="FILE.har", help="a HAR file (Chrome, Firefox, mitmproxy, Charles...)")
+    har.add_argument("-o", "--output", metavar="FILE|DIR", help="write the scenario here (default: stdout)")
+    har.add_argument("--name", help="the scenario's name (default: the HAR file's name)")
+    har.add_argument(
+        "--keep-static", action="store_true", help="keep images, style sheets, scripts, fonts and media"
+    )
     return parser
 
 
@@ -307,6 +338,8 @@ def main(argv: Sequence[str] | None = None, stdout: TextIO | None = None, stderr
             return _merge_reports(args, out, err)
         if args.command == "from-gabbi":
             return _from_gabbi(args, out, err)
+        if args.command in ("from-postman", "from-har"):
+            return _from_export(args, out, err)
         if args.command == "load":
             return _load_test(args, out, err)
         return _run(args, out, err)
@@ -396,6 +429,52 @@ def _from_gabbi(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             err.write(f"{source} -> {destination}: {report.steps} step(s), {report.kept} kept as comments\n")
     if kept:
         err.write(f"{kept} item(s) not converted: kept as '# from-gabbi:' comments (see above)\n")
+    return ExitStatus.SUCCESS
+
+
+def _from_export(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    """from-postman and from-har: scenario files under -o DIR (or one file to -o FILE or stdout)."""
+    from pathlib import Path
+
+    from .errors import UsageError
+    from .files import InputFiles
+    from .outputs import write
+
+    source = Path(args.source)
+    if args.command == "from-postman":
+        from .frompostman import convert
+
+        environment = Path(args.environment) if args.environment else None
+        converted = convert(source, environment, args.one_file)
+        files, report, tag = converted.files, converted.report, "from-postman"
+    else:
+        from .fromhar import convert as convert_har
+
+        har = convert_har(source, args.name, args.keep_static)
+        files, report, tag = {har.file: har.text}, har.report, "from-har"
+    for warning in report.warnings:
+        err.write(f"warning: {warning}\n")
+    inputs = InputFiles()
+    inputs.add(str(source))
+    if getattr(args, "environment", None):
+        inputs.add(args.environment)
+    target = Path(args.output) if args.output else None
+    to_dir = target is not None and (target.is_dir() or args.output.endswith(("/", "\\")) or len(files) > 1)
+    if target is None and len(files) > 1:
+        raise UsageError(
+            f"the collection gives {len(files)} scenario files and there is no -o DIR",
+            hint="give -o DIR (a file per folder), or --one-file for one scenario on stdout",
+        )
+    for relative, text in files.items():
+        if target is None:
+            out.write(text)
+            continue
+        destination = target / relative if to_dir else target
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        write(str(destination), text, inputs, f"-o {args.output}", what="scenario")
+        err.write(f"{source} -> {destination}\n")
+    err.write(f"{report.steps} step(s) in {len(files)} file(s)")
+    err.write(f"; {report.kept} item(s) kept as '# {tag}:' comments (see above)\n" if report.kept else "\n")
     return ExitStatus.SUCCESS
 
 

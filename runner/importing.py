@@ -1,0 +1,113 @@
+"""What the importers (from-gabbi, from-postman, from-har) share: reading a JSON export with located
+errors, names for variables, literal text that must not be read as a template, and the scenario text
+itself (a YAML document whose steps carry the comments of what was not converted).
+"""
+
+from __future__ import annotations
+
+import json
+import keyword
+import re
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .errors import UsageError
+
+# Names a template sees besides the scenario's variables: a variable must not hide them.
+RESERVED = frozenset(
+    {
+        "env",
+        "response",
+        "last",
+        "history",
+        "run_id",
+        "scenario",
+        "loop",
+        "item",
+        "range",
+        "dict",
+        "lipsum",
+        "cycler",
+        "joiner",
+        "namespace",
+        "md5",
+        "sha256",
+        "sha512",
+        "file_size",
+        "data_file",
+        "uuid",
+        "now",
+        "true",
+        "false",
+        "none",
+        "True",
+        "False",
+        "None",
+    }
+)
+
+
+def read_json(path: Path, what: str, hint: str) -> Any:
+    """A JSON file, or a UsageError located at the byte that is wrong (FILE:LINE:COL)."""
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except OSError as exc:
+        raise UsageError(f"{path}: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise UsageError(f"{path}: invalid UTF-8 at byte {exc.start}", hint=f"{what} files are UTF-8") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise UsageError(f"{path}:{exc.lineno}:{exc.colno}: not valid JSON: {exc.msg}", hint=hint) from None
+
+
+def identifier(name: str, taken: set[str] | None = None) -> str:
+    """A variable name (letters, digits, `_`) for a name from elsewhere (`base-url`, `api.key`, `2fa`)."""
+    result = re.sub(r"\W+", "_", name.strip(), flags=re.ASCII).strip("_") or "var"
+    if result[0].isdigit() or result in RESERVED or keyword.iskeyword(result):
+        result = "v_" + result
+    if taken is not None:
+        base, n = result, 2
+        while result in taken:
+            result, n = f"{base}_{n}", n + 1
+        taken.add(result)
+    return result
+
+
+_JINJA_OPEN = re.compile(r"\{[{%#]")
+
+
+def literal(text: str) -> str:
+    """Text sent as it is: a `{{`, `{%` or `{#` in it would start a template, so each is written as one."""
+    return _JINJA_OPEN.sub(lambda m: "{{ " + repr(m.group()) + " }}", text)
+
+
+def _plain(value: Any) -> Any:
+    """Plain dicts and lists (yaml.safe_dump refuses subclasses)."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
+
+
+def dump(value: Any) -> str:
+    return yaml.safe_dump(_plain(value), sort_keys=False, allow_unicode=True, width=110)
+
+
+def scenario_text(
+    header: list[str],
+    document: dict[str, Any],
+    steps: list[tuple[list[str], dict[str, Any]]],
+    key: str = "steps",
+) -> str:
+    """The scenario file: `# header` lines, the document's keys, then `key:` with each step preceded
+    by its comments (what the importer kept rather than converted)."""
+    lines = ["# " + h for h in header] + [dump(document).rstrip("\n"), f"{key}:"]
+    for comments, step in steps:
+        lines.extend("  # " + comment.replace("\n", " ") for comment in comments)
+        dumped = dump([step])
+        lines.append("\n".join("  " + x for x in dumped.rstrip("\n").splitlines()))
+    return "\n".join(lines) + "\n"
