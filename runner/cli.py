@@ -253,9 +253,7 @@ def build_parser() -> argparse.ArgumentParser:
     har.add_argument("source", metavar="FILE.har", help="a HAR file (Chrome, Firefox, mitmproxy, Charles...)")
     har.add_argument("-o", "--output", metavar="FILE|DIR", help="write the scenario here (default: stdout)")
     har.add_argument("--name", help="the scenario's name (default: the HAR file's name)")
-    har.add_argument(
-        "--keep-static", action="store_true", help="keep images, style sheets, scripts, fonts and media"
-    )
+    har.add_argument("--keep-static", action="store_true", help="keep images, style sheets, scripts, fonts and media")
     return parser
 
 
@@ -459,7 +457,9 @@ def _from_export(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     if getattr(args, "environment", None):
         inputs.add(args.environment)
     target = Path(args.output) if args.output else None
-    to_dir = target is not None and (target.is_dir() or args.output.endswith(("/", "\\")) or len(files) > 1)
+    to_dir = target is not None and (
+        args.command == "from-postman" or target.is_dir() or args.output.endswith(("/", "\\"))
+    )
     if target is None and len(files) > 1:
         raise UsageError(
             f"the collection gives {len(files)} scenario files and there is no -o DIR",

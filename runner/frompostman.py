@@ -14,14 +14,13 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from .errors import UsageError
-from .importing import identifier, literal, read_json, scenario_text
+from .importing import SECRET_NAME, Report, identifier, jinja_path, keep_cr, literal, read_json, scenario_text
 
-_SECRET_NAME = re.compile(r"pass(word|wd)?|secret|token|api_?key|credential|private", re.IGNORECASE)
 _VAR = re.compile(r"\{\{\s*([^{}]+?)\s*\}\}")
 _DYNAMIC = {
     "$guid": "uuid()",
@@ -38,13 +37,6 @@ _TEXT_TYPES = {
     "xml": "application/xml",
 }
 BOUNDARY = "----scenario-runner-from-postman"
-
-
-@dataclass
-class Report:
-    warnings: list[str] = field(default_factory=list)
-    steps: int = 0
-    kept: int = 0
 
 
 @dataclass
@@ -99,7 +91,7 @@ class _Item:
             out.append("{{ " + self.expr(match.group(1)) + " }}")
             pos = match.end()
         out.append(literal(value[pos:]))
-        return "".join(out)
+        return keep_cr("".join(out))
 
     def expr(self, name: str) -> str:
         if name.startswith("$"):
@@ -139,7 +131,7 @@ class Converter:
         else:
             self._folders(self.collection.get("item") or [], [root], [], groups, root_name)
         produced: dict[str, str] = {}  # variable → the file that captures it
-        for path, name, description, steps in groups:
+        for path, _, _, steps in groups:
             captured = {k for _, s in steps for k in (s.get("capture") or {})}
             for key in captured:
                 produced.setdefault(key, path)
@@ -231,11 +223,14 @@ class Converter:
         if headers:
             request["headers"] = headers
         self._body(raw.get("body"), request, headers, conv, step)
-        if headers and "headers" not in request:
+        if headers:
             request["headers"] = headers
-        step["request"] = request
+        order = ("method", "url", "params", "headers")  # then the body
+        step["request"] = {k: request[k] for k in sorted(request, key=lambda k: order.index(k) if k in order else 9)}
         for depth, owner in enumerate([*ancestors, item]):
-            label = None if owner is item else ("(collection)" if depth == 0 else " / ".join(where.split(" / ")[:depth]))
+            label = (
+                None if owner is item else ("(collection)" if depth == 0 else " / ".join(where.split(" / ")[:depth]))
+            )
             for event in owner.get("event") or []:
                 if isinstance(event, dict):
                     self._script(event, label, step, conv)
@@ -260,7 +255,9 @@ class Converter:
                 if isinstance(v, dict) and v.get("key")
             }
         else:
-            raise UsageError(f"{self.source}: {conv.where}: a request without a URL", hint="is the collection complete?")
+            raise UsageError(
+                f"{self.source}: {conv.where}: a request without a URL", hint="is the collection complete?"
+            )
         base, _, raw_query = raw.partition("?")
         if query is None and raw_query:
             query = [
@@ -366,7 +363,9 @@ class Converter:
         elif mode == "graphql":
             graphql = body.get("graphql") or {}
             variables = _json_with_vars(str(graphql.get("variables") or "{}"))
-            request["json"] = self._json_template({"query": graphql.get("query", ""), "variables": variables or {}}, conv)
+            request["json"] = self._json_template(
+                {"query": graphql.get("query", ""), "variables": variables or {}}, conv
+            )
         elif mode:
             conv.keep("body", f"body mode {mode!r}")
 
@@ -406,7 +405,9 @@ class Converter:
         for line in _statements(lines):
             if not _meaningful(line):
                 continue
-            alias = re.match(r"^(?:var|let|const)\s+(\w+)\s*=\s*(?:pm\.response\.json\(\)|JSON\.parse\(responseBody\))\s*;?$", line)
+            alias = re.match(
+                r"^(?:var|let|const)\s+(\w+)\s*=\s*(?:pm\.response\.json\(\)|JSON\.parse\(responseBody\))\s*;?$", line
+            )
             if alias:
                 aliases.add(alias.group(1))
                 continue
@@ -444,7 +445,7 @@ class Converter:
             if pm_name not in used or (value in ("", None) and self.names(pm_name) in produced):
                 continue  # an empty value a test script sets: defined by its capture
             var = self.names(pm_name)
-            if secret or _SECRET_NAME.search(pm_name):
+            if secret or SECRET_NAME.search(pm_name):
                 env_name = var.upper()
                 variables[var] = "{{ env." + env_name + " }}"
                 secrets.append(var)
@@ -465,14 +466,14 @@ class Converter:
             else:
                 note = "defined in neither the collection nor the environment (a global?)"
             variables[var] = "{{ env." + var.upper() + " }}"
-            if _SECRET_NAME.search(pm_name):
+            if SECRET_NAME.search(pm_name):
                 secrets.append(var)
             self.report.warnings.append(
                 f"{self.source}: {path}: variable {pm_name!r} is {note}: read from env.{var.upper()}"
             )
             header.append(f"{pm_name}: {note}; read from the environment variable {var.upper()}.")
         for var in captured_here:
-            if _SECRET_NAME.search(var) and var not in secrets:
+            if SECRET_NAME.search(var) and var not in secrets:
                 secrets.append(var)
         document: dict[str, Any] = {"name": name}
         if description:
@@ -498,7 +499,9 @@ _STATUS_RANGE = re.compile(r"^pm\.expect\(pm\.response\.code\)\.to\.be\.(below|l
 _OK = re.compile(r"^pm\.response\.to\.(?:be\.ok|be\.success|have\.status\(['\"]OK['\"]\))$")
 _HEADER = re.compile(r"""^pm\.response\.to\.have\.header\((['"])(.+?)\1(?:\s*,\s*(.+))?\)$""")
 _TIME = re.compile(r"^pm\.expect\(pm\.response\.responseTime\)\.to\.be\.(below|lessThan|under)\((\d+(?:\.\d+)?)\)$")
-_TEXT_INCLUDE = re.compile(r"""^pm\.expect\((?:pm\.response\.text\(\)|responseBody)\)\.to\.(?:include|contain|have\.string)\((.+)\)$""")
+_TEXT_INCLUDE = re.compile(
+    r"""^pm\.expect\((?:pm\.response\.text\(\)|responseBody)\)\.to\.(?:include|contain|have\.string)\((.+)\)$"""
+)
 _BODY_INCLUDE = re.compile(r"""^pm\.response\.to\.have\.body\((.+)\)$""")
 _SET = re.compile(
     r"""^(?:pm\.(?:environment|collectionVariables|globals|variables)\.set|postman\.set(?:Environment|Global)Variable)"""
@@ -507,7 +510,14 @@ _SET = re.compile(
 _EXPECT = re.compile(r"^pm\.expect\((.+?)\)\.to\.(.+)$")
 _JSON_BASE = r"(?:pm\.response\.json\(\)|JSON\.parse\(responseBody\))"
 _PATH_PART = re.compile(r"""\.([A-Za-z_$][\w$]*)|\[(\d+)\]|\[(['"])(.+?)\3\]""")
-_TYPES = {"string": "string", "number": "number", "boolean": "boolean", "array": "array", "object": "object", "null": "null"}
+_TYPES = {
+    "string": "string",
+    "number": "number",
+    "boolean": "boolean",
+    "array": "array",
+    "object": "object",
+    "null": "null",
+}
 
 
 def _statements(lines: list[Any]) -> list[str]:
@@ -609,18 +619,6 @@ def _jmespath(parts: list[str | int]) -> str:
     return out or "@"
 
 
-def _jinja_path(parts: list[str | int], base: str) -> str:
-    out = base
-    for part in parts:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        elif re.match(r"^[A-Za-z_]\w*$", part) and part not in ("items", "keys", "values", "get", "count", "index"):
-            out += "." + part
-        else:
-            out += "[" + json.dumps(part) + "]"
-    return out
-
-
 _NO = object()
 
 
@@ -652,7 +650,7 @@ def _capture_expr(value: str, aliases: set[str], conv: _Item) -> str | None:
         return "{{ response.headers[" + json.dumps(m.group(2)) + "] }}"
     parts = _json_path(value, aliases)
     if parts is not None:
-        return "{{ " + _jinja_path(parts, "response.json") + " }}"
+        return "{{ " + jinja_path(parts, "response.json") + " }}"
     literal_value = _js_value(value, conv)
     if literal_value is _NO:
         return None
@@ -665,7 +663,10 @@ def _expect_value(subject: str, chain: str, aliases: set[str], expect: dict[str,
         return False
     negated = chain.startswith("not.")
     chain = chain.removeprefix("not.")
-    m = re.match(r"^(?:be\.|deep\.|have\.)?(eql|equal|eq|equals|include|contain|oneOf|match|lengthOf|length|above|greaterThan|gt|below|lessThan|lt|least|most|a|an|property)\((.*)\)$", chain)
+    m = re.match(
+        r"^(?:be\.|deep\.|have\.)?(eql|equal|eq|equals|include|contain|oneOf|match|lengthOf|length|above|greaterThan|gt|below|lessThan|lt|least|most|a|an|property)\((.*)\)$",
+        chain,
+    )
     predicate: dict[str, Any]
     if m:
         verb, arg = m.group(1), m.group(2).strip()
@@ -689,16 +690,33 @@ def _expect_value(subject: str, chain: str, aliases: set[str], expect: dict[str,
                 predicate = {"type": _TYPES[value]}
             else:
                 name = {
-                    "eql": "eq", "equal": "eq", "eq": "eq", "equals": "eq", "include": "contains",
-                    "contain": "contains", "oneOf": "one_of", "lengthOf": "count", "length": "count",
-                    "above": "gt", "greaterThan": "gt", "gt": "gt", "below": "lt", "lessThan": "lt", "lt": "lt",
-                    "least": "ge", "most": "le",
+                    "eql": "eq",
+                    "equal": "eq",
+                    "eq": "eq",
+                    "equals": "eq",
+                    "include": "contains",
+                    "contain": "contains",
+                    "oneOf": "one_of",
+                    "lengthOf": "count",
+                    "length": "count",
+                    "above": "gt",
+                    "greaterThan": "gt",
+                    "gt": "gt",
+                    "below": "lt",
+                    "lessThan": "lt",
+                    "lt": "lt",
+                    "least": "ge",
+                    "most": "le",
                 }[verb]
                 predicate = {name: value}
     else:
-        flags = {
-            "be.true": {"eq": True}, "be.false": {"eq": False}, "be.null": {"eq": None},
-            "exist": {"exists": True}, "be.ok": {"exists": True}, "be.empty": {"count": 0},
+        flags: dict[str, dict[str, Any]] = {
+            "be.true": {"eq": True},
+            "be.false": {"eq": False},
+            "be.null": {"eq": None},
+            "exist": {"exists": True},
+            "be.ok": {"exists": True},
+            "be.empty": {"count": 0},
             "be.undefined": {"absent": True},
         }
         if chain not in flags:
@@ -785,7 +803,7 @@ def _slug(name: str) -> str:
 def _description(owner: Any) -> str:
     if not isinstance(owner, dict):
         return ""
-    info = owner.get("info") if isinstance(owner.get("info"), dict) else owner
+    info: dict[str, Any] = owner["info"] if isinstance(owner.get("info"), dict) else owner
     value = info.get("description")
     if isinstance(value, dict):
         value = value.get("content")

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import keyword
 import re
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +50,15 @@ RESERVED = frozenset(
 )
 
 
+@dataclass
+class Report:
+    """What an importer says on stderr: warnings, the steps written, the items kept as comments."""
+
+    warnings: list[str] = field(default_factory=list)
+    steps: int = 0
+    kept: int = 0
+
+
 def read_json(path: Path, what: str, hint: str) -> Any:
     """A JSON file, or a UsageError located at the byte that is wrong (FILE:LINE:COL)."""
     try:
@@ -76,12 +86,36 @@ def identifier(name: str, taken: set[str] | None = None) -> str:
     return result
 
 
+SECRET_NAME = re.compile(r"pass(word|wd)?|secret|token|api_?key|credential|private", re.IGNORECASE)
+
+
+def jinja_path(parts: list[str | int], base: str) -> str:
+    """`response.json.token.user.id`; `["x-y"]` for a key that is not a name or is a dict method."""
+    out = base
+    for part in parts:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif re.match(r"^[A-Za-z_]\w*$", part) and part not in ("items", "keys", "values", "get", "count", "index"):
+            out += "." + part
+        else:
+            out += "[" + json.dumps(part) + "]"
+    return out
+
+
 _JINJA_OPEN = re.compile(r"\{[{%#]")
 
 
 def literal(text: str) -> str:
     """Text sent as it is: a `{{`, `{%` or `{#` in it would start a template, so each is written as one."""
     return _JINJA_OPEN.sub(lambda m: "{{ " + repr(m.group()) + " }}", text)
+
+
+def keep_cr(template: str) -> str:
+    """Jinja turns the line ends of a template's text into `\n`: a carriage return (a multipart body's
+    CRLF) is written as an expression so that it is sent."""
+    if "\r" not in template or not ("{{" in template or "{%" in template or "{#" in template):
+        return template
+    return template.replace("\r", '{{ "\\r" }}')
 
 
 def _plain(value: Any) -> Any:
