@@ -14,8 +14,8 @@ import time
 from typing import TextIO
 
 from ..results import Outcome, RunResult, ScenarioResult, StepResult
-from .bodies import exchange_lines
 from ..text import one_line, printable
+from .bodies import exchange_lines
 
 _LABELS = {
     Outcome.PASSED: ("PASS", "32"),
