@@ -594,7 +594,7 @@ def _report(
     unwritten = False
     writers = (
         ("--junit", args.junit, junit.write),
-        ("--html", args.html, html.write),
+        ("--html", args.html, partial(html.write, environment=_environment(args, session))),
         ("--summary-md", args.summary_md, summary.write),
         ("--results", args.results, partial(shards.write, files=selection, shard=part)),
     )
@@ -621,6 +621,40 @@ def _report(
     if run.interrupted or stop.late:
         return ExitStatus.INTERRUPTED
     return ExitStatus.SUCCESS if run.passed and not unwritten else ExitStatus.FAILED
+
+
+def _environment(args: argparse.Namespace, session: Session) -> dict[str, str]:
+    """What the HTML report's environment panel says about the run (option values masked)."""
+    import platform
+    from importlib import metadata
+
+    def version(name: str) -> str:
+        try:
+            return metadata.version(name)
+        except metadata.PackageNotFoundError:
+            return "?"
+
+    options = [*args.paths]
+    for flag, value in (
+        ("--tag", args.tag),
+        ("-k", args.keyword),
+        ("--shard", args.shard),
+        ("--os-cloud", args.os_cloud),
+    ):
+        for item in value if isinstance(value, list) else [value] if value else []:
+            options.append(f"{flag} {item}")
+    options += [f"--var {v}" for v in args.var or []] + [f"--vars-file {v}" for v in args.vars_file or []]
+    options += [f"--jobs {args.jobs}"] if args.jobs != 1 else []
+    options += [f"--timeout {args.timeout:g}"] if args.timeout else []
+    options += [flag for flag, on in (("--insecure", args.insecure), ("--fail-fast", args.fail_fast)) if on]
+    services = session.engine.services if session.engine is not None else None
+    return {
+        "run id": services.run_id if services is not None else "",
+        "host": platform.node(),
+        "versions": f"scenario-runner {__version__}, Python {platform.python_version()}, "
+        f"requests {version('requests')}, Jinja2 {version('jinja2')}, {platform.platform()}",
+        "options": args.redactor.mask(" ".join(options)),
+    }
 
 
 def _import_load() -> None:
