@@ -20,6 +20,7 @@ from typing import Any
 import yaml
 
 from .errors import UsageError
+from .importing import plain as _plain
 from .importing import scenario_text
 
 BASE_VAR = "base_url"
@@ -128,15 +129,6 @@ def _line(mapping: Any, key: str | None = None) -> int:
     if isinstance(mapping, _Lines):
         return mapping.key_lines.get(key, mapping.line) if key is not None else mapping.line
     return 0
-
-
-def _plain(value: Any) -> Any:
-    """Lose the line bookkeeping (yaml.safe_dump wants plain dicts)."""
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_plain(v) for v in value]
-    return value
 
 
 # ---- $ substitutions ----

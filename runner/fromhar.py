@@ -21,7 +21,8 @@ from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from .errors import UsageError
-from .importing import SECRET_NAME, Report, identifier, jinja_path, keep_cr, literal, read_json, scenario_text
+from .importing import Report, identifier, is_secret_name, jinja_path, keep_cr, literal, read_json, scenario_text
+from .redact import SECRET_HEADERS as REDACTED_HEADERS
 
 _STATIC_TYPES = re.compile(
     r"^(image/|font/|audio/|video/|text/css|(application|text)/(x-)?javascript|application/(x-)?font|"
@@ -54,19 +55,7 @@ _DROPPED = {
     "if-modified-since",
     "cookie",
 }
-SECRET_HEADERS = {
-    "authorization",
-    "proxy-authorization",
-    "cookie",
-    "x-auth-token",
-    "x-subject-token",
-    "x-api-key",
-    "api-key",
-    "apikey",
-    "x-csrf-token",
-    "x-xsrf-token",
-    "x-amz-security-token",
-}
+SECRET_HEADERS = REDACTED_HEADERS | {"api-key", "apikey", "x-csrf-token", "x-xsrf-token", "x-amz-security-token"}
 _SECRET_PARAM = re.compile(
     r"^(.*token|api_?key|key|pass(word|wd)?|secret|client_secret|sig|signature|session(id)?|auth|code|"
     r"x-amz-(signature|credential|security-token))$",
@@ -212,7 +201,7 @@ class Converter:
                 self._cookie(value, headers, where)
             elif name.startswith(":") or lower in _DROPPED or lower.startswith("sec-"):
                 continue
-            elif lower in SECRET_HEADERS or SECRET_NAME.search(lower):
+            elif lower in SECRET_HEADERS or is_secret_name(lower):
                 headers[name] = self._secret_header(value, name, where)
             else:
                 headers[name] = self._text(value, where)
@@ -255,7 +244,7 @@ class Converter:
                 pairs = parse_qsl(text, keep_blank_values=True)
             out["form"] = {
                 str(k): self._secret(unquote(str(v)), str(k), where)
-                if SECRET_NAME.search(str(k))
+                if is_secret_name(str(k))
                 else self._text(unquote(str(v)), where)
                 for k, v in pairs
             }
@@ -285,7 +274,7 @@ class Converter:
         if isinstance(value, list):
             return [self._tree(v, where, key) for v in value]
         if isinstance(value, str):
-            if key and SECRET_NAME.search(key) and value:
+            if key and is_secret_name(key) and value:
                 return self._secret(value, key, where)
             return self._text(value, where)
         return value

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import UsageError
-from .importing import SECRET_NAME, Report, identifier, jinja_path, keep_cr, literal, read_json, scenario_text
+from .importing import Report, identifier, is_secret_name, jinja_path, keep_cr, literal, read_json, scenario_text
 
 _VAR = re.compile(r"\{\{\s*([^{}]+?)\s*\}\}")
 _DYNAMIC = {
@@ -445,7 +445,7 @@ class Converter:
             if pm_name not in used or (value in ("", None) and self.names(pm_name) in produced):
                 continue  # an empty value a test script sets: defined by its capture
             var = self.names(pm_name)
-            if secret or SECRET_NAME.search(pm_name):
+            if secret or is_secret_name(pm_name):
                 env_name = var.upper()
                 variables[var] = "{{ env." + env_name + " }}"
                 secrets.append(var)
@@ -466,14 +466,14 @@ class Converter:
             else:
                 note = "defined in neither the collection nor the environment (a global?)"
             variables[var] = "{{ env." + var.upper() + " }}"
-            if SECRET_NAME.search(pm_name):
+            if is_secret_name(pm_name):
                 secrets.append(var)
             self.report.warnings.append(
                 f"{self.source}: {path}: variable {pm_name!r} is {note}: read from env.{var.upper()}"
             )
             header.append(f"{pm_name}: {note}; read from the environment variable {var.upper()}.")
         for var in captured_here:
-            if SECRET_NAME.search(var) and var not in secrets:
+            if is_secret_name(var) and var not in secrets:
                 secrets.append(var)
         document: dict[str, Any] = {"name": name}
         if description:

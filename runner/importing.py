@@ -15,39 +15,11 @@ from typing import Any
 import yaml
 
 from .errors import UsageError
+from .loadnames import BUILTIN_NAMES
+from .redact import is_secret_name as is_secret_name
 
 # Names a template sees besides the scenario's variables: a variable must not hide them.
-RESERVED = frozenset(
-    {
-        "env",
-        "response",
-        "last",
-        "history",
-        "run_id",
-        "scenario",
-        "loop",
-        "item",
-        "range",
-        "dict",
-        "lipsum",
-        "cycler",
-        "joiner",
-        "namespace",
-        "md5",
-        "sha256",
-        "sha512",
-        "file_size",
-        "data_file",
-        "uuid",
-        "now",
-        "true",
-        "false",
-        "none",
-        "True",
-        "False",
-        "None",
-    }
-)
+RESERVED = BUILTIN_NAMES | {"last", "history", "loop", "item", "true", "false", "none", "True", "False", "None"}
 
 
 @dataclass
@@ -86,9 +58,6 @@ def identifier(name: str, taken: set[str] | None = None) -> str:
     return result
 
 
-SECRET_NAME = re.compile(r"pass(word|wd)?|secret|token|api_?key|credential|private", re.IGNORECASE)
-
-
 def jinja_path(parts: list[str | int], base: str) -> str:
     """`response.json.token.user.id`; `["x-y"]` for a key that is not a name or is a dict method."""
     out = base
@@ -118,17 +87,17 @@ def keep_cr(template: str) -> str:
     return template.replace("\r", '{{ "\\r" }}')
 
 
-def _plain(value: Any) -> Any:
-    """Plain dicts and lists (yaml.safe_dump refuses subclasses)."""
+def plain(value: Any) -> Any:
+    """Plain dicts and lists (yaml.safe_dump refuses subclasses, such as a mapping that knows its lines)."""
     if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
+        return {k: plain(v) for k, v in value.items()}
     if isinstance(value, list):
-        return [_plain(v) for v in value]
+        return [plain(v) for v in value]
     return value
 
 
 def dump(value: Any) -> str:
-    return yaml.safe_dump(_plain(value), sort_keys=False, allow_unicode=True, width=110)
+    return yaml.safe_dump(plain(value), sort_keys=False, allow_unicode=True, width=110)
 
 
 def scenario_text(

@@ -4,7 +4,6 @@ session (login token, OAuth, cookies, a token in the query string) against the l
 
 from __future__ import annotations
 
-import io
 import json
 import os
 from pathlib import Path
@@ -12,18 +11,11 @@ from pathlib import Path
 import pytest
 import yaml
 from server import OAUTH, PASSWORD, TestServer
-
-from runner.cli import main
+from test_from_postman import cli
 
 DATA = Path(__file__).parent / "data" / "har"
 CHROME = DATA / "glance-tutorial.har"
 FIREFOX = DATA / "firefox-session.har"
-
-
-def cli(*args: str) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    code = main(list(args), stdout=out, stderr=err)
-    return code, out.getvalue(), err.getvalue()
 
 
 def test_chrome_recording_static_skipped_values_captured_secrets_masked(tmp_path: Path) -> None:
@@ -120,24 +112,14 @@ def test_located_errors(tmp_path: Path) -> None:
 
 @pytest.mark.openstack
 def test_tutorial_recording_replays_green_against_the_testbed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import requests
-    from test_openstack import IMAGE_URL, _admin_token, images_named
     from test_openstack import PASSWORD as OS_PASSWORD
+    from test_openstack import no_image_left
 
-    token = _admin_token()
-    if token is None:
-        pytest.skip("the Keystone + Glance testbed is not running")
     monkeypatch.chdir(tmp_path)
     assert cli("from-har", str(CHROME), "-o", "tutorial.scenario.yaml")[0] == 0
     Path("image.raw").write_bytes(os.urandom(1024))
     monkeypatch.setenv("PASSWORD", OS_PASSWORD)
-    before = {i["id"] for i in images_named(token, "har-tutorial")}
-    try:
+    with no_image_left("har-tutorial"):
         code, out, err = cli("run", "tutorial.scenario.yaml", "--var", f"upload_file_11={tmp_path / 'image.raw'}")
         assert code == 0, out + err
         assert "steps: 10 passed" in out
-    finally:
-        left = [i for i in images_named(token, "har-tutorial") if i["id"] not in before]
-        for image in left:
-            requests.delete(f"{IMAGE_URL}/v2/images/{image['id']}", headers={"X-Auth-Token": token}, timeout=10)
-    assert left == []
