@@ -234,6 +234,10 @@ class Converter:
             for event in owner.get("event") or []:
                 if isinstance(event, dict):
                     self._script(event, label, step, conv)
+        if not step.get("expect"):
+            step.pop("expect", None)  # only lines kept as comments: the runner's default (any 2xx)
+        elif "capture" in step:
+            step["capture"] = step.pop("capture")  # after expect, as people write it
         return conv.comments, step
 
     def _url(self, url: Any, conv: _Item) -> tuple[str, dict[str, Any]]:
@@ -664,7 +668,7 @@ def _expect_value(subject: str, chain: str, aliases: set[str], expect: dict[str,
     negated = chain.startswith("not.")
     chain = chain.removeprefix("not.")
     m = re.match(
-        r"^(?:be\.|deep\.|have\.)?(eql|equal|eq|equals|include|contain|oneOf|match|lengthOf|length|above|greaterThan|gt|below|lessThan|lt|least|most|a|an|property)\((.*)\)$",
+        r"^(?:(?:be|deep|have|at)\.)*(eql|equal|eq|equals|include|contain|oneOf|match|lengthOf|length|above|greaterThan|gt|below|lessThan|lt|least|most|a|an|property)\((.*)\)$",
         chain,
     )
     predicate: dict[str, Any]

@@ -153,3 +153,52 @@ def test_tutorial_collection_runs_green_against_the_testbed(tmp_path: Path, monk
             code, out, err = cli("run", scenario, "--var", f"upload_file={tmp_path / 'tutorial.raw'}", "--junit", "")
             assert code == 0, out + err
             assert f"steps: {steps} passed" in out, out
+
+
+def test_script_forms(tmp_path: Path) -> None:
+    """Each common test-script form, and what is kept: a step without a convertible check keeps the
+    runner's default (no empty `expect`)."""
+    lines = [
+        "pm.expect(pm.response.code).to.be.oneOf([200, 202]);",
+        "const body = pm.response.json();",
+        "pm.expect(body.data).to.have.lengthOf(2);",
+        'pm.expect(body.data[0]["item-id"]).to.match(/^it-/i);',
+        "pm.expect(body.meta).to.have.property('next');",
+        "pm.expect(body.error).to.be.null;",
+        'pm.expect(body.tags).to.not.include("beta");',
+        "pm.expect(body.count).to.be.at.least(1);",
+        'pm.response.to.have.header("Content-Type", "application/json");',
+        'pm.collectionVariables.set("first", body.data[0]["item-id"]);',
+        'pm.globals.set("mode", "fast");',
+        "pm.expect(body.items.every(i => i.ok)).to.be.true;",
+    ]
+    collection = {
+        "info": {"name": "Forms", "schema": "https://schema.getpostman.com/json/collection/v2.1.0/collection.json"},
+        "item": [
+            {"name": "Checks", "event": [{"listen": "test", "script": {"exec": lines}}],
+             "request": {"method": "GET", "url": "https://api.example.com/things"}},
+            {"name": "Nothing to check", "event": [{"listen": "test", "script": {"exec": ["console.log(1)"]}}],
+             "request": {"method": "GET", "url": "https://api.example.com/{{first}}"}},
+        ],
+    }  # fmt: skip
+    source = tmp_path / "forms.json"
+    source.write_text(json.dumps(collection))
+    code, out, err = cli("from-postman", str(source))
+    assert code == 0, err
+    checks, nothing = yaml.safe_load(out)["steps"]
+    assert checks["expect"]["status"] == [200, 202]
+    assert checks["expect"]["where"] == {
+        "data": {"count": 2},
+        'data[0]."item-id"': {"matches": "(?i)^it-"},
+        "meta.next": {"exists": True},
+        "error": {"eq": None},
+        "tags": {"not_contains": "beta"},
+        "count": {"ge": 1},
+    }
+    assert checks["expect"]["headers"] == {"Content-Type": "application/json"}
+    assert checks["capture"] == {"first": '{{ response.json.data[0]["item-id"] }}', "mode": "fast"}
+    assert "pm.expect(body.items.every(i => i.ok)).to.be.true" in out and "Forms / Checks" not in err
+    assert "Checks: test script not converted: pm.expect(body.items.every" in err
+    assert "expect" not in nothing and nothing["request"]["url"] == "https://api.example.com/{{ first }}"
+    (tmp_path / "forms.scenario.yaml").write_text(out)
+    assert cli("validate", str(tmp_path / "forms.scenario.yaml"))[0] == 0
