@@ -438,5 +438,9 @@ def convert(source: Path, name: str | None = None, keep_static: bool = False) ->
     text = converter.convert(name or stem)
     report = converter.report
     if not report.steps:
-        report.warnings.append(f"{source}: no request left to convert (see the skipped counts in the file's header)")
+        skipped = ", ".join(f"{n} {why}" for why, n in sorted(converter.skipped.items())) or "no entries"
+        raise UsageError(
+            f"{source}: no request to convert ({skipped})",
+            hint="--keep-static keeps static assets" if "static" in skipped else "is this the right recording?",
+        )
     return Output(stem + ".scenario.yaml", text, report)

@@ -106,6 +106,11 @@ def test_located_errors(tmp_path: Path) -> None:
     other.write_text(json.dumps({"log": {"pages": []}}))
     code, _, err = cli("from-har", str(other))
     assert code == 2 and "not a HAR file: no log.entries list" in err
+    assets = json.loads(CHROME.read_text())
+    assets["log"]["entries"] = assets["log"]["entries"][1:4]  # the style sheet, the script, the font
+    (tmp_path / "assets.har").write_text(json.dumps(assets))
+    code, _, err = cli("from-har", str(tmp_path / "assets.har"))
+    assert code == 2 and "no request to convert (3 static assets (--keep-static keeps them))" in err, err
     code, _, err = cli("from-har", str(tmp_path / "missing.har"))
     assert code == 2 and "missing.har" in err
 
