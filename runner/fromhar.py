@@ -63,6 +63,10 @@ _SECRET_PARAM = re.compile(
 )
 # A value worth following from a response to a later request: an id or a token, not a word or a path.
 _VALUE = re.compile(r"^(?=.*\d)[A-Za-z0-9_\-.=+~:]{8,}$")
+_HEAD = 8  # the shortest value followed: values are indexed by their first 8 characters
+# Runs of characters a value may be made of, in what requests sent: split at `=` and `:` too (`id=...`)
+# and not (a value holding them).
+_RUNS = (re.compile(r"[A-Za-z0-9_\-.+~]{8,}"), re.compile(r"[A-Za-z0-9_\-.=+~:]{8,}"))
 _DATE = re.compile(r"^\d{4}-\d\d-\d\d([T ][\d:.]+)?(Z|[+-]\d\d:?\d\d)?$")
 _BASE64_TYPES = re.compile(r"json|text|xml|javascript|x-www-form-urlencoded", re.IGNORECASE)
 
@@ -95,7 +99,8 @@ class Converter:
         self.secrets: list[str] = []
         self.secret_vars: dict[str, str] = {}  # a secret value → its variable
         self.producers: dict[str, _Producer] = {}
-        self.sent = ""  # every value sent so far: a value the client made is not the server's
+        self.by_head: dict[str, list[str]] = {}  # the producers' values by their first _HEAD characters
+        self.sent: set[str] = set()  # the token-like runs of every request so far: the client's values
         self.cookies: set[str] = set()  # names of cookies responses set (the runner's session keeps them)
 
     def warn(self, where: str, message: str) -> None:
@@ -214,9 +219,9 @@ class Converter:
             status = 200
         step: dict[str, Any] = {"name": f"{method} {self._label(unquote(parts.path) or '/')}", "request": out}
         step["expect"] = {"status": status}
-        self.sent += (
-            "\n" + str(request["url"]) + json.dumps(request.get("headers")) + json.dumps(request.get("postData"))
-        )
+        sent = str(request["url"]) + json.dumps(request.get("headers")) + json.dumps(request.get("postData"))
+        for runs in _RUNS:
+            self.sent.update(runs.findall(sent))
         return step
 
     def _body(
@@ -281,17 +286,35 @@ class Converter:
 
     def _text(self, text: str, where: str) -> str:
         """Literal text, with every value an earlier response gave replaced by its capture."""
-        known = sorted((v for v in self.producers if v in text), key=len, reverse=True)
-        if not known:
-            return keep_cr(literal(text))
-        pattern = re.compile("|".join(re.escape(v) for v in known))
         out, pos = [], 0
-        for match in pattern.finditer(text):
-            out.append(literal(text[pos : match.start()]))
-            out.append("{{ " + self._use(match.group()) + " }}")
-            pos = match.end()
+        for start, value in self._find(text):
+            out.append(literal(text[pos:start]))
+            out.append("{{ " + self._use(value) + " }}")
+            pos = start + len(value)
         out.append(literal(text[pos:]))
         return keep_cr("".join(out))
+
+    def _find(self, text: str) -> list[tuple[int, str]]:
+        """Where known values are in the text, left to right, the longest at each place (a look-up per
+        character in an index of their first characters: linear in the text, whatever their number)."""
+        found: list[tuple[int, str]] = []
+        i, end = 0, len(text) - _HEAD + 1
+        while i < end:
+            candidates = self.by_head.get(text[i : i + _HEAD])
+            value = max((v for v in candidates or () if text.startswith(v, i)), key=len, default=None)
+            if value is None:
+                i += 1
+                continue
+            found.append((i, value))
+            i += len(value)
+        return found
+
+    def _produce(self, value: str, producer: _Producer) -> None:
+        self.producers[value] = producer
+        self.by_head.setdefault(value[:_HEAD], []).append(value)
+
+    def _was_sent(self, value: str) -> bool:
+        return value in self.sent or value.rstrip("=") in self.sent
 
     def _use(self, value: str) -> str:
         producer = self.producers[value]
@@ -348,16 +371,16 @@ class Converter:
                     expr = (
                         'response.headers["Set-Cookie"].split(' + json.dumps(name.strip() + "=") + ')[1].split(";")[0]'
                     )
-                    self.producers[value] = _Producer(step, expr, name.strip() + "_cookie")
+                    self._produce(value, _Producer(step, expr, name.strip() + "_cookie"))
         for header in response.get("headers") or []:
             if not isinstance(header, dict):
                 continue
             name, value = str(header.get("name", "")), str(header.get("value", ""))
             if name.lower() in ("date", "set-cookie", "etag", "last-modified", "expires") or not _VALUE.match(value):
                 continue
-            if value not in self.producers and value not in self.sent:
+            if value not in self.producers and not self._was_sent(value):
                 hint = "token" if name.lower() == "x-subject-token" else name.lower()
-                self.producers[value] = _Producer(step, "response.headers[" + json.dumps(name) + "]", hint)
+                self._produce(value, _Producer(step, "response.headers[" + json.dumps(name) + "]", hint))
         content = response.get("content") or {}
         text = content.get("text")
         if not isinstance(text, str) or "json" not in str(content.get("mimeType", "")).lower():
@@ -377,16 +400,17 @@ class Converter:
                 _VALUE.match(value)
                 and not _DATE.match(value)
                 and value not in self.producers
-                and value not in self.sent
+                and not self._was_sent(value)
             ):
-                self.producers[value] = _Producer(step, jinja_path(parts, "response.json"), _hint(parts, path))
+                self._produce(value, _Producer(step, jinja_path(parts, "response.json"), _hint(parts, path)))
 
     def _label(self, path: str) -> str:
         """A step name's path: values the server made shown as <name> (the name is fixed before the run)."""
-        for value in sorted(self.producers, key=len, reverse=True):
-            if value in path:
-                path = path.replace(value, "<" + self._use(value) + ">")
-        return path
+        out, pos = [], 0
+        for start, value in self._find(path):
+            out.append(path[pos:start] + "<" + self._use(value) + ">")
+            pos = start + len(value)
+        return "".join(out) + path[pos:]
 
 
 def _strings(value: Any, parts: list[str | int]) -> list[tuple[list[str | int], str]]:
