@@ -445,7 +445,8 @@ class Converter:
         secrets: list[str] = []
         header = [f"Converted by `scenario-runner from-postman` from {Path(self.source).name}."]
         throwaway = _Item(self, path)
-        for pm_name, (value, secret) in self.values.items():
+        for pm_name in _dependencies_first(self.values):
+            value, secret = self.values[pm_name]
             if pm_name not in used or (value in ("", None) and self.names(pm_name) in produced):
                 continue  # an empty value a test script sets: defined by its capture
             var = self.names(pm_name)
@@ -788,6 +789,24 @@ def _json_with_vars(text: str) -> Any:
         return json.loads("".join(out))
     except ValueError:
         return None
+
+
+def _dependencies_first(values: dict[str, tuple[Any, bool]]) -> list[str]:
+    """The variables' names in their order, each after those its value uses (vars render top down)."""
+    order: list[str] = []
+    seen: set[str] = set()
+
+    def visit(name: str) -> None:
+        if name in seen or name not in values:
+            return
+        seen.add(name)  # before its dependencies: a cycle stops here (the run then names the variable)
+        for match in _VAR.finditer(str(values[name][0])):
+            visit(match.group(1))
+        order.append(name)
+
+    for name in values:
+        visit(name)
+    return order
 
 
 def _number(value: Any) -> int | float | None:

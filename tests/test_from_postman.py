@@ -202,3 +202,17 @@ def test_script_forms(tmp_path: Path) -> None:
     assert "expect" not in nothing and nothing["request"]["url"] == "https://api.example.com/{{ first }}"
     (tmp_path / "forms.scenario.yaml").write_text(out)
     assert cli("validate", str(tmp_path / "forms.scenario.yaml"))[0] == 0
+
+
+def test_variables_come_after_those_they_use(tmp_path: Path) -> None:
+    collection = {
+        "info": {"name": "Order", "schema": "https://schema.getpostman.com/json/collection/v2.1.0/collection.json"},
+        "variable": [{"key": "images", "value": "{{glance}}/v2/images"}, {"key": "glance", "value": "{{host}}:9292"}],
+        "item": [{"name": "List", "request": {"method": "GET", "url": "{{images}}"}}],
+    }
+    environment = {"name": "e", "values": [{"key": "host", "value": "http://127.0.0.1", "enabled": True}]}
+    (tmp_path / "c.json").write_text(json.dumps(collection))
+    (tmp_path / "e.json").write_text(json.dumps(environment))
+    code, out, err = cli("from-postman", str(tmp_path / "c.json"), "-e", str(tmp_path / "e.json"))
+    assert code == 0, err
+    assert list(yaml.safe_load(out)["vars"]) == ["host", "glance", "images"]
