@@ -122,3 +122,23 @@ def test_failure_bodies_are_indented_and_wrapped(sr, server):
     text = [line for line in lines if line.startswith("          < ") and "word" in line]
     assert len(text) > 1 and f"          <   {token}</p>" in lines  # wrapped, and the token never cut
     assert '> {"images": [{"id": "a1"' in run.system_out("JSON")  # the JUnit file: the bytes as they went
+
+
+def test_a_json_body_shortened_by_masking_is_still_indented():
+    """A body whose secrets were masked is shorter than it came, and says `... (N more bytes)`: whole
+    JSON all the same, it is indented; a body cut at the excerpt's limit is not JSON and stays as it is."""
+    from runner.report.bodies import exchange_lines
+
+    masked = '< 200 OK\n<\n< {"token": "***", "ids": [1, 2]}\n< ... (21 more bytes)'
+    assert exchange_lines(masked) == [
+        "< 200 OK", "<", "< {", '<   "token": "***",', '<   "ids": [', "<     1,", "<     2", "<   ]", "< }",
+        "< ... (21 more bytes)",
+    ]  # fmt: skip
+    cut = '< 200 OK\n<\n< {"ids": [1, 2\n< ... (4000 more bytes)'
+    assert exchange_lines(cut) == cut.splitlines()
+    assert exchange_lines('> POST /x\n>\n> {"a": 1}\n< 201 Created', width=200) == [
+        "> POST /x",
+        ">",
+        '> {"a": 1}',
+        "< 201 Created",
+    ]  # fits on its line: left as it went

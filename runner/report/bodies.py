@@ -10,7 +10,10 @@ by their whole text).
 from __future__ import annotations
 
 import json
+import re
 import textwrap
+
+_MORE = re.compile(r"^\.\.\. \(\d+ more bytes\)$")
 
 
 def exchange_lines(exchange: str, width: int | None = None) -> list[str]:
@@ -37,13 +40,15 @@ def exchange_lines(exchange: str, width: int | None = None) -> list[str]:
 def body_lines(lines: list[str], width: int | None = None) -> list[str]:
     """A body's lines: JSON indented (always without a width; with one, when it does not fit on a
     line), then every line longer than the width wrapped at spaces, continuation lines indented."""
-    if len(lines) == 1 and lines[0][:1] in ("{", "[") and (width is None or len(lines[0]) > width):
+    note = lines[-1:] if len(lines) == 2 and _MORE.match(lines[1]) else []  # "... (N more bytes)"
+    first = lines[0] if lines else ""
+    if len(lines) - len(note) == 1 and first[:1] in ("{", "[") and (width is None or len(first) > width):
         try:
-            value = json.loads(lines[0])
+            value = json.loads(first)
         except ValueError:
-            value = None
+            value = None  # not JSON, or cut at the excerpt's limit
         if isinstance(value, (dict, list)) and value:
-            lines = json.dumps(value, indent=2, ensure_ascii=False).splitlines()
+            lines = json.dumps(value, indent=2, ensure_ascii=False).splitlines() + note
     if width is None:
         return lines
     out: list[str] = []
