@@ -640,8 +640,11 @@ def _js_value(text: str, conv: _Item) -> Any:
     try:
         value = json.loads(text)
     except ValueError:
+        # single quotes and unquoted keys, as JavaScript writes objects: {status: 'active', tags: []}
+        quoted = re.sub(r"'((?:[^'\\]|\\.)*)'", lambda q: json.dumps(q.group(1)), text)
+        quoted = re.sub(r"([{,]\s*)([A-Za-z_$][\w$]*)\s*:", r'\1"\2":', quoted)
         try:
-            value = json.loads(re.sub(r"'((?:[^'\\]|\\.)*)'", lambda q: json.dumps(q.group(1)), text))
+            value = json.loads(quoted)
         except ValueError:
             return _NO
     return conv.template(value)

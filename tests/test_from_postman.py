@@ -171,6 +171,7 @@ def test_script_forms(tmp_path: Path) -> None:
         'pm.collectionVariables.set("first", body.data[0]["item-id"]);',
         'pm.globals.set("mode", "fast");',
         "pm.expect(body.items.every(i => i.ok)).to.be.true;",
+        "pm.expect(body.owner).to.eql({name: 'qa', roles: ['reader']});",
     ]
     collection = {
         "info": {"name": "Forms", "schema": "https://schema.getpostman.com/json/collection/v2.1.0/collection.json"},
@@ -194,6 +195,7 @@ def test_script_forms(tmp_path: Path) -> None:
         "error": {"eq": None},
         "tags": {"not_contains": "beta"},
         "count": {"ge": 1},
+        "owner": {"eq": {"name": "qa", "roles": ["reader"]}},
     }
     assert checks["expect"]["headers"] == {"Content-Type": "application/json"}
     assert checks["capture"] == {"first": '{{ response.json.data[0]["item-id"] }}', "mode": "fast"}
