@@ -243,6 +243,35 @@ def build_parser() -> argparse.ArgumentParser:
         help="a directory (NAME.scenario.yaml per file; needed for several files) or, for one file, a file "
         "(default: stdout)",
     )
+    postman = sub.add_parser(
+        "from-postman",
+        help="convert a Postman collection (v2.1, v2.0) into scenario files",
+        description="Convert a Postman collection and its environment: a scenario file per folder (nested "
+        "folders: subdirectories), a step per request; what cannot be converted is kept as a comment and "
+        "reported on stderr with the item's path.",
+    )
+    postman.add_argument("source", metavar="COLLECTION.json", help="an exported collection")
+    postman.add_argument("-e", "--environment", metavar="ENV.json", help="an exported Postman environment")
+    postman.add_argument(
+        "-o", "--output", metavar="DIR", help="write the scenario files under DIR (default: stdout, for one file)"
+    )
+    postman.add_argument(
+        "--one-file",
+        action="store_true",
+        help="the whole collection as one scenario, in Newman's order (variables set in one folder and read "
+        "in another stay known)",
+    )
+
+    har = sub.add_parser(
+        "from-har",
+        help="convert a HAR recording (browser, proxy) into a scenario",
+        description="Convert a HAR file: a step per recorded request with the recorded status; secrets "
+        "replaced by variables or by captures of the response that gave them; static assets skipped.",
+    )
+    har.add_argument("source", metavar="FILE.har", help="a HAR file (Chrome, Firefox, mitmproxy, Charles...)")
+    har.add_argument("-o", "--output", metavar="FILE|DIR", help="write the scenario here (default: stdout)")
+    har.add_argument("--name", help="the scenario's name (default: the HAR file's name)")
+    har.add_argument("--keep-static", action="store_true", help="keep images, style sheets, scripts, fonts and media")
     return parser
 
 
@@ -325,6 +354,8 @@ def main(argv: Sequence[str] | None = None, stdout: TextIO | None = None, stderr
             return _merge_reports(args, out, err)
         if args.command == "from-gabbi":
             return _from_gabbi(args, out, err)
+        if args.command in ("from-postman", "from-har"):
+            return _from_export(args, out, err)
         if args.command == "load":
             return _load_test(args, out, err)
         return _run(args, out, err)
@@ -414,6 +445,54 @@ def _from_gabbi(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             err.write(f"{source} -> {destination}: {report.steps} step(s), {report.kept} kept as comments\n")
     if kept:
         err.write(f"{kept} item(s) not converted: kept as '# from-gabbi:' comments (see above)\n")
+    return ExitStatus.SUCCESS
+
+
+def _from_export(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    """from-postman and from-har: scenario files under -o DIR (or one file to -o FILE or stdout)."""
+    from pathlib import Path
+
+    from .errors import UsageError
+    from .files import InputFiles
+    from .outputs import write
+
+    source = Path(args.source)
+    if args.command == "from-postman":
+        from .frompostman import convert
+
+        environment = Path(args.environment) if args.environment else None
+        converted = convert(source, environment, args.one_file)
+        files, report, tag = converted.files, converted.report, "from-postman"
+    else:
+        from .fromhar import convert as convert_har
+
+        har = convert_har(source, args.name, args.keep_static)
+        files, report, tag = {har.file: har.text}, har.report, "from-har"
+    for warning in report.warnings:
+        err.write(f"warning: {warning}\n")
+    inputs = InputFiles()
+    inputs.add(str(source))
+    if getattr(args, "environment", None):
+        inputs.add(args.environment)
+    target = Path(args.output) if args.output else None
+    to_dir = target is not None and (
+        args.command == "from-postman" or target.is_dir() or args.output.endswith(("/", "\\"))
+    )
+    if target is None and len(files) > 1:
+        raise UsageError(
+            f"the collection gives {len(files)} scenario files and there is no -o DIR",
+            hint="give -o DIR (a file per folder), or --one-file for one scenario on stdout",
+        )
+    for relative, text in files.items():
+        if target is None:
+            out.write(text)
+            continue
+        destination = target / relative if to_dir else target
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        write(str(destination), text, inputs, f"-o {args.output}", what="scenario")
+        err.write(f"{source} -> {destination}\n")
+    err.write(f"{report.steps} step(s) in {len(files)} file(s)")
+    err.write(f"; {report.kept} item(s) kept as '# {tag}:' comments (see above)\n" if report.kept else "\n")
     return ExitStatus.SUCCESS
 
 
@@ -535,7 +614,7 @@ def _report(
     unwritten = False
     writers = (
         ("--junit", args.junit, _junit_writer(junit.write, args.junit_flavour)),
-        ("--html", args.html, html.write),
+        ("--html", args.html, partial(html.write, environment=_environment(args, session))),
         ("--summary-md", args.summary_md, summary.write),
         ("--results", args.results, partial(shards.write, files=selection, shard=part)),
         ("--allure", args.allure, _allure_writer(scenarios, args.redactor.mask) if args.allure else None),
@@ -600,6 +679,40 @@ def _junit_writer(write: Callable[..., None], flavour: str) -> Callable[[RunResu
         write(run, path, inputs, label, flavour)
 
     return written
+
+
+def _environment(args: argparse.Namespace, session: Session) -> dict[str, str]:
+    """What the HTML report's environment panel says about the run (option values masked)."""
+    import platform
+    from importlib import metadata
+
+    def version(name: str) -> str:
+        try:
+            return metadata.version(name)
+        except metadata.PackageNotFoundError:
+            return "?"
+
+    options = [*args.paths]
+    for flag, value in (
+        ("--tag", args.tag),
+        ("-k", args.keyword),
+        ("--shard", args.shard),
+        ("--os-cloud", args.os_cloud),
+    ):
+        for item in value if isinstance(value, list) else [value] if value else []:
+            options.append(f"{flag} {item}")
+    options += [f"--var {v}" for v in args.var or []] + [f"--vars-file {v}" for v in args.vars_file or []]
+    options += [f"--jobs {args.jobs}"] if args.jobs != 1 else []
+    options += [f"--timeout {args.timeout:g}"] if args.timeout else []
+    options += [flag for flag, on in (("--insecure", args.insecure), ("--fail-fast", args.fail_fast)) if on]
+    services = session.engine.services if session.engine is not None else None
+    return {
+        "run id": services.run_id if services is not None else "",
+        "host": platform.node(),
+        "versions": f"scenario-runner {__version__}, Python {platform.python_version()}, "
+        f"requests {version('requests')}, Jinja2 {version('jinja2')}, {platform.platform()}",
+        "options": args.redactor.mask(" ".join(options)),
+    }
 
 
 def _import_load() -> None:

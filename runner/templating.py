@@ -157,6 +157,14 @@ def _regex_escape(value: Any) -> str:
     return re.escape(value if isinstance(value, str) else str(value))
 
 
+def _b64encode(value: Any) -> str:
+    """`{{ (user ~ ':' ~ password) | b64encode }}`: base64 of the text's UTF-8 (HTTP basic auth)."""
+    import base64
+
+    data = value if isinstance(value, bytes) else str(value).encode("utf-8")
+    return base64.b64encode(data).decode("ascii")
+
+
 def _required(value: Any, message: str = "a required value is missing") -> Any:
     """`{{ x | required('no image endpoint in the catalog') }}`: fail loudly instead of "None"."""
     if isinstance(value, jinja2.Undefined) or value is None or value == "" or value == [] or value == {}:
@@ -200,6 +208,7 @@ def _build_environment() -> _Environment:
     env.filters["required"] = _required
     env.filters["regex_escape"] = _regex_escape
     env.filters["descend"] = _descend
+    env.filters["b64encode"] = _b64encode
     env.tests["search"] = _search
     env.filters.update(join=limits.join, sum=limits.bounded_sum, tojson=limits.tojson)
     env.filters = {name: limits.guard_filter(name, func) for name, func in env.filters.items()}

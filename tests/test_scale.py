@@ -10,9 +10,11 @@ the path 10,000 files take.
 
 from __future__ import annotations
 
+import collections
 import gc
 import re
 import xml.etree.ElementTree as ET
+from urllib.parse import urlsplit
 
 import pytest
 import server as srv
@@ -106,11 +108,14 @@ def _former_junit(run: RunResult) -> str:
     return '<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
 
 
-def _former_html(run: RunResult) -> str:
+def _former_html(run: RunResult, environment: dict[str, str] | None = None) -> str:
     """The page as it was built before streaming: every scenario in memory, sorted by outcome."""
     every = list(run.every())
     ordered = sorted(every, key=lambda s: results.RANK[s.outcome])
-    text = html._head(run) + "".join(html._scenario(s) for s in ordered)
+    origins = [urlsplit(step.url) for s in ordered for step in s.steps if step.url]
+    targets = collections.Counter(f"{u.scheme}://{u.netloc}" for u in origins)
+    text = html._head(run, environment) + "".join(html._scenario(s) for s in ordered)
+    text += html._environment(environment, dict(targets))
     return text + f"</main><script>{html._SCRIPT}</script></body></html>"
 
 
@@ -130,9 +135,9 @@ def test_streamed_reports_equal_the_reports_built_in_memory(sr, server, monkeypa
         former["junit"] = _former_junit(run)
         written_junit(run, path, *args)
 
-    def html_write(run, path, *args):
-        former["html"] = _former_html(run)
-        written_html(run, path, *args)
+    def html_write(run, path, *args, **kwargs):
+        former["html"] = _former_html(run, kwargs.get("environment"))
+        written_html(run, path, *args, **kwargs)
 
     monkeypatch.setattr(junit, "write", junit_write)
     monkeypatch.setattr(html, "write", html_write)
