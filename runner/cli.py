@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from .files import InputFiles
     from .model import Scenario
     from .report.console import ConsoleReport
-    from .results import RunResult
+    from .results import RunResult, ScenarioResult
     from .session import Session
 
 
@@ -116,6 +116,15 @@ def build_parser() -> argparse.ArgumentParser:
             help="only scenarios whose name or path matches, e.g. 'glance and not import'",
         )
 
+    def junit_flavour(p: argparse.ArgumentParser) -> None:
+        p.add_argument(
+            "--junit-flavour",
+            choices=("standard", "extended"),  # runner/report/junit.py FLAVOURS
+            default="standard",
+            help="standard (default): valid against Jenkins xUnit's and Surefire's schemas; extended: also "
+            "file and line on each testcase (GitLab, GitHub annotations), which those schemas refuse",
+        )
+
     run = sub.add_parser("run", help="run scenarios", description="Run scenarios and write reports.")
     common(run)
     run.add_argument(
@@ -124,11 +133,18 @@ def build_parser() -> argparse.ArgumentParser:
         default="reports/junit.xml",
         help="JUnit XML report path (default: reports/junit.xml); '' to skip",
     )
+    junit_flavour(run)
     run.add_argument("--html", metavar="PATH", help="also write a self-contained HTML report")
     run.add_argument(
         "--summary-md",
         metavar="PATH",
         help="also write a Markdown summary, failures first (for $GITHUB_STEP_SUMMARY or a merge-request note)",
+    )
+    run.add_argument(
+        "--allure",
+        metavar="DIR",
+        help="also write Allure results into DIR (a result file per scenario, steps, attachments); needs the "
+        "[allure] extra",
     )
     run.add_argument(
         "--results",
@@ -195,6 +211,7 @@ def build_parser() -> argparse.ArgumentParser:
     dist.add_argument(
         "--master-port", type=int, metavar="PORT", help="the master's port: it listens on it, workers connect (5557)"
     )
+    junit_flavour(load)
     connection(load)
 
     val = sub.add_parser(
@@ -219,6 +236,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     merge.add_argument("results", nargs="+", metavar="RESULTS", help="the shards' results files (any order)")
     merge.add_argument("--junit", metavar="PATH", help="write the merged JUnit XML report here")
+    junit_flavour(merge)
     merge.add_argument("--html", metavar="PATH", help="write the merged HTML report here")
     merge.add_argument("--summary-md", metavar="PATH", help="write the merged Markdown summary here")
     merge.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
@@ -246,6 +264,35 @@ def build_parser() -> argparse.ArgumentParser:
         help="a directory (NAME.scenario.yaml per file; needed for several files) or, for one file, a file "
         "(default: stdout)",
     )
+    postman = sub.add_parser(
+        "from-postman",
+        help="convert a Postman collection (v2.1, v2.0) into scenario files",
+        description="Convert a Postman collection and its environment: a scenario file per folder (nested "
+        "folders: subdirectories), a step per request; what cannot be converted is kept as a comment and "
+        "reported on stderr with the item's path.",
+    )
+    postman.add_argument("source", metavar="COLLECTION.json", help="an exported collection")
+    postman.add_argument("-e", "--environment", metavar="ENV.json", help="an exported Postman environment")
+    postman.add_argument(
+        "-o", "--output", metavar="DIR", help="write the scenario files under DIR (default: stdout, for one file)"
+    )
+    postman.add_argument(
+        "--one-file",
+        action="store_true",
+        help="the whole collection as one scenario, in Newman's order (variables set in one folder and read "
+        "in another stay known)",
+    )
+
+    har = sub.add_parser(
+        "from-har",
+        help="convert a HAR recording (browser, proxy) into a scenario",
+        description="Convert a HAR file: a step per recorded request with the recorded status; secrets "
+        "replaced by variables or by captures of the response that gave them; static assets skipped.",
+    )
+    har.add_argument("source", metavar="FILE.har", help="a HAR file (Chrome, Firefox, mitmproxy, Charles...)")
+    har.add_argument("-o", "--output", metavar="FILE|DIR", help="write the scenario here (default: stdout)")
+    har.add_argument("--name", help="the scenario's name (default: the HAR file's name)")
+    har.add_argument("--keep-static", action="store_true", help="keep images, style sheets, scripts, fonts and media")
     return parser
 
 
@@ -328,6 +375,8 @@ def main(argv: Sequence[str] | None = None, stdout: TextIO | None = None, stderr
             return _merge_reports(args, out, err)
         if args.command == "from-gabbi":
             return _from_gabbi(args, out, err)
+        if args.command in ("from-postman", "from-har"):
+            return _from_export(args, out, err)
         if args.command == "load":
             return _load_test(args, out, err)
         return _run(args, out, err)
@@ -420,6 +469,54 @@ def _from_gabbi(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     return ExitStatus.SUCCESS
 
 
+def _from_export(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    """from-postman and from-har: scenario files under -o DIR (or one file to -o FILE or stdout)."""
+    from pathlib import Path
+
+    from .errors import UsageError
+    from .files import InputFiles
+    from .outputs import write
+
+    source = Path(args.source)
+    if args.command == "from-postman":
+        from .frompostman import convert
+
+        environment = Path(args.environment) if args.environment else None
+        converted = convert(source, environment, args.one_file)
+        files, report, tag = converted.files, converted.report, "from-postman"
+    else:
+        from .fromhar import convert as convert_har
+
+        har = convert_har(source, args.name, args.keep_static)
+        files, report, tag = {har.file: har.text}, har.report, "from-har"
+    for warning in report.warnings:
+        err.write(f"warning: {warning}\n")
+    inputs = InputFiles()
+    inputs.add(str(source))
+    if getattr(args, "environment", None):
+        inputs.add(args.environment)
+    target = Path(args.output) if args.output else None
+    to_dir = target is not None and (
+        args.command == "from-postman" or target.is_dir() or args.output.endswith(("/", "\\"))
+    )
+    if target is None and len(files) > 1:
+        raise UsageError(
+            f"the collection gives {len(files)} scenario files and there is no -o DIR",
+            hint="give -o DIR (a file per folder), or --one-file for one scenario on stdout",
+        )
+    for relative, text in files.items():
+        if target is None:
+            out.write(text)
+            continue
+        destination = target / relative if to_dir else target
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        write(str(destination), text, inputs, f"-o {args.output}", what="scenario")
+        err.write(f"{source} -> {destination}\n")
+    err.write(f"{report.steps} step(s) in {len(files)} file(s)")
+    err.write(f"; {report.kept} item(s) kept as '# {tag}:' comments (see above)\n" if report.kept else "\n")
+    return ExitStatus.SUCCESS
+
+
 def _session(args: argparse.Namespace) -> Session:
     """The run's set-up from the options (runner/session.py); `validate` has only the loading ones."""
     from .session import Session, SessionOptions
@@ -430,7 +527,8 @@ def _session(args: argparse.Namespace) -> Session:
         options.os_cloud = args.os_cloud
     if args.command == "run":
         options.timeout, options.insecure, options.cacert = args.timeout, args.insecure, args.cacert
-        options.os_cloud, options.jobs, options.keep_exchanges = args.os_cloud, args.jobs, args.verbose > 0
+        options.os_cloud, options.jobs = args.os_cloud, args.jobs
+        options.keep_exchanges = args.verbose > 0 or bool(args.allure)  # Allure attaches every exchange
     return Session(options, args.redactor)
 
 
@@ -508,7 +606,7 @@ def _run_scenarios(args: argparse.Namespace, out: TextIO, err: TextIO, stop: Sto
             run = run_all(engine, scenarios, console, jobs=args.jobs, fail_fast=args.fail_fast, stop=stop, run=spooled)
         finally:
             session.close()
-        return _report(args, out, err, stop, session, console, run, selection, part)
+        return _report(args, out, err, stop, session, console, run, selection, part, scenarios)
     finally:
         if spooled.spool is not None:
             spooled.spool.close()
@@ -524,6 +622,7 @@ def _report(
     run: RunResult,
     selection: list[str],
     part: tuple[int, int],
+    scenarios: Sequence[Scenario] = (),
 ) -> int:
     from functools import partial
 
@@ -535,13 +634,14 @@ def _report(
     reports = []
     unwritten = False
     writers = (
-        ("--junit", args.junit, junit.write),
-        ("--html", args.html, html.write),
+        ("--junit", args.junit, _junit_writer(junit.write, args.junit_flavour)),
+        ("--html", args.html, partial(html.write, environment=_environment(args, session))),
         ("--summary-md", args.summary_md, summary.write),
         ("--results", args.results, partial(shards.write, files=selection, shard=part)),
+        ("--allure", args.allure, _allure_writer(scenarios, args.redactor.mask) if args.allure else None),
     )
     for option, report_path, writer in writers:
-        if not report_path:
+        if not report_path or writer is None:
             continue
         try:  # checked before the run; the disk may still fill up, or the run read the file (an upload)
             writer(run, report_path, session.policy.inputs, f"{option} {report_path}")
@@ -563,6 +663,77 @@ def _report(
     if run.interrupted or stop.late:
         return ExitStatus.INTERRUPTED
     return ExitStatus.SUCCESS if run.passed and not unwritten else ExitStatus.FAILED
+
+
+def _allure_writer(
+    scenarios: Sequence[Scenario], mask: Callable[[str], str]
+) -> Callable[[RunResult, str, InputFiles, str], None]:
+    """`--allure DIR`: runner/report/allure.py, with each result's tags read from the scenarios run."""
+    from .errors import relative_display
+    from .report import allure
+
+    by_name: dict[tuple[str, str], list[str]] = {}
+    by_file: dict[str, list[list[str]]] = {}
+    for scenario in scenarios:
+        path = relative_display(scenario.path)
+        by_name[(path, scenario.name)] = list(scenario.tags)
+        by_file.setdefault(path, []).append(list(scenario.tags))
+
+    def tags(result: ScenarioResult) -> list[str]:
+        """As written; a rendered (templated) name, a file's setup or teardown: the file's own tags."""
+        found = by_name.get((result.path, result.name))
+        if found is not None:
+            return found
+        lists = by_file.get(result.path, [])
+        return [t for t in lists[0] if all(t in other for other in lists)] if lists else []
+
+    def written(run: RunResult, path: str, inputs: InputFiles, label: str) -> None:
+        allure.write(run, path, inputs, label, tags=tags, mask=mask)
+
+    return written
+
+
+def _junit_writer(write: Callable[..., None], flavour: str) -> Callable[[RunResult, str, InputFiles, str], None]:
+    """The JUnit writer with the chosen --junit-flavour, called like the other report writers."""
+
+    def written(run: RunResult, path: str, inputs: InputFiles, label: str) -> None:
+        write(run, path, inputs, label, flavour)
+
+    return written
+
+
+def _environment(args: argparse.Namespace, session: Session) -> dict[str, str]:
+    """What the HTML report's environment panel says about the run (option values masked)."""
+    import platform
+    from importlib import metadata
+
+    def version(name: str) -> str:
+        try:
+            return metadata.version(name)
+        except metadata.PackageNotFoundError:
+            return "?"
+
+    options = [*args.paths]
+    for flag, value in (
+        ("--tag", args.tag),
+        ("-k", args.keyword),
+        ("--shard", args.shard),
+        ("--os-cloud", args.os_cloud),
+    ):
+        for item in value if isinstance(value, list) else [value] if value else []:
+            options.append(f"{flag} {item}")
+    options += [f"--var {v}" for v in args.var or []] + [f"--vars-file {v}" for v in args.vars_file or []]
+    options += [f"--jobs {args.jobs}"] if args.jobs != 1 else []
+    options += [f"--timeout {args.timeout:g}"] if args.timeout else []
+    options += [flag for flag, on in (("--insecure", args.insecure), ("--fail-fast", args.fail_fast)) if on]
+    services = session.engine.services if session.engine is not None else None
+    return {
+        "run id": services.run_id if services is not None else "",
+        "host": platform.node(),
+        "versions": f"scenario-runner {__version__}, Python {platform.python_version()}, "
+        f"requests {version('requests')}, Jinja2 {version('jinja2')}, {platform.platform()}",
+        "options": args.redactor.mask(" ".join(options)),
+    }
 
 
 def _import_load() -> None:
@@ -619,7 +790,8 @@ def _load_test(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             junit_path = options.junit
             writers.append(
                 (f"--junit {junit_path}", junit_path,
-                 lambda: junit.write(result.run, junit_path, session.policy.inputs, f"--junit {junit_path}"))
+                 lambda: junit.write(result.run, junit_path, session.policy.inputs, f"--junit {junit_path}",
+                                     args.junit_flavour))
             )  # fmt: skip
         for label, path, text in texts:  # Locust's own reports, through the one scrub and output policy
             writers.append((label, path, partial(outputs.write, path, mask(text), session.policy.inputs, label)))
@@ -651,6 +823,11 @@ def _check_report_paths(args: argparse.Namespace, inputs: InputFiles) -> None:
     )
     reports = [(f"{option} {path}", path) for option, path in options if path]
     outputs.check(reports, inputs)
+    if args.allure:  # a directory of new files: the extra installed, DIR a directory we may write in
+        from .report import allure
+
+        allure.require()
+        allure.check(f"--allure {args.allure}", args.allure, inputs)
 
 
 def _merge_reports(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
@@ -674,7 +851,7 @@ def _merge_reports(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     targets = [
         (f"{option} {path}", path, writer)
         for option, path, writer in (
-            ("--junit", args.junit, junit.write),
+            ("--junit", args.junit, _junit_writer(junit.write, args.junit_flavour)),
             ("--html", args.html, html.write),
             ("--summary-md", args.summary_md, summary.write),
         )

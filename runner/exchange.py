@@ -7,27 +7,17 @@ excerpts; binary bytes and XML-illegal control characters are escaped so every r
 
 from __future__ import annotations
 
-import json
 import re
 import shlex
-from collections.abc import Mapping
 from urllib.parse import urlencode
 
-from .http import _MISSING, PreparedRequest, Response
+from .http import PreparedRequest, Response
 from .redact import SECRET_HEADERS, Redactor
 from .text import EXCERPT, excerpt, one_line
 
 
 def _request_body(req: PreparedRequest) -> str | None:
-    if req.json is not _MISSING:
-        return json.dumps(req.json, indent=2, ensure_ascii=False)
-    if req.text is not None:
-        return req.text
-    if req.form is not None:
-        return urlencode(req.form, doseq=True)
-    if req.file is not None:
-        return f"(file {req.file}, streamed)"
-    return None
+    return req.body_kind.shown(req.body) if req.body_kind is not None else None
 
 
 def _sent_body(response: Response) -> str | None:
@@ -77,13 +67,6 @@ def _masked_body(response: Response, redactor: Redactor) -> bytes:
     return redactor.mask(text).encode()
 
 
-def _no_default_content_type(headers: Mapping[str, str]) -> list[str]:
-    """curl --data-binary adds a form Content-Type the runner never sent; `-H 'Content-Type:'` drops it."""
-    if any(k.lower() == "content-type" for k in headers):
-        return []
-    return ["-H", "Content-Type:"]
-
-
 _SHELL_UNSAFE = re.compile(r"[\x00-\x1f\x7f]")
 
 
@@ -122,17 +105,8 @@ def curl_command(req: PreparedRequest, redactor: Redactor, response: Response | 
             parts += ["-H", f"{name}: {redactor.mask(str(value))}"]
     for name in req.removed_headers:  # `null`: curl must not add its own either (User-Agent, Accept)
         parts += ["-H", f"{name}:"]
-    if req.json is not _MISSING:
-        if not any(k.lower() == "content-type" for k in headers):
-            parts += ["-H", "Content-Type: application/json"]
-        parts += ["--data-binary", redactor.mask(json.dumps(req.json))]  # the very bytes sent
-    elif req.text is not None:
-        parts += [*_no_default_content_type(headers), "--data-binary", redactor.mask(req.text)]
-    elif req.form is not None:
-        for key, value in req.form.items():
-            parts += ["--data-urlencode", redactor.mask(f"{key}={value}")]
-    elif req.file is not None:
-        parts += ["-H", "Expect:", *_no_default_content_type(headers), "--data-binary", f"@{req.file}"]
+    if req.body_kind is not None:
+        parts += req.body_kind.curl(req.body, headers, redactor.mask)
     sent_url = response.sent_url if response is not None and response.sent_url else full_url(req)
     parts.append(redactor.mask(sent_url))
     command = " ".join(_shell_quote(p) for p in parts)

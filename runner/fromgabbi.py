@@ -20,6 +20,8 @@ from typing import Any
 import yaml
 
 from .errors import UsageError
+from .importing import plain as _plain
+from .importing import scenario_text
 
 BASE_VAR = "base_url"
 DEFAULT_BASE = "http://127.0.0.1:8000"
@@ -127,15 +129,6 @@ def _line(mapping: Any, key: str | None = None) -> int:
     if isinstance(mapping, _Lines):
         return mapping.key_lines.get(key, mapping.line) if key is not None else mapping.line
     return 0
-
-
-def _plain(value: Any) -> Any:
-    """Lose the line bookkeeping (yaml.safe_dump wants plain dicts)."""
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_plain(v) for v in value]
-    return value
 
 
 # ---- $ substitutions ----
@@ -903,14 +896,7 @@ def convert_file(source: Path, out_dir: Path) -> Converted:
         "vars": {BASE_VAR: '{{ env.GABBI_BASE_URL | default("' + DEFAULT_BASE + '") }}'},
         "defaults": scenario_defaults,
     }
-    body = yaml.safe_dump(_plain(document_out), sort_keys=False, allow_unicode=True, width=110)
-    lines = ["# " + h for h in header] + [body.rstrip("\n"), "steps:"]
-    for comments, step in out_steps:
-        for comment in comments:
-            lines.append("  # " + comment.replace("\n", " "))
-        dumped = yaml.safe_dump([_plain(step)], sort_keys=False, allow_unicode=True, width=110)
-        lines.append("\n".join("  " + x for x in dumped.rstrip("\n").splitlines()))
-    return Converted("\n".join(lines) + "\n", report)
+    return Converted(scenario_text(header, document_out, out_steps), report)
 
 
 def _convert_test(

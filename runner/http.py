@@ -13,7 +13,6 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import partial
-from pathlib import Path
 from typing import Any
 
 import requests
@@ -23,7 +22,8 @@ from requests.structures import CaseInsensitiveDict
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 from .abort import Abort
-from .files import BodyTap, FileAccessError, HashingReader, Tapped, TapSpec
+from .bodies import BodyKind, FileBody
+from .files import BodyTap, HashingReader, Tapped, TapSpec
 
 READ_CHUNK = 256 * 1024
 BODY_DEADLINE_FACTOR = 4  # the whole body must arrive within this many step timeouts
@@ -43,11 +43,9 @@ class PreparedRequest:
     headers: dict[str, str] = field(default_factory=dict)
     removed_headers: tuple[str, ...] = ()  # `null` in the scenario: not sent, not even a library default
     params: dict[str, Any] | None = None
-    json: Any = _MISSING
-    text: str | None = None
-    form: dict[str, Any] | None = None
-    file: Path | None = None
-    hash_algorithms: tuple[str, ...] = ()  # digests of `file` to compute while streaming it
+    body_kind: BodyKind | None = None  # runner/bodies.py: json, text, file or form; None: no body
+    body: Any = None  # the value its kind prepared (a file's path for an upload)
+    hash_algorithms: tuple[str, ...] = ()  # digests of an uploaded file to compute while streaming it
     on_progress: Callable[[int, int], None] | None = None  # (bytes sent, total) of an upload
     body_tap: TapSpec | None = None  # what the checks need of every byte of the response body
     timeout: float = 30.0
@@ -289,23 +287,16 @@ def _send(session: Session, req: PreparedRequest, max_body: int) -> Response:
         headers = {**headers, **{name: _removal(name) for name in req.removed_headers}}
     data: Any = None
     reader: HashingReader | None = None
-    if req.json is not _MISSING:
-        data = jsonlib.dumps(req.json).encode()
-        if not any(k.lower() == "content-type" for k in req.headers):
-            headers = {**headers, "Content-Type": "application/json"}
-    elif req.text is not None:
-        data = req.text.encode("utf-8")
-    elif req.form is not None:
-        data = req.form
+    kind = req.body_kind
+    if kind is not None and not kind.streamed:
+        data = kind.payload(req.body)
+    if kind is not None and kind.content_type and not any(k.lower() == "content-type" for k in req.headers):
+        headers = {**headers, "Content-Type": kind.content_type}
     started = time.perf_counter()
     try:
         for attempt in (1, 2):
-            if req.file is not None:
-                try:
-                    reader = HashingReader(req.file, req.hash_algorithms, req.on_progress, session.abort)
-                except OSError as exc:  # checked at render time; gone or locked since
-                    raise FileAccessError(f"cannot read the upload file {req.file}: {exc.strerror}") from None
-                data = reader
+            if isinstance(kind, FileBody):
+                reader = data = kind.open(req.body, req.hash_algorithms, req.on_progress, session.abort)
             opened = _connections_opened(session)
             try:
                 prepared = session.prepare(req.method, req.url, headers, req.params, data)

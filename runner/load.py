@@ -100,7 +100,7 @@ class _Driver:
             first = step.failures[0] if step.failures else None
             exception = StepFailed(mask(first.message) if first else "failed")
         elif step.outcome is Outcome.ERROR:
-            exception = StepFailed(mask(step.error or "error"))
+            exception = StepFailed(mask(str(step.error or "error")))
         self.requests += 1
         self.errors += exception is not None
         self.env.events.request.fire(  # type: ignore[no-untyped-call]
@@ -360,7 +360,7 @@ def _bad(step: StepResult) -> bool:
 
 
 def _why(step: StepResult) -> str:
-    return step.error or (step.failures[0].message if step.failures else step.outcome.value)
+    return str(step.error) if step.error else (step.failures[0].message if step.failures else step.outcome.value)
 
 
 def _result(
@@ -433,7 +433,7 @@ def _problems_suite(problems: list[str], elapsed: float) -> ScenarioResult:
     """What went wrong with the distributed run itself, as failed testcases: a CI job must not pass."""
     result = ScenarioResult("load workers", "", duration=elapsed)
     for problem in problems:
-        step = StepResult(problem, "", Outcome.FAILED)
+        step = StepResult(problem, None, Outcome.FAILED)
         step.failures.append(Failure(problem))
         result.steps.append(step)
     return result
@@ -484,7 +484,7 @@ def _thresholds_suite(verdicts: list[Verdict], scenarios: list[Scenario], elapse
     paths = sorted({relative_display(s.path) for s in scenarios})
     result = ScenarioResult(SUITE, ", ".join(paths), duration=elapsed)
     for verdict in verdicts:
-        step = StepResult(verdict.threshold.text, "", Outcome.PASSED if verdict.passed else Outcome.FAILED)
+        step = StepResult(verdict.threshold.text, None, Outcome.PASSED if verdict.passed else Outcome.FAILED)
         if not verdict.passed:
             step.failures.append(Failure(verdict.message))
         result.steps.append(step)
@@ -542,7 +542,11 @@ def _notes(result: LoadResult, out: TextIO, reports: list[str]) -> None:
     for fixture in result.run.fixtures:
         for step in fixture.steps:
             if step.outcome in (Outcome.FAILED, Outcome.ERROR):
-                why = step.error or (step.failures[0].message if step.failures else step.outcome.value)
+                why = (
+                    str(step.error)
+                    if step.error
+                    else (step.failures[0].message if step.failures else step.outcome.value)
+                )
                 out.write(f"  {fixture.name}: {step.title}: {why}\n")
     for path in reports:
         out.write(f"report: {path}\n")

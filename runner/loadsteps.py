@@ -7,14 +7,14 @@ reads the file's own keys and hands each list of steps to `StepParser`.
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 from typing import Any
 
-from .checks.kinds import BODY_KINDS as BODY_CHECKS
-from .checks.kinds import EXPECT_KINDS, compile_body, compile_header
-from .checks.predicates import compile_regex
+from .bodies import BODIES
+from .checks import compile_expect
+from .checks.base import Compiling
+from .checks.headers import refuse_templated_name
 from .errors import Location, ScenarioFormatError, relative_display
 from .files import FilePolicy
 from .formatcheck import check_structure
@@ -24,11 +24,9 @@ from .model import (
     DEFAULT_MAX_ITEMS,
     DEFAULT_REPEAT_MAX,
     ExpectSpec,
-    HeaderExpectation,
     LoopSpec,
     PollSpec,
     RequestSpec,
-    SchemaRef,
     ScopeVar,
     Step,
 )
@@ -41,19 +39,8 @@ from .yamllimits import MAX_DEPTH
 from .yamlsource import LocDict, LocList, load_yaml
 
 SCENARIO_SUFFIX = ".scenario.yaml"
-BODY_KINDS = ("json", "body", "file", "form")
+BODY_KINDS = tuple(BODIES)  # json, body, file, form: runner/bodies.py
 IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-STATUS_CLASS = re.compile(r"^[1-5]xx$")
-
-
-def _refuse_templated_header_name(name: str, loc: Location) -> None:
-    """Header names are sent and matched as written; a `{{` in one would go on the wire verbatim."""
-    if is_template(str(name)):
-        raise ScenarioFormatError(
-            f"header name {name!r} is a template; header names are not rendered",
-            loc,
-            "write the header name literally; its value may be a template",
-        )
 
 
 class StepParser:
@@ -83,7 +70,7 @@ class StepParser:
         if not data:
             return {}
         for k in data:
-            _refuse_templated_header_name(k, data.key_loc(k))
+            refuse_templated_name(k, data.key_loc(k))
         return {
             k: None
             if v is None
@@ -289,86 +276,18 @@ class StepParser:
         )
 
     def _expect(self, data: LocDict | None, base: Path, step_loc: Location) -> ExpectSpec:
-        spec = ExpectSpec()
-        if not data or "status" not in data:
-            # A step that says nothing about the status still must not pass on a 500; the failure
-            # points at the step, since no line says "2xx".
-            spec.status = Compiled("2xx", constant=True)
-            spec.status_loc = step_loc
-        if not data:
-            return spec
-        if "status" in data:
-            spec.status_loc = data.value_loc("status")
-            self._check_status(data["status"], spec.status_loc)
-            spec.status = compile_at(data["status"], spec.status_loc)
-        for name, value in (data.get("headers") or {}).items():
-            hloc = data["headers"].value_loc(name)
-            _refuse_templated_header_name(name, data["headers"].key_loc(name))
-            if isinstance(value, dict):
-                regex = value.get("regex")
-                if regex is not None:
-                    compile_regex(regex, value.value_loc("regex") if isinstance(value, LocDict) else hloc)
-                predicates = compile_header(name, value, hloc) if isinstance(value, LocDict) else None
-                if predicates is not None:
-                    spec.checks.append(predicates)
-                if predicates is None or "regex" in value or "absent" in value:
-                    absent = bool(value.get("absent"))
-                    spec.headers.append(HeaderExpectation(name, hloc, regex=regex, absent=absent))
-            else:
-                text = value if isinstance(value, str) else json.dumps(value)
-                spec.headers.append(HeaderExpectation(name, hloc, equals=compile_at(text, hloc)))
-        if "json" in data:
-            spec.json_loc = data.value_loc("json")
-            spec.json = compile_at(data["json"], spec.json_loc)
-        if "schema" in data:
-            spec.schema = self._schema(data["schema"], base, data.value_loc("schema"))
+        """A step's `expect`, compiled by the check kinds of runner/checks/."""
 
         def resolve(raw: str, loc: Location) -> Path:
             return self.policy.resolve(raw, base, loc)
 
-        if "body" in data:
-            spec.body_loc = data.value_loc("body")
-            body = data["body"]
-            if "regex" in body:
-                compile_regex(body["regex"], body.value_loc("regex"))
-            spec.body = {k: compile_at(v, body.value_loc(k)) for k, v in body.items() if k not in BODY_CHECKS}
-            spec.checks += compile_body(body, spec.body_loc, resolve)
-        for key, compile_kind in EXPECT_KINDS.items():
-            if key in data:
-                spec.checks.append(compile_kind(data[key], data.value_loc(key), resolve))
-        streams = [c.stream for c in spec.checks if c.stream is not None]
-        spec.stream = streams[0] if streams else None
-        for index, expr in enumerate(data.get("assert", [])):
-            aloc = data["assert"].item_loc(index)
-            if not is_template(expr):
-                raise ScenarioFormatError(
-                    f"assert item {index + 1} must be a Jinja expression, got {expr!r}",
-                    aloc,
-                    'write it as "{{ response.json.images | length > 0 }}"',
-                )
-            spec.asserts.append(compile_at(expr, aloc))
-        return spec
+        return compile_expect(data, Compiling(step_loc, compile_at, resolve, self._validator))
 
-    @staticmethod
-    def _check_status(value: Any, loc: Location) -> None:
-        for item in value if isinstance(value, list) else [value]:
-            if isinstance(item, int) and not 100 <= item <= 599:
-                raise ScenarioFormatError(f"status {item} is not an HTTP status code", loc, "use 100-599")
-            textual = isinstance(item, str) and not is_template(item)
-            if textual and not STATUS_CLASS.match(item) and not item.isdigit():
-                raise ScenarioFormatError(
-                    f"status {item!r} is neither a code, a class such as '2xx', nor a template",
-                    loc,
-                    "e.g. status: 200, status: [200, 204] or status: 2xx",
-                )
-
-    def _schema(self, raw: str, base: Path, loc: Location) -> SchemaRef:
-        if is_template(raw):
-            raise ScenarioFormatError("schema paths may not be templates", loc, "write the path literally")
-        path = self.policy.resolve(raw, base, loc)
+    def _validator(self, path: Path, loc: Location) -> Any:
+        """A schema file's validator, built once per load however many steps name the file."""
         if path not in self._schemas:
             self._schemas[path] = build_validator(path, loc, self.policy)
-        return SchemaRef(path=path, loc=loc, validator=self._schemas[path])
+        return self._schemas[path]
 
 
 NESTING_HINT = f"keep nesting (of YAML values, brackets and filters in templates) under {MAX_DEPTH} levels"

@@ -44,22 +44,6 @@ class RequestSpec:
 
 
 @dataclass
-class HeaderExpectation:
-    name: str
-    loc: Location
-    equals: Compiled | None = None
-    regex: str | None = None
-    absent: bool = False
-
-
-@dataclass
-class SchemaRef:
-    path: Path
-    loc: Location
-    validator: Any  # a jsonschema validator instance, built once at load time
-
-
-@dataclass
 class BodyStream:
     """What a step's checks need to see of every byte of the response body as it streams in:
     digests to compute and a file to compare with (a template, rendered with the request)."""
@@ -70,8 +54,10 @@ class BodyStream:
 
 
 class CheckUse(Protocol):
-    """A compiled check of a kind (runner/checks/kinds.py): the templates it holds, and its run."""
+    """A compiled check of a kind (runner/checks/): when it runs among a step's checks, the templates
+    it holds, what it needs of every byte of the body, and its run."""
 
+    order: int
     stream: BodyStream | None
 
     def compiled(self) -> list[Compiled]: ...
@@ -81,16 +67,10 @@ class CheckUse(Protocol):
 
 @dataclass
 class ExpectSpec:
-    status: Compiled | None = None
-    status_loc: Location | None = None
-    headers: list[HeaderExpectation] = field(default_factory=list)
-    json: Compiled | None = None
-    json_loc: Location | None = None
-    schema: SchemaRef | None = None
-    body: dict[str, Compiled] = field(default_factory=dict)
-    body_loc: Location | None = None
-    asserts: list[Compiled] = field(default_factory=list)
-    checks: list[CheckUse] = field(default_factory=list)  # kinds of the registry (`where`, body bytes...)
+    """A step's `expect`, compiled by the kinds of runner/checks/ (a step without `status` still has
+    its default check, 2xx): the checks in the order they run, and what they need of the body."""
+
+    checks: list[CheckUse] = field(default_factory=list)
     stream: BodyStream | None = None  # what the checks need from every byte of the body
 
 

@@ -9,7 +9,9 @@ spreads scenarios over processes or hosts. The run is set up by runner/session.p
 from __future__ import annotations
 
 import fnmatch
+import json
 import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -24,6 +26,7 @@ from .results import Outcome, ScenarioResult, StepResult
 from .session import Session, SessionOptions
 
 _SESSION = pytest.StashKey[Session]()
+_ALLURE_WRITTEN = pytest.StashKey[dict[str, set[str]]]()  # allure-pytest files holding our texts
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -58,6 +61,7 @@ def pytest_configure(config: pytest.Config) -> None:
         insecure=config.getoption("--sr-insecure"),
         cacert=config.getoption("--sr-cacert"),
         os_cloud=config.getoption("--sr-os-cloud"),
+        keep_exchanges=bool(getattr(config.option, "allure_report_dir", None)),  # allure-pytest attaches them
         prefix="--sr-",
     )
     try:
@@ -125,6 +129,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if _SESSION not in session.config.stash:
         return
     runner_session = _session(session.config)
+    _allure_remask(session.config, runner_session.redactor.mask)
     engine = runner_session.engine
     if engine is not None:
         engine.suites.teardown_all()
@@ -134,7 +139,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         return
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")
     for fixture, step in failed:
-        message = step.error or "; ".join(f.message for f in step.failures) or step.outcome.value
+        message = str(step.error or "") or "; ".join(f.message for f in step.failures) or step.outcome.value
         line = runner_session.redactor.mask(f"{fixture.name}: {step.name} {step.outcome.value.upper()}: {message}")
         if reporter is not None:
             reporter.write_line(line, red=True)
@@ -196,13 +201,110 @@ def _headline(step: StepResult) -> str:
     return f"{step.outcome.value.upper()} {step.title}: {where}{failure.message}{more}"
 
 
-class ScenarioFailed(Exception):
-    def __init__(self, result: ScenarioResult):
-        super().__init__(result.name)
+class ScenarioFailed(AssertionError):
+    """A check of the scenario failed: an assertion, so allure-pytest (and others) call it `failed`."""
+
+    def __init__(self, result: ScenarioResult, headline: str = ""):
+        super().__init__(headline or result.name)
         self.result = result
 
 
+class ScenarioBroken(Exception):
+    """A step could not be completed (a transport or template error): Allure's `broken`."""
+
+    def __init__(self, result: ScenarioResult, headline: str = ""):
+        super().__init__(headline or result.name)
+        self.result = result
+
+
+# --- Allure (allure-pytest, when it writes results: --alluredir) -----------------------------------
+
+
+def _allure_listener(config: pytest.Config) -> Any:
+    return config.pluginmanager.get_plugin("allure_listener")
+
+
+def _allure_steps(item: ScenarioItem, result: ScenarioResult, started: float) -> None:
+    """The scenario's steps (runner/report/allure.py) added to allure-pytest's current test, their
+    attachments written by allure-pytest's file writer, each remembered to be masked again at the end."""
+    listener = _allure_listener(item.config)
+    if listener is None:
+        return
+    import allure_commons
+
+    from .report import allure
+
+    test = listener.allure_logger.get_test(None)
+    if test is None:
+        return
+    mask = _session(item.config).redactor.mask
+    built = allure.build(result, int(started * 1000), mask)
+    test.steps.extend(built.steps)
+    if _ALLURE_WRITTEN not in item.config.stash:
+        empty: dict[str, set[str]] = {"attachments": set(), "tests": set()}
+        item.config.stash[_ALLURE_WRITTEN] = empty
+    written = item.config.stash[_ALLURE_WRITTEN]
+    for source, text in built.attachments:
+        allure_commons.plugin_manager.hook.report_attached_data(body=text, file_name=source)
+        written["attachments"].add(source)
+    written["tests"].add(test.uuid)
+    item._allure_message = mask(built.message) if built.message else None
+
+
+@pytest.hookimpl(hookwrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """After allure-pytest took the status from the exception: its message is the first failure,
+    not `runner.pytest_plugin.ScenarioFailed: NAME`."""
+    yield
+    message = getattr(item, "_allure_message", None)
+    listener = _allure_listener(item.config) if message and call.when == "call" else None
+    test = listener.allure_logger.get_test(None) if listener is not None else None
+    if test is not None and test.statusDetails is not None:
+        test.statusDetails.message = message
+
+
+def _allure_remask(config: pytest.Config, mask: Any) -> None:
+    """allure-pytest wrote each test's files when it ended; mask them again with every secret the
+    run learned since (a token captured by a later scenario), as every report of the runner is."""
+    written = config.stash.get(_ALLURE_WRITTEN, None)
+    directory = getattr(config.option, "allure_report_dir", None)
+    if not written or not directory:
+        return
+    from .outputs import write
+
+    label = f"--alluredir {directory}"
+    for path in (config.invocation_params.dir / directory).iterdir():  # as allure-pytest resolved it
+        try:
+            if path.name in written["attachments"]:
+                text = path.read_text(encoding="utf-8")
+                if mask(text) != text:
+                    write(path, mask(text), label=label)
+            elif path.name.endswith("-result.json"):
+                data = json.loads(path.read_text(encoding="utf-8"))
+                if data.get("uuid") in written["tests"]:
+                    masked = _mask_json(data, mask)
+                    if masked != data:
+                        write(path, json.dumps(masked, ensure_ascii=False), label=label)
+        except (OSError, ValueError, UserError) as exc:  # not ours to fail the session for; say so
+            message = exc.render() if isinstance(exc, UserError) else f"{label}: {path.name}: {exc}"
+            reporter = config.pluginmanager.get_plugin("terminalreporter")
+            if reporter is not None:
+                reporter.write_line(f"scenario-runner: could not mask Allure file again: {message}", red=True)
+
+
+def _mask_json(value: Any, mask: Any) -> Any:
+    if isinstance(value, str):
+        return mask(value)
+    if isinstance(value, list):
+        return [_mask_json(v, mask) for v in value]
+    if isinstance(value, dict):
+        return {k: _mask_json(v, mask) for k, v in value.items()}
+    return value
+
+
 class ScenarioItem(pytest.Item):
+    _allure_message: str | None = None  # the status message allure-pytest is given (the first failure)
+
     def __init__(self, *, scenario: Scenario, **kwargs: Any):
         super().__init__(**kwargs)
         self.scenario = scenario
@@ -219,22 +321,28 @@ class ScenarioItem(pytest.Item):
         pytest.exit) comes back out of the engine as it went in, after the `finally` steps ran:
         pytest still stops or fails as it meant to, and repr_failure shows the interrupted step."""
         self._result = result = ScenarioResult(self.scenario.name, relative_display(self.scenario.path))
-        _engine(self.config).run(self.scenario, result)
+        started = time.time()
+        try:
+            _engine(self.config).run(self.scenario, result)
+        finally:  # also when interrupted: the steps that ran
+            _allure_steps(self, result, started)
         if result.skip_reason is not None:  # a fixture it needs failed: `pytest -rs` shows why
             pytest.skip(_session(self.config).redactor.mask(result.skip_reason.removeprefix("skipped: ")))
         if not result.passed:
-            raise ScenarioFailed(result)
+            first = next(s for s in result.steps if s.outcome in (Outcome.FAILED, Outcome.ERROR))
+            headline = _session(self.config).redactor.mask(_headline(first))
+            raise (ScenarioBroken if result.outcome is Outcome.ERROR else ScenarioFailed)(result, headline)
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
         lines = []
-        if isinstance(excinfo.value, ScenarioFailed):
+        if isinstance(excinfo.value, (ScenarioFailed, ScenarioBroken)):
             result = excinfo.value.result
         else:
             interrupted: ScenarioResult | None = getattr(self, "_result", None)
             if interrupted is None or not interrupted.interrupted:
                 return str(super().repr_failure(excinfo))
             result = interrupted
-            step = next((s for s in result.steps if s.error and s.error.startswith("interrupted")), None)
+            step = next((s for s in result.steps if s.error and s.error.message.startswith("interrupted")), None)
             where = step.title if step is not None else "between steps"
             lines.append(f"interrupted: {where} ({excinfo.typename}: {excinfo.value})")
         if result.name != self.name:  # a templated name, as rendered when it ran (the item id is as written)
@@ -251,11 +359,11 @@ class ScenarioItem(pytest.Item):
                 continue
             lines.append(f"{label:<7} {step.title}  {step.method} {step.url} -> {step.status}")
             if step.outcome in (Outcome.FAILED, Outcome.ERROR):
-                if step.error:  # template errors already start with their own location
-                    located = step.error.startswith(step.location.split(":")[0])
+                if step.error:  # a template error has its own location; a transport error the request's
+                    located = step.error.location is not None
                     lines.append(f"    {step.error}" if located else f"    {step.location}: {step.error}")
                 for failure in step.failures:
-                    lines.append(f"    {failure.location}: {failure.message}")
+                    lines.append(f"    {failure.location or ''}: {failure.message}")
                 if step.exchange:
                     lines.extend("      " + line for line in step.exchange.splitlines())
                 if step.curl:

@@ -14,6 +14,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from .errors import Location, UserError
+
 
 class Outcome(enum.Enum):
     PASSED = "passed"
@@ -23,11 +25,30 @@ class Outcome(enum.Enum):
 
 
 @dataclass
+class Problem:
+    """What stopped a step as a whole (a template error, a transport error, an interruption): the
+    message, where it was written (a file, line and column; None when it is nowhere in a file) and a
+    hint. Reports read the parts; `str()` is the one line the console has always shown."""
+
+    message: str
+    location: Location | None = None
+    hint: str | None = None
+
+    def __str__(self) -> str:
+        where = f"{self.location}: " if self.location else ""
+        return f"{where}{self.message}" + (f" (hint: {self.hint})" if self.hint else "")
+
+    @classmethod
+    def of(cls, exc: UserError) -> Problem:
+        return cls(exc.message, exc.location, exc.hint)
+
+
+@dataclass
 class Failure:
     """One unmet expectation (or an error while checking), with where it was written."""
 
     message: str
-    location: str = ""
+    location: Location | None = None
     expected: str | None = None
     actual: str | None = None
     error: bool = False  # the check itself could not run (template error, unreadable file)
@@ -47,11 +68,11 @@ class Attempt:
 @dataclass
 class StepResult:
     name: str
-    location: str
+    location: Location | None  # where the step is written
     outcome: Outcome
     duration: float = 0.0
     failures: list[Failure] = field(default_factory=list)
-    error: str | None = None
+    error: Problem | None = None
     skip_reason: str | None = None
     method: str = ""
     url: str = ""
@@ -167,7 +188,7 @@ class Spool:
 
 
 RANK = {Outcome.ERROR: 0, Outcome.FAILED: 1, Outcome.PASSED: 2, Outcome.SKIPPED: 3}  # failures first
-_STEP = ("name", "location", "duration", "error", "skip_reason", "method", "url", "status", "exchange", "curl",
+_STEP = ("name", "location", "duration", "skip_reason", "method", "url", "status", "exchange", "curl",
          "is_finally")  # fmt: skip
 _SCENARIO = ("name", "path", "duration", "interrupted", "skip_reason", "kind")
 
@@ -176,6 +197,7 @@ def _encode(scenario: ScenarioResult) -> list[Any]:
     steps = [
         [
             [getattr(step, name) for name in _STEP],
+            _problem_fields(step.error),
             step.outcome.value,
             [[f.message, f.location, f.expected, f.actual, f.error, f.details] for f in step.failures],
             [[a.number, a.status, a.elapsed, a.note] for a in step.attempts],
@@ -188,12 +210,23 @@ def _encode(scenario: ScenarioResult) -> list[Any]:
 def _decode(data: list[Any]) -> ScenarioResult:
     fields, steps = data
     scenario = ScenarioResult(**dict(zip(_SCENARIO, fields, strict=True)))
-    for values, outcome, failures, attempts in steps:
+    for values, error, outcome, failures, attempts in steps:
         step = StepResult(**dict(zip(_STEP, values, strict=True)), outcome=Outcome(outcome))
-        step.failures = [Failure(*f) for f in failures]
+        step.location = _location(step.location)
+        step.error = None if error is None else Problem(error[0], _location(error[1]), error[2])
+        step.failures = [Failure(m, _location(loc), *rest) for m, loc, *rest in failures]
         step.attempts = [Attempt(*a) for a in attempts]
         scenario.steps.append(step)
     return scenario
+
+
+def _problem_fields(problem: Problem | None) -> list[Any] | None:
+    return None if problem is None else [problem.message, problem.location, problem.hint]
+
+
+def _location(value: Any) -> Location | None:
+    """A Location back from JSON (where a NamedTuple is a list)."""
+    return None if value is None else Location(*value)
 
 
 @dataclass
@@ -284,6 +317,8 @@ def _map_texts(value: Any, change: Callable[[str], str]) -> None:
         current = getattr(value, item.name)
         if isinstance(current, str):
             setattr(value, item.name, change(current))
+        elif isinstance(current, Location):  # its path is a text the reports print too
+            setattr(value, item.name, current._replace(path=change(current.path)))
         elif isinstance(current, list) or dataclasses.is_dataclass(current):
             _map_texts(current, change)
 

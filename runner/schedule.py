@@ -24,7 +24,7 @@ from .abort import Stop
 from .engine import Engine
 from .errors import UserError, relative_display
 from .model import Scenario, materialize
-from .results import Outcome, RunResult, ScenarioResult, StepResult
+from .results import Outcome, Problem, RunResult, ScenarioResult, StepResult
 
 GRACE = 2.0  # after a second signal: how long scenarios get to record their abandoned cleanup
 _TICK = 0.25  # the main thread looks at the switch this often; workers wake it when they end
@@ -154,7 +154,9 @@ def _run(
         try:
             scenario = materialize(scenarios[index])  # a large run loads most files again here
         except UserError as exc:  # the file changed since it was checked
-            result.steps.append(StepResult(result.name, str(scenarios[index].loc), Outcome.ERROR, error=exc.render()))
+            result.steps.append(
+                StepResult(result.name, scenarios[index].loc, Outcome.ERROR, error=Problem(exc.render()))
+            )
             if live:
                 console.scenario_block(result)
             return None

@@ -157,6 +157,14 @@ def _regex_escape(value: Any) -> str:
     return re.escape(value if isinstance(value, str) else str(value))
 
 
+def _b64encode(value: Any) -> str:
+    """`{{ (user ~ ':' ~ password) | b64encode }}`: base64 of the text's UTF-8 (HTTP basic auth)."""
+    import base64
+
+    data = value if isinstance(value, bytes) else str(value).encode("utf-8")
+    return base64.b64encode(data).decode("ascii")
+
+
 def _required(value: Any, message: str = "a required value is missing") -> Any:
     """`{{ x | required('no image endpoint in the catalog') }}`: fail loudly instead of "None"."""
     if isinstance(value, jinja2.Undefined) or value is None or value == "" or value == [] or value == {}:
@@ -200,6 +208,7 @@ def _build_environment() -> _Environment:
     env.filters["required"] = _required
     env.filters["regex_escape"] = _regex_escape
     env.filters["descend"] = _descend
+    env.filters["b64encode"] = _b64encode
     env.tests["search"] = _search
     env.filters.update(join=limits.join, sum=limits.bounded_sum, tojson=limits.tojson)
     env.filters = {name: limits.guard_filter(name, func) for name, func in env.filters.items()}
@@ -229,16 +238,38 @@ class Scope(dict[str, Any]):
         return cls(ENV.globals)
 
 
-class Template:
-    """One compiled template string with the location of the YAML value it came from."""
+_CR = "\ufdd0"  # a noncharacter stands for "\r" while Jinja reads a template (see Template)
 
-    __slots__ = ("_render", "_tmpl", "loc", "names", "source")
+
+def _restore_cr(value: Any) -> Any:
+    if isinstance(value, str):
+        return value.replace(_CR, "\r")
+    if isinstance(value, list):
+        return [_restore_cr(item) for item in value]
+    if isinstance(value, dict):
+        return {_restore_cr(key): _restore_cr(item) for key, item in value.items()}
+    return value
+
+
+class Template:
+    """One compiled template string with the location of the YAML value it came from.
+
+    Its line breaks stay as written: Jinja's lexer rewrites every "\r\n" and "\r" of a template's
+    text as "\n", so a templated multipart body (RFC 2046 wants CRLF between parts) or any text sent
+    byte for byte lost its carriage returns. A "\r" is read as a noncharacter and given back after
+    rendering (one `in` test per render, for templates that hold one).
+    """
+
+    __slots__ = ("_cr", "_render", "_tmpl", "loc", "names", "source")
 
     names: frozenset[str]
 
     def __init__(self, source: str, loc: Location):
         self.source = source
         self.loc = loc
+        self._cr = "\r" in source and _CR not in source
+        if self._cr:
+            source = source.replace("\r", _CR)
         cached = _COMPILED.get(source)
         if cached is not None:  # the same text in many steps and files is compiled once per process
             self.names, self._tmpl = cached
@@ -275,7 +306,7 @@ class Template:
                 jinja_context = self._tmpl.new_context(dict(context))
             result = _concat(self._render(jinja_context))
             _reject_undefined(result)
-            return result
+            return _restore_cr(result) if self._cr else result
         except jinja2.UndefinedError as exc:
             raise _undefined_error(exc, self, context) from None
         except SecurityError as exc:

@@ -156,7 +156,7 @@ def sr(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> ScenarioRunner:
 # is the baseline), so only what the run allocates counts.
 _MEMORY_DRIVER = r"""
 import io, json, sys
-import jinja2, jsonschema, junit_xml, requests, urllib3
+import jinja2, jsonschema, requests, urllib3
 import runner.cli, runner.engine, runner.report.junit, runner.schedule
 
 def field(name):

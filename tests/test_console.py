@@ -90,3 +90,55 @@ def test_control_characters_never_reach_the_console_raw(sr, server):
     assert "$'X-Note: a\\x0d\\x0aX-Injected: yes\\x1b[2J'" in run.out  # the curl line, one line
     assert server.state.requests == []  # requests refused the header: nothing was sent
     assert "\r" not in run.system_out("Inject\\r\\nX-Evil: 1")
+
+
+def test_failure_bodies_are_indented_and_wrapped(sr, server):
+    """A JSON body too wide for a line is shown indented, a long text body wrapped at 120 columns (in a
+    pipe), never inside a word: a long token stays whole. The JUnit file keeps the bytes as they came."""
+    token = "ab" + "0123456789abcdef" * 12  # 194 characters, no space
+    words = " ".join(f"word{i}" for i in range(60))
+    step = """
+  - name: {name}
+    request:
+      method: POST
+      url: "{{{{ env.BASE }}}}/mirror?type={type}"
+      {body}
+    expect: {{status: 201}}"""
+    json_body = "json: {images: [{id: a1, name: cirros, tags: [x, y]}, {id: b2, name: fedora}], ref: " + token + "}"
+    sr.write(
+        "json.scenario.yaml", "name: JSON\nsteps:" + step.format(name="JSON", type="application/json", body=json_body)
+    )
+    sr.write(
+        "text.scenario.yaml",
+        "name: Text\nsteps:" + step.format(name="Text", type="text/html", body=f'body: "<p>{words} {token}</p>"'),
+    )
+    run = sr.run(".")
+    assert run.code == 1
+    lines = run.output.splitlines()
+    assert '          <   "images": [' in lines and '          <       "id": "a1",' in lines, run.output
+    assert f'          <     "{token}"' in lines, run.output  # wrapped after `"ref":`, the token whole
+    body = [line for line in lines if line.startswith("          < ") and ("word" in line or '"' in line)]
+    assert all(len(line) <= 120 for line in body if token not in line)
+    text = [line for line in lines if line.startswith("          < ") and "word" in line]
+    assert len(text) > 1 and f"          <   {token}</p>" in lines  # wrapped, and the token never cut
+    assert '> {"images": [{"id": "a1"' in run.system_out("JSON")  # the JUnit file: the bytes as they went
+
+
+def test_a_json_body_shortened_by_masking_is_still_indented():
+    """A body whose secrets were masked is shorter than it came, and says `... (N more bytes)`: whole
+    JSON all the same, it is indented; a body cut at the excerpt's limit is not JSON and stays as it is."""
+    from runner.report.bodies import exchange_lines
+
+    masked = '< 200 OK\n<\n< {"token": "***", "ids": [1, 2]}\n< ... (21 more bytes)'
+    assert exchange_lines(masked) == [
+        "< 200 OK", "<", "< {", '<   "token": "***",', '<   "ids": [', "<     1,", "<     2", "<   ]", "< }",
+        "< ... (21 more bytes)",
+    ]  # fmt: skip
+    cut = '< 200 OK\n<\n< {"ids": [1, 2\n< ... (4000 more bytes)'
+    assert exchange_lines(cut) == cut.splitlines()
+    assert exchange_lines('> POST /x\n>\n> {"a": 1}\n< 201 Created', width=200) == [
+        "> POST /x",
+        ">",
+        '> {"a": 1}',
+        "< 201 Created",
+    ]  # fits on its line: left as it went

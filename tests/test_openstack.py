@@ -7,6 +7,7 @@ can never pass by skipping them. Each test checks through the API that its run l
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import re
@@ -17,6 +18,7 @@ import sys
 import time
 import uuid
 import xml.etree.ElementTree as ET
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -50,8 +52,8 @@ def _admin_token() -> str | None:
     return resp.headers["X-Subject-Token"] if resp.status_code == 201 else None
 
 
-@pytest.fixture(scope="module")
-def admin_token() -> str:
+def required_token() -> str:
+    """An admin token; without a testbed the test skips, or fails when CI requires the testbed."""
     token = _admin_token()
     if token is None:
         message = (
@@ -64,10 +66,30 @@ def admin_token() -> str:
     return token
 
 
+@pytest.fixture(scope="module")
+def admin_token() -> str:
+    return required_token()
+
+
 def images_named(token: str, fragment: str) -> list[dict]:
     resp = requests.get(f"{IMAGE_URL}/v2/images?limit=1000", headers={"X-Auth-Token": token}, timeout=10)
     resp.raise_for_status()
     return [i for i in resp.json()["images"] if fragment in (i.get("name") or "")]
+
+
+@contextlib.contextmanager
+def no_image_left(fragment: str) -> Iterator[str]:
+    """An admin token (see required_token); afterwards the images whose name holds
+    `fragment` that appeared meanwhile are deleted, and the test fails if there were any."""
+    token = required_token()
+    before = {i["id"] for i in images_named(token, fragment)}
+    try:
+        yield token
+    finally:
+        left = [i for i in images_named(token, fragment) if i["id"] not in before]
+        for image in left:
+            requests.delete(f"{IMAGE_URL}/v2/images/{image['id']}", headers={"X-Auth-Token": token}, timeout=10)
+    assert left == [], f"images left behind: {[i['name'] for i in left]}"
 
 
 @pytest.fixture

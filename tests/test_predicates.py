@@ -467,7 +467,8 @@ def test_names_in_operands_are_checked_before_anything_is_sent(sr, server):
 def test_the_vocabulary_and_the_json_schema_agree():
     """Every predicate the checks know is in the schema's `predicates` (and only those); `expect.body`
     has every body kind; a header takes every predicate but type and includes."""
-    from runner.checks.kinds import BODY_KINDS, HEADER_PREDICATES
+    from runner.checks.body import KEYS as BODY_KINDS
+    from runner.checks.headers import PREDICATE_NAMES as HEADER_PREDICATES
     from runner.checks.predicates import COUNT_PREDICATES, PREDICATES
     from runner.formatcheck import format_schema
 

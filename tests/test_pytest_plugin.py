@@ -298,3 +298,38 @@ def test_tags_are_registered_markers(pytester: pytest.Pytester, served: TestServ
     )
     strict = pytester.runpytest("--strict-markers", "-m", "smoke")
     strict.assert_outcomes(passed=1, failed=1)
+
+
+def test_last_failed_reruns_the_failed_matrix_row_on_pytest_8(tmp_path, served: TestServer):
+    """Issue 14, point 3, on pytest 8 as well: the Makefile installs pytest 8 beside the venv's
+    pytest 9 (`.venv/pytest8`, first on PYTHONPATH), so the same plugin runs under both."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    pytest8 = Path(__file__).resolve().parent.parent / ".venv" / "pytest8"
+    if not (pytest8 / "pytest").is_dir():
+        if os.environ.get("SCENARIO_RUNNER_REQUIRE_OPENSTACK"):  # CI: `make` must have installed it
+            pytest.fail(f"pytest 8 is not installed in {pytest8} (the Makefile's venv target installs it)")
+        pytest.skip(f"pytest 8 is not installed in {pytest8} (`make venv` installs it)")
+    (tmp_path / "m.scenario.yaml").write_text(MATRIX)
+    env = {**os.environ, "PYTHONPATH": str(pytest8)}
+
+    def pytest_run(*args: str) -> str:
+        done = subprocess.run(
+            [sys.executable, "-m", "pytest", "-p", "no:xdist", "-p", "no:randomly", *args],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        return done.stdout + done.stderr
+
+    first = pytest_run("-v")
+    assert "platform" in first and "pytest-8." in first, first
+    assert "1 failed, 1 passed" in first, first
+    again = pytest_run("--lf", "-v")
+    assert "m.scenario.yaml::Matrix [code=500] FAILED" in again, again
+    assert "1 failed" in again and "passed" not in again.splitlines()[-1], again

@@ -10,9 +10,11 @@ the path 10,000 files take.
 
 from __future__ import annotations
 
+import collections
 import gc
 import re
 import xml.etree.ElementTree as ET
+from urllib.parse import urlsplit
 
 import pytest
 import server as srv
@@ -20,9 +22,10 @@ import server as srv
 import runner.cli
 import runner.session
 from runner import results
+from runner.errors import Location
 from runner.model import Step
 from runner.report import html, junit
-from runner.results import Attempt, Failure, Outcome, RunResult, ScenarioResult, Spool, StepResult
+from runner.results import Attempt, Failure, Outcome, Problem, RunResult, ScenarioResult, Spool, StepResult
 
 pytestmark = pytest.mark.usefixtures("watchdog")
 
@@ -89,8 +92,8 @@ def _suite(sr, passing: int = 6) -> None:
 
 def _former_junit(run: RunResult) -> str:
     """The JUnit document as it was built before streaming: the whole tree, indented at once."""
-    root = ET.Element("testsuites")
-    totals = dict.fromkeys(("disabled", "errors", "failures", "tests"), 0)
+    root = ET.Element("testsuites", name="scenario-runner")
+    totals = dict.fromkeys(("tests", "failures", "errors"), 0)
     seconds = 0.0
     for scenario in run.every():
         element = junit._suite(scenario)
@@ -105,11 +108,14 @@ def _former_junit(run: RunResult) -> str:
     return '<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
 
 
-def _former_html(run: RunResult) -> str:
+def _former_html(run: RunResult, environment: dict[str, str] | None = None) -> str:
     """The page as it was built before streaming: every scenario in memory, sorted by outcome."""
     every = list(run.every())
     ordered = sorted(every, key=lambda s: results.RANK[s.outcome])
-    text = html._head(run) + "".join(html._scenario(s) for s in ordered)
+    origins = [urlsplit(step.url) for s in ordered for step in s.steps if step.url]
+    targets = collections.Counter(f"{u.scheme}://{u.netloc}" for u in origins)
+    text = html._head(run, environment) + "".join(html._scenario(s) for s in ordered)
+    text += html._environment(environment, dict(targets))
     return text + f"</main><script>{html._SCRIPT}</script></body></html>"
 
 
@@ -129,9 +135,9 @@ def test_streamed_reports_equal_the_reports_built_in_memory(sr, server, monkeypa
         former["junit"] = _former_junit(run)
         written_junit(run, path, *args)
 
-    def html_write(run, path, *args):
-        former["html"] = _former_html(run)
-        written_html(run, path, *args)
+    def html_write(run, path, *args, **kwargs):
+        former["html"] = _former_html(run, kwargs.get("environment"))
+        written_html(run, path, *args, **kwargs)
 
     monkeypatch.setattr(junit, "write", junit_write)
     monkeypatch.setattr(html, "write", html_write)
@@ -214,9 +220,11 @@ def test_the_spool_gives_back_every_field():
     scenario = ScenarioResult("s <&> \"q\"", "dir/f.scenario.yaml", duration=1.25, interrupted=True,
                               skip_reason="why", kind="setup")  # fmt: skip
     scenario.steps = [
-        StepResult("a\nb", "f:1:2", Outcome.FAILED, 0.5, [Failure("m", "f:3:4", "e", "a", True)], "err",
+        StepResult("a\nb", Location("f", 1, 2), Outcome.FAILED, 0.5,
+                   [Failure("m", Location("f", 3, 4), "e", "a", True)], Problem("err", Location("g", 7, 8), "hint"),
                    None, "GET", "http://x/é", 404, "exchange\x00", "curl x", [Attempt(1, None, 0.1, "n")], True),
-        StepResult("c", "f:5:6", Outcome.SKIPPED, skip_reason="later"),
+        StepResult("c", Location("f", 5, 6), Outcome.SKIPPED, skip_reason="later", error=Problem("no place")),
+        StepResult("d", None, Outcome.FAILED, failures=[Failure("nowhere")]),
     ]  # fmt: skip
     spool = Spool()
     try:
@@ -298,7 +306,7 @@ def test_the_spool_masks_overlapping_secrets_as_one_and_holds_none_in_clear():
     redactor.add("abcdef0123456789")  # known when the scenario ended
     text = "token=abcdef0123456789XYZWVU987654 end"
     scenario = ScenarioResult("s", "f.scenario.yaml")
-    scenario.steps = [StepResult("step", "f:1:1", Outcome.FAILED, exchange=text)]
+    scenario.steps = [StepResult("step", Location("f", 1, 1), Outcome.FAILED, exchange=text)]
     run = results.RunResult(spool=Spool())
     try:
         run.add(scenario)

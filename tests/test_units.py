@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from runner.checks import subset_differences
+from runner.checks.common import subset_differences
 from runner.errors import Location, ScenarioFormatError
 from runner.files import DataFiles, Digests, FileAccessError, FilePolicy, HashingReader
 from runner.redact import Redactor, is_secret_name

@@ -257,3 +257,27 @@ def test_a_key_rendering_to_nothing_is_a_located_error(sr, raw):
     assert run.code == 1
     assert "none.scenario.yaml:5:60: a mapping key rendered to NoneType, not a text or a number" in run.out
     assert raw.requests == []
+
+
+def test_a_templated_body_keeps_its_carriage_returns_on_the_wire(sr, raw):
+    """Jinja's lexer writes every line break of a template as "\\n": a templated multipart body
+    lost the CRLF that RFC 2046 requires between its parts (found by from-postman's form-data)."""
+    sr.write(
+        "crlf.scenario.yaml",
+        r"""
+        name: crlf
+        vars: {who: Ann}
+        steps:
+          - name: multipart
+            request:
+              method: POST
+              url: "{{ env.RAW }}/upload"
+              headers: {Content-Type: "multipart/form-data; boundary=b"}
+              body: "--b\r\nContent-Disposition: form-data; name=\"who\"\r\n\r\n{{ who }}\r\n--b--\r\nlone\rcr\n"
+            expect: {status: 200}
+        """,
+    )
+    run = sr.run("crlf.scenario.yaml")
+    assert run.code == 1
+    _, _, body = wire_head(raw.requests[0])
+    assert body == b'--b\r\nContent-Disposition: form-data; name="who"\r\n\r\nAnn\r\n--b--\r\nlone\rcr\n'

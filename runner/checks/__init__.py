@@ -1,4 +1,10 @@
-"""Expectations on a response: one small function per kind, registered in one list.
+"""Expectations on a response, one check kind per module, all in one registry (`KINDS`).
+
+A kind (runner/checks/base.py) is the key it answers to under `expect`, its compilation at load time
+into checks, and per check the templates it holds (what `validate` reads for names and history) and
+its run. The loader asks `compile_expect` for a step's `expect`; the engine calls `run_checks`.
+Adding a kind is adding a module here with its `KIND`, a line in `KINDS` and its key in the JSON
+Schema (docs/extending.md); tests/test_check_kinds.py checks the registry and the schema agree.
 
 Checks never raise: each returns the failures it found, so a step reports everything wrong with a
 response at once (status and body and schema), not just the first thing.
@@ -6,198 +12,37 @@ response at once (status and body and schema), not just the first thing.
 
 from __future__ import annotations
 
-import re
-from collections.abc import Callable, Mapping
 from typing import Any
 
-from ..explain import explain
-from ..http import Response
 from ..model import ExpectSpec
 from ..results import Failure
-from .common import render, short, subset_differences
+from . import asserts, body, headers, jsonsubset, schema, status, where
+from .base import Compiling, Context, Kind
 
-Context = Mapping[str, Any]
-MAX_SCHEMA_ERRORS = 5
-
-
-def check_status(spec: ExpectSpec, response: Response, context: Context) -> list[Failure]:
-    if spec.status is None:
-        return []
-    where = str(spec.status_loc or "")
-    expected, failure = render(spec.status, context, where)
-    if failure:
-        return [failure]
-    accepted = expected if isinstance(expected, list) else [expected]
-    for item in accepted:
-        text = str(item)
-        if text == str(response.status) or (
-            len(text) == 3 and text.endswith("xx") and text[0] == str(response.status)[0]
-        ):
-            return []
-    shown = " or ".join(str(a) for a in accepted)
-    return [
-        Failure(
-            f"status: expected {shown}, got {response.status} {response.reason}".rstrip(),
-            where,
-            expected=shown,
-            actual=str(response.status),
-        )
-    ]
+# Every key of `expect`, in the order a step's `expect` is compiled (so which of two mistakes is
+# reported first); checks run in their kind's `Order`.
+KINDS: dict[str, Kind] = {
+    kind.key: kind
+    for kind in (status.KIND, headers.KIND, jsonsubset.KIND, schema.KIND, body.KIND, where.KIND, asserts.KIND)
+}
 
 
-def check_headers(spec: ExpectSpec, response: Response, context: Context) -> list[Failure]:
-    failures = []
-    for exp in spec.headers:
-        actual = response.headers.get(exp.name)
-        where = str(exp.loc)
-        if exp.absent:
-            if actual is not None:
-                failures.append(Failure(f"header {exp.name}: expected absent, got {actual!r}", where))
-            continue
-        if actual is None:
-            failures.append(Failure(f"header {exp.name}: missing from the response", where))
-            continue
-        if exp.equals is None and exp.regex is None:
-            continue  # {absent: false}: present is all that is asked
-        if exp.regex is not None:
-            if not re.search(exp.regex, actual):
-                failures.append(
-                    Failure(
-                        f"header {exp.name}: {actual!r} does not match /{exp.regex}/",
-                        where,
-                        expected=f"/{exp.regex}/",
-                        actual=actual,
-                    )
-                )
-            continue
-        wanted, failure = render(exp.equals, context, where)
-        if failure:
-            failures.append(failure)
-        elif str(wanted) != actual:
-            failures.append(
-                Failure(
-                    f"header {exp.name}: expected {str(wanted)!r}, got {actual!r}",
-                    where,
-                    expected=str(wanted),
-                    actual=actual,
-                )
-            )
-    return failures
+def compile_expect(data: Any, at: Compiling) -> ExpectSpec:
+    """A step's `expect` (None when it has none): every kind written, and the default of those that are not."""
+    spec = ExpectSpec()
+    for key, kind in KINDS.items():
+        if data and key in data:
+            spec.checks += kind.compile(data[key], data.value_loc(key), at)
+        elif kind.default is not None:
+            spec.checks += kind.default(at)
+    spec.checks.sort(key=lambda check: check.order)
+    streams = [c.stream for c in spec.checks if c.stream is not None]
+    spec.stream = streams[0] if streams else None
+    return spec
 
 
-def check_json(spec: ExpectSpec, response: Response, context: Context) -> list[Failure]:
-    if spec.json is None:
-        return []
-    where = str(spec.json_loc or "")
-    body, error = response.json_or_error()
-    if error:
-        return [Failure(f"json: {error}", where)]
-    expected, failure = render(spec.json, context, where)
-    if failure:
-        return [failure]
-    return [
-        Failure(f"{path}: expected {exp}, got {act}", where, expected=exp, actual=act)
-        for path, exp, act in subset_differences(expected, body)
-    ]
-
-
-def check_schema(spec: ExpectSpec, response: Response, context: Context) -> list[Failure]:
-    if spec.schema is None:
-        return []
-    where = str(spec.schema.loc)
-    body, error = response.json_or_error()
-    if error:
-        return [Failure(f"schema: {error}", where)]
-    failures = []
-    try:
-        found = list(spec.schema.validator.iter_errors(body))
-    except Exception as exc:  # a $ref that stopped resolving, a schema keyword jsonschema chokes on
-        return [Failure(f"schema {spec.schema.path.name}: could not be applied: {exc}", where, error=True)]
-    errors = sorted(found, key=lambda e: [str(p) for p in e.absolute_path])
-    for err in errors[:MAX_SCHEMA_ERRORS]:
-        instance = "/" + "/".join(str(p) for p in err.absolute_path)
-        schema_path = "/".join(str(p) for p in err.absolute_schema_path)
-        failures.append(
-            Failure(
-                f"schema {spec.schema.path.name}: at {instance}: {_json_message(err)} (schema path: {schema_path})",
-                where,
-            )
-        )
-    if len(errors) > MAX_SCHEMA_ERRORS:
-        failures.append(Failure(f"schema: ... and {len(errors) - MAX_SCHEMA_ERRORS} more errors", where))
-    return failures
-
-
-def _json_message(err: Any) -> str:
-    """jsonschema writes the failing value as Python (`None`, `True`, `{'a': 1}`); the response was
-    JSON, so say it in JSON (`null`, `true`, `{"a": 1}`)."""
-    message = str(err.message)
-    python = repr(err.instance)
-    if message.startswith(python) and not isinstance(err.instance, str):
-        return short(err.instance) + message[len(python) :]
-    return message
-
-
-def check_body(spec: ExpectSpec, response: Response, context: Context) -> list[Failure]:
-    if not spec.body:
-        return []
-    where = str(spec.body_loc or "")
-    text = response.text
-    failures = []
-    for kind, compiled in spec.body.items():
-        wanted, failure = render(compiled, context, where)
-        if failure:
-            failures.append(failure)
-            continue
-        items = wanted if isinstance(wanted, list) else [wanted]
-        for item in items:
-            item = str(item)
-            if kind == "contains" and item not in text:
-                failures.append(Failure(f"body: does not contain {item!r}", where, item, short(text)))
-            elif kind == "not_contains" and item in text:
-                failures.append(Failure(f"body: contains {item!r}, which it must not", where))
-            elif kind == "regex":
-                try:
-                    found = re.search(item, text)
-                except re.error as exc:  # a templated pattern is only known now (literal ones at load time)
-                    failures.append(Failure(f"body: invalid regular expression /{item}/: {exc}", where, error=True))
-                    continue
-                if not found:
-                    failures.append(Failure(f"body: does not match /{item}/", where, f"/{item}/", short(text)))
-            elif kind == "equals" and item != text:
-                failures.append(Failure("body: not equal to the expected text", where, short(item), short(text)))
-    return failures
-
-
-def check_asserts(spec: ExpectSpec, response: Response, context: Context) -> list[Failure]:
-    failures = []
-    for compiled in spec.asserts:
-        template = compiled.value
-        where = str(template.loc)
-        value, failure = render(compiled, context, where)
-        if failure:
-            failures.append(failure)
-        elif not value:
-            failed = Failure(f"assert: {template.source} is {short(value)}", where)
-            failed.details = explain(template, context)
-            failures.append(failed)
-    return failures
-
-
-CHECKS: list[Callable[[ExpectSpec, Response, Context], list[Failure]]] = [
-    check_status,
-    check_headers,
-    check_json,
-    check_schema,
-    check_body,
-    check_asserts,
-]
-
-
-def run_checks(spec: ExpectSpec, response: Response, context: Context) -> list[Failure]:
+def run_checks(spec: ExpectSpec, response: Any, context: Context) -> list[Failure]:
     failures: list[Failure] = []
-    for check in CHECKS:
-        failures.extend(check(spec, response, context))
-    for use in spec.checks:
-        failures.extend(use.run(response, context))
+    for check in spec.checks:
+        failures.extend(check.run(response, context))
     return failures

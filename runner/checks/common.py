@@ -7,7 +7,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from ..errors import UserError
+from ..errors import Location, UserError
 from ..results import Failure
 
 Context = Mapping[str, Any]
@@ -18,11 +18,11 @@ def short(value: Any, limit: int = 200) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def render(compiled: Any, context: Context, where: str) -> tuple[Any, Failure | None]:
+def render(compiled: Any, context: Context, where: Location) -> tuple[Any, Failure | None]:
     try:
         return compiled.render(context), None
     except UserError as exc:
-        loc = str(exc.location) if exc.location else where
+        loc = exc.location or where
         return None, Failure(f"could not evaluate the expectation: {exc.message}", loc, error=True)
 
 

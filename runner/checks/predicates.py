@@ -225,7 +225,7 @@ def type_name(value: Any) -> str:
 
 
 def _run(pmap: PredicateMap, predicate: Predicate, actual: Any, context: Context) -> list[Failure]:
-    where = str(predicate.loc)
+    where = predicate.loc
     operand, failure = render(predicate.operand, context, where)
     if failure:
         return [failure]

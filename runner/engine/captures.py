@@ -148,7 +148,7 @@ class Variables:
                 if not strict:
                     continue
                 result.outcome = Outcome.FAILED
-                result.failures.append(Failure(f"capture {name}: {exc.message}", str(exc.location or step.loc)))
+                result.failures.append(Failure(f"capture {name}: {exc.message}", exc.location or step.loc))
                 continue
             self.assign(step.aliases.get(name, name), value, local_name=name)
             local[name] = value

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 from ..abort import Stop
 from ..errors import UserError, relative_display
 from ..model import Fixture, FixtureUse, Scenario
-from ..results import Outcome, ScenarioResult, StepResult
+from ..results import Outcome, Problem, ScenarioResult, StepResult
 from ..templating import Scope
 from ..text import one_line
 
@@ -164,9 +164,7 @@ class Fixtures:
             try:
                 instance.expires_at = _moment(fixture.expires.render(Scope(context)))
             except UserError as exc:
-                message = f"{exc.location}: {exc.message}" if exc.location else exc.message
-                message += f" (hint: {exc.hint})" if exc.hint else ""
-                result.steps.append(StepResult("(expires)", str(fixture.loc), Outcome.ERROR, error=message))
+                result.steps.append(StepResult("(expires)", fixture.loc, Outcome.ERROR, error=Problem.of(exc)))
                 instance.failure, instance.values = failure_of(result), None
         return result
 
@@ -215,7 +213,7 @@ def failure_of(result: ScenarioResult) -> str | None:
     """Why a set-up cannot be used: the first step that failed, and its first message."""
     for step in result.steps:
         if step.outcome in (Outcome.FAILED, Outcome.ERROR):
-            message = step.error or (step.failures[0].message if step.failures else step.outcome.value)
+            message = str(step.error or "") or (step.failures[0].message if step.failures else step.outcome.value)
             return f"step '{step.name}': {one_line(message)[:_REASON_LIMIT]}"
     return None
 

@@ -25,7 +25,7 @@ from typing import Any
 from ..errors import UserError
 from ..model import Step
 from ..redact import Redactor, is_secret_name
-from ..results import Failure, Outcome, StepResult
+from ..results import Failure, Outcome, Problem, StepResult
 from ..templating import Scope, Template
 from .captures import Variables, render_name
 
@@ -69,7 +69,7 @@ class Loop:
         try:
             items = self.items()
         except UserError as exc:
-            yield self._result(self.step.name, Outcome.ERROR, error=_located(exc))
+            yield self._result(self.step.name, Outcome.ERROR, error=Problem.of(exc))
             return
         if not items:
             yield self._result(self.step.name, Outcome.SKIPPED, skip_reason=f"skipped: no items in {self._source()}")
@@ -157,7 +157,7 @@ class Loop:
                         Failure(
                             f"repeat: {until.value.source} still false after {spec.max} iterations "
                             "(raise `max:` under `repeat` if the listing is that long)",
-                            str(until.value.loc),
+                            until.value.loc,
                         )
                     )
 
@@ -169,7 +169,7 @@ class Loop:
 
     # --- names -----------------------------------------------------------------------------------
 
-    def _name(self, bound: dict[str, Any], label: str) -> tuple[str, str | None]:
+    def _name(self, bound: dict[str, Any], label: str) -> tuple[str, Problem | None]:
         """The iteration's name, unique in this loop; and the error if its name template failed."""
         error = None
         name = f"{self.step.name} [{label}]"
@@ -180,7 +180,7 @@ class Loop:
                 local.update(bound)
                 name = render_name(self.step.title, local)
             except UserError as exc:
-                error = _located(exc)
+                error = Problem.of(exc)
         if name in self._names:
             name = f"{name} #{bound['loop']['index']}"
         self._names.add(name)
@@ -192,7 +192,7 @@ class Loop:
         return spec.items.value.source if isinstance(spec.items.value, Template) else "the for_each list"
 
     def _result(self, name: str, outcome: Outcome, **fields: Any) -> StepResult:
-        return StepResult(name, str(self.step.loc), outcome, is_finally=self.is_finally, **fields)
+        return StepResult(name, self.step.loc, outcome, is_finally=self.is_finally, **fields)
 
 
 def _label(item: Any, redactor: Redactor) -> str:
@@ -211,8 +211,3 @@ def _label(item: Any, redactor: Redactor) -> str:
 def _excerpt(value: Any) -> str:
     text = repr(value)
     return text if len(text) <= 80 else text[:79] + "…"
-
-
-def _located(exc: UserError) -> str:
-    where = f"{exc.location}: " if exc.location else ""
-    return f"{where}{exc.message}" + (f" (hint: {exc.hint})" if exc.hint else "")

@@ -41,7 +41,7 @@ def send_and_poll(
         number += 1
         response = send(session, request, max_body)
         if response.upload_digests:
-            services.digests.seed(request.file, response.upload_digests)  # type: ignore[arg-type]
+            services.digests.seed(request.body, response.upload_digests)  # the uploaded file's path
         local["response"] = response
         if poll is None:
             return response
@@ -56,7 +56,7 @@ def send_and_poll(
                 Failure(
                     f"poll: gave up at attempt {number}: {poll.fail_if.value.source} is true "
                     f"(status {response.status})",
-                    str(poll.loc),
+                    poll.loc,
                 )
             )
             return response
@@ -73,7 +73,7 @@ def send_and_poll(
                 Failure(
                     f"poll: {poll.until.value.source} still not true after {waited:.1f}s "
                     f"({number} attempts, last status {response.status}){note}",
-                    str(poll.loc),
+                    poll.loc,
                 )
             )
             return response

@@ -8,12 +8,11 @@ Secrets a request carries (headers, JSON and form bodies) are learned here, befo
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from ..errors import UserError
+from ..bodies import BODIES
 from ..exchange import full_url
 from ..files import FilePolicy, TapSpec
 from ..http import PreparedRequest
@@ -63,19 +62,12 @@ def prepare(
         allow_redirects=spec.allow_redirects if spec.allow_redirects is not None else defaults.allow_redirects,
         verify=verify,
     )
-    if spec.body is not None:
-        value = spec.body.render(ctx)
-        if spec.body_kind == "json":
-            _check_json_body(value, spec.body_loc)
-            req.json = value
-            redactor.add_from_json(value)
-        elif spec.body_kind == "body":
-            req.text = value if isinstance(value, str) else str(value)
-        elif spec.body_kind == "form":
-            req.form = value
-            redactor.add_from_json(value)
-        elif spec.body_kind == "file":
-            req.file = policy.resolve(str(value), step.base_dir, spec.body_loc)
+    if spec.body is not None and spec.body_kind is not None:
+        kind = req.body_kind = BODIES[spec.body_kind]
+        req.body = kind.prepare(spec.body.render(ctx), spec.body_loc, policy, step.base_dir)
+        if kind.learned:
+            redactor.add_from_json(req.body)
+        if kind.streamed:
             req.hash_algorithms = tuple(sorted(scenario.digest_algorithms))
             if options.progress is not None:
                 req.on_progress = _upload_progress(step.name, options.progress)
@@ -111,18 +103,6 @@ def _quiet_insecure_warning() -> None:
     import urllib3
 
     urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
-
-
-def _check_json_body(value: Any, loc: Any) -> None:
-    """A template can yield what JSON cannot carry (a function, bytes): say so where it was written."""
-    try:
-        json.dumps(value)
-    except (TypeError, ValueError) as exc:
-        raise UserError(
-            f"the json body cannot be sent as JSON: {exc}",
-            loc,
-            "a template here must give strings, numbers, booleans, null, lists or mappings",
-        ) from None
 
 
 def _upload_progress(name: str, report: Callable[[str], None]) -> Callable[[int, int], None]:

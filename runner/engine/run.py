@@ -16,11 +16,11 @@ from typing import Any
 
 from ..abort import RequestAborted, Stop
 from ..context import RunServices
-from ..errors import UserError, relative_display
+from ..errors import Location, UserError, relative_display
 from ..http import Session
 from ..model import Scenario, Step
 from ..redact import Redactor, is_secret_name
-from ..results import Outcome, ScenarioResult, StepResult
+from ..results import Outcome, Problem, ScenarioResult, StepResult
 from ..skips import constant_reason, decide
 from ..templating import Scope
 from .captures import Variables
@@ -214,7 +214,7 @@ class _ScenarioRun:
                 failed = self._record(self._stopped_step(self._pending, exc)).name
             elif index < 0:  # while the scenario's variables rendered
                 failed = "(scenario variables)"
-                self._record(_error_result(failed, "", _cause(exc, self.redactor)))
+                self._record(_error_result(failed, Problem(_cause(exc, self.redactor))))
             reason = "interrupted" if not isinstance(exc, Exception) else "internal error in scenario-runner"
             for step in steps[index + 1 :]:
                 self._record(_skipped(step, f"skipped: {reason}"))
@@ -363,9 +363,7 @@ class _ScenarioRun:
         finally:  # also when interrupted: the header comes before whatever is recorded
             self._started()
         if failed is not None and error is not None:
-            hint = f" (hint: {error.hint})" if error.hint else ""
-            where = f"{error.location}: " if error.location else ""
-            self._record(_error_result(failed, str(error.location or ""), f"{where}{error.message}{hint}"))
+            self._record(_error_result(failed, Problem.of(error)))
         return failed
 
     def _started(self) -> None:
@@ -383,9 +381,7 @@ class _ScenarioRun:
         try:
             reason = decide(self.scenario.skip, Scope(self.variables.context))
         except UserError as exc:
-            hint = f" (hint: {exc.hint})" if exc.hint else ""
-            where = f"{exc.location}: " if exc.location else ""
-            self._record(_error_result("(skip)", str(exc.location or ""), f"{where}{exc.message}{hint}"))
+            self._record(_error_result("(skip)", Problem.of(exc)))
             return "(skip)"
         if reason is not None:
             self.result.skip_reason = reason
@@ -395,8 +391,8 @@ class _ScenarioRun:
 
     def _stopped_step(self, step: Step, exc: BaseException, is_finally: bool = False) -> StepResult:
         if isinstance(exc, Exception):
-            result = self.steps.current or StepResult(step.name, str(step.loc), Outcome.ERROR, is_finally=is_finally)
-            result.outcome, result.error = Outcome.ERROR, self.redactor.mask(_cause(exc, self.redactor))
+            result = self.steps.current or StepResult(step.name, step.loc, Outcome.ERROR, is_finally=is_finally)
+            result.outcome, result.error = Outcome.ERROR, Problem(self.redactor.mask(_cause(exc, self.redactor)))
             return result
         return self._interrupted(step, _cause(exc, self.redactor), is_finally)
 
@@ -413,10 +409,12 @@ class _ScenarioRun:
                 needed = True
             if not needed:
                 reason = when_reason(step, "skipped: cleanup abandoned; ")
-                return StepResult(name, str(step.loc), Outcome.SKIPPED, skip_reason=reason, is_finally=True)
-        result = StepResult(name, str(step.loc), Outcome.ERROR, is_finally=True)
+                return StepResult(name, step.loc, Outcome.SKIPPED, skip_reason=reason, is_finally=True)
+        result = StepResult(name, step.loc, Outcome.ERROR, is_finally=True)
         result.method, result.url = step.request.method, describe_url(step, self.variables, self.redactor, bound)
-        result.error = f"not run: cleanup abandoned; what it cleans up may remain: {result.method} {result.url}"
+        result.error = Problem(
+            f"not run: cleanup abandoned; what it cleans up may remain: {result.method} {result.url}"
+        )
         return result
 
     def may_remain(self) -> list[str]:
@@ -435,7 +433,9 @@ class _ScenarioRun:
         if remain:
             error += "; may remain: " + ", ".join(remain)
         self.result.steps.append(
-            StepResult("(abandoned)", relative_display(self.scenario.path), Outcome.ERROR, error=error)
+            StepResult(
+                "(abandoned)", Location(relative_display(self.scenario.path)), Outcome.ERROR, error=Problem(error)
+            )
         )
         return self.result
 
@@ -453,8 +453,8 @@ class _ScenarioRun:
         """The step Ctrl-C stopped, as far as it got: its request and how long it had waited,
         which is what someone reading the report of a cancelled CI job wants to know."""
         self.result.interrupted = True
-        result = self.steps.current or StepResult(step.name, str(step.loc), Outcome.ERROR)
-        result.outcome, result.error, result.is_finally = Outcome.ERROR, message, is_finally
+        result = self.steps.current or StepResult(step.name, step.loc, Outcome.ERROR)
+        result.outcome, result.error, result.is_finally = Outcome.ERROR, Problem(message), is_finally
         return result
 
 
@@ -471,7 +471,7 @@ def _cause(exc: BaseException, redactor: Redactor) -> str:
 
 
 def _skipped(step: Step, reason: str) -> StepResult:
-    return StepResult(step.name, str(step.loc), Outcome.SKIPPED, skip_reason=reason)
+    return StepResult(step.name, step.loc, Outcome.SKIPPED, skip_reason=reason)
 
 
 def _all_skipped(scenario: Scenario, reason: str) -> list[StepResult]:
@@ -482,8 +482,8 @@ def _all_skipped(scenario: Scenario, reason: str) -> list[StepResult]:
         result = _skipped(step, reason)
         result.is_finally = True
         skipped.append(result)
-    return skipped or [StepResult("(skipped)", str(scenario.loc), Outcome.SKIPPED, skip_reason=reason)]
+    return skipped or [StepResult("(skipped)", scenario.loc, Outcome.SKIPPED, skip_reason=reason)]
 
 
-def _error_result(name: str, location: str, message: str) -> StepResult:
-    return StepResult(name, location, Outcome.ERROR, error=message)
+def _error_result(name: str, problem: Problem) -> StepResult:
+    return StepResult(name, problem.location, Outcome.ERROR, error=problem)

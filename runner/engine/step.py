@@ -19,7 +19,7 @@ from ..exchange import curl_command, format_exchange, full_url
 from ..http import PreparedRequest, Response, Session, TransportError
 from ..model import Scenario, Step
 from ..redact import Redactor
-from ..results import Outcome, StepResult
+from ..results import Outcome, Problem, StepResult
 from ..skips import decide
 from ..templating import Scope
 from .captures import Variables, render_name
@@ -67,7 +67,7 @@ class StepRunner:
         """One step, or one iteration of a looped step (loops.py): then `name` is the iteration's,
         `bound` its item and `loop`, and `then` runs after a passed iteration's captures (`until`)."""
         started = time.perf_counter()
-        result = StepResult(name or step.name, str(step.loc), Outcome.PASSED, is_finally=is_finally)
+        result = StepResult(name or step.name, step.loc, Outcome.PASSED, is_finally=is_finally)
         self.current = result  # until recorded: what an interruption reports
         local = self.variables.step_scope(step)
         if self.last is not None:  # a variable of the same name wins
@@ -122,14 +122,13 @@ class StepRunner:
                 then(local, result)
         except UserError as exc:
             result.outcome = Outcome.ERROR
-            where = f"{exc.location}: " if exc.location else ""
-            result.error = f"{where}{exc.message}" + (f" (hint: {exc.hint})" if exc.hint else "")
+            result.error = Problem.of(exc)
         except TransportError as exc:
             result.outcome = Outcome.ERROR
-            result.error = f"{step.request.loc}: {exc}"
+            result.error = Problem(str(exc), step.request.loc)
         except Exception as exc:  # a bug of ours must still leave a complete report
             result.outcome = Outcome.ERROR
-            result.error = f"internal error in scenario-runner: {type(exc).__name__}: {exc}"
+            result.error = Problem(f"internal error in scenario-runner: {type(exc).__name__}: {exc}")
         finally:
             result.duration = time.perf_counter() - started
         self._finish(result, request, response)

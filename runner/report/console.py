@@ -8,12 +8,14 @@ ScrubbedStream), with every secret known when the line is written.
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 import time
 from typing import TextIO
 
 from ..results import Outcome, RunResult, ScenarioResult, StepResult
 from ..text import one_line, printable
+from .bodies import exchange_lines
 
 _LABELS = {
     Outcome.PASSED: ("PASS", "32"),
@@ -37,6 +39,8 @@ class ConsoleReport:
         self.colour_capable = bool(getattr(self.stream, "isatty", lambda: False)())
         self._live_shown = False
         self._live_at = 0.0
+        # the terminal's width; 120 columns in a file or a pipe (CI logs), whatever the terminal was
+        self.width = shutil.get_terminal_size((120, 24)).columns if self.colour_capable else 120
 
     def _paint(self, text: str, code: str) -> str:
         return f"\x1b[{code}m{text}\x1b[0m" if self.colour else text
@@ -87,14 +91,15 @@ class ConsoleReport:
         pad = "        "
         lines = []
         if step.error:
-            lines.append(pad + self._paint(printable(step.error), "31"))
+            lines.append(pad + self._paint(printable(str(step.error)), "31"))
         for failure in step.failures:
             where = f"{failure.location}: " if failure.location else ""
             lines.append(pad + self._paint(printable(f"{where}{failure.message}"), "31"))
             lines.extend(pad + "  " + printable(detail) for detail in failure.details)
         if step.exchange and (step.outcome is not Outcome.PASSED or self.verbosity > 0):
             lines.append(pad + "exchange:")
-            lines.extend(pad + "  " + line for line in step.exchange.splitlines())
+            width = self.width - len(pad) - 2  # bodies: JSON indented when it does not fit, lines wrapped
+            lines.extend(pad + "  " + line for line in exchange_lines(step.exchange, width))
         if step.curl and step.outcome is not Outcome.PASSED:
             lines.append(pad + "reproduce: " + printable(step.curl))
         if lines:

@@ -35,7 +35,7 @@ from ..outputs import write as write_output
 from ..results import Outcome, RunResult, ScenarioResult
 
 FORMAT = "scenario-runner-results"
-VERSION = 1
+VERSION = 2  # 2: locations as [path, line, col], a step's error as {message, location, hint}
 _HINT = "give the files that `scenario-runner run --results PATH` wrote, one per shard"
 
 
@@ -137,6 +137,11 @@ def _value(hint: Any, data: Any, where: str) -> Any:
             raise _Bad(where, f"{data!r} is not an outcome") from None
     if dataclasses.is_dataclass(hint):
         return _build(hint, data, where)  # type: ignore[arg-type]
+    if hint is Location:
+        ok = isinstance(data, list) and len(data) == 3 and isinstance(data[0], str)
+        if not ok or not all(isinstance(n, int) and not isinstance(n, bool) for n in data[1:]):
+            raise _Bad(where, f"expected a location [path, line, column], got {json.dumps(data)[:80]}")
+        return Location(*data)
     expected: tuple[type, ...] = {float: (int, float), int: (int,), bool: (bool,), str: (str,)}[hint]
     if not isinstance(data, expected) or (hint is not bool and isinstance(data, bool)):
         raise _Bad(where, f"expected {hint.__name__}, got {type(data).__name__}")

@@ -43,7 +43,9 @@ def _backtick_runs(line: str) -> Iterator[str]:
 def _first_failure(scenario: ScenarioResult) -> str:
     for step in scenario.steps:
         if step.outcome in (Outcome.FAILED, Outcome.ERROR):
-            text = step.error or (step.failures[0].message if step.failures else step.outcome.value)
+            text = (
+                str(step.error) if step.error else (step.failures[0].message if step.failures else step.outcome.value)
+            )
             return f"{step.title}: {text}"
     return scenario.skip_reason or ("interrupted" if scenario.interrupted else "failed")
 
@@ -52,7 +54,7 @@ def _step(step: StepResult) -> str:
     lines = [f"**{step.outcome.value.upper()}** {html.escape(step.title)}"]
     if step.method:
         lines[0] += f" — `{step.method} {step.url}` → {step.status if step.status is not None else 'no response'}"
-    texts = [step.error] if step.error else []
+    texts = [str(step.error)] if step.error else []
     for failure in step.failures:
         where = f"{failure.location}: " if failure.location else ""
         texts.append("\n".join([where + failure.message, *("  " + d for d in failure.details)]))
