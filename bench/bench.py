@@ -5,6 +5,7 @@
     python bench/bench.py --only 1,3 --json figures.json
     python bench/bench.py --profile  # cProfile of the 50-copies in-process run, top functions
     python bench/bench.py --only tempest   # the Tempest port against the testbed (openrc loaded): only when named
+    python bench/bench.py --only load,memory   # issue 15's load mode (Locust): only when named
 
 Targets (figures are reported, never asserted):
   1. 50 copies of the tutorial in one in-process run: cost per step <= 1.2 x a raw requests loop.
@@ -20,6 +21,9 @@ Targets (figures are reported, never asserted):
   Start-up (target 2) is <= 2 x `python -c pass` since issue 12.
   tempest (issue 10): the Tempest port at --jobs 1 with its run-level login, with a login in every file,
      and with credentials made in every file: wall, POST /v3/auth/tokens per run, steps per second.
+  load (issue 15): `scenario-runner load` of the tutorial vs a hand-written Locust HttpUser (target >= 0.7
+     of its requests per second) and FastHttpUser making the same 8 calls (bench/load_ratio.py, one process).
+  memory (issue 15): RSS of a 10-minute load (60 s with --quick): growth <= 10 %.
 
 Each stub runs in its own process; the client measured is this process (target 1) or a child
 process started from here (the others). A child's peak RSS is VmHWM and its reads are rchar /
@@ -702,6 +706,76 @@ def target8(quick: bool) -> list[Row]:
     ]  # fmt: skip
 
 
+# --- target load (issue 15): load mode vs hand-written Locust users; memory over a long load -----
+
+
+def target_load(quick: bool) -> list[Row]:
+    """bench/load_ratio.py in one child process (gevent-patched by Locust, never this one): the
+    hand-written HttpUser and FastHttpUser making the tutorial's 8 calls, and `scenario-runner load`
+    of bench/tutorial.scenario.yaml, one user each, measured in turn; the ratio is load mode's
+    requests per second over the hand-written user's (wall), and per CPU second of the client."""
+    duration, rounds = (3, 1) if quick else (8, 3)
+    cmd = [PY, str(BENCH / "load_ratio.py"), "--users", "1", "--duration", str(duration), "--rounds", str(rounds)]
+    with Stub() as stub:
+        child = run_child(cmd, child_env(stub))
+    figures = json.loads(child.output.strip().splitlines()[-1])
+    runner, http, fast = figures["runner"], figures["http"], figures["fast"]
+    rows = []
+    for name, base in (("HttpUser", http), ("FastHttpUser", fast)):
+        ratio, per_cpu = runner["rps"] / base["rps"], runner["per_cpu"] / base["per_cpu"]
+        goal = ">= 0.7" if name == "HttpUser" else "(info)"
+        rows += [
+            Row("load", f"1 user, {duration} s x {rounds}: req/s, load mode vs a hand-written {name}",
+                f"{runner['rps']:.0f}", f"{base['rps']:.0f}", f"{ratio:.2f}", goal,
+                verdict(ratio >= 0.7) if name == "HttpUser" else ""),
+            Row("load", f"requests per CPU second of the client, vs {name}", f"{runner['per_cpu']:.0f}",
+                f"{base['per_cpu']:.0f}", f"{per_cpu:.2f}", "(info)", ""),
+        ]  # fmt: skip
+    return rows
+
+
+def rss_kib(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as fh:
+        for line in fh:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise BenchError(f"no VmRSS for {pid}")
+
+
+def target_memory(quick: bool) -> list[Row]:
+    """`scenario-runner load` of bench/tutorial.scenario.yaml (a fresh token per login, so a masker
+    that kept every token would grow) for 10 minutes (60 s when quick), 4 users; RSS sampled every
+    second. Growth: the last sample over the one taken once a tenth of the time has passed (imports,
+    pools and Locust's statistics warmed up)."""
+    duration = 60 if quick else 600
+    cmd = [*scenario_runner_command(), "load", str(TUTORIAL), "--users", "4", "--duration", str(duration),
+           "--junit", "", "--threshold", "error_rate <= 0%"]  # fmt: skip
+    with Stub() as stub, tempfile.TemporaryFile() as log:
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=child_env(stub), cwd=REPO)
+        samples: list[tuple[float, int]] = []
+        started = time.monotonic()
+        while proc.poll() is None:
+            try:
+                samples.append((time.monotonic() - started, rss_kib(proc.pid)))
+            except (OSError, BenchError):
+                break
+            time.sleep(1)
+        proc.wait()
+        log.seek(0)
+        output = log.read().decode(errors="replace")
+    if proc.returncode != 0:
+        raise BenchError(f"scenario-runner load exited {proc.returncode}:\n{output[-1500:]}")
+    early = next(kib for at, kib in samples if at >= duration / 10)
+    last = [kib for at, kib in samples if at <= duration][-1]
+    growth = last / early - 1
+    total = re.search(r"^(\d+) request\(s\)", output, re.M)
+    return [
+        Row("load", f"RSS of a {duration} s load, 4 users ({total.group(1) if total else '?'} requests)",
+            f"{early / 1024:.1f} -> {last / 1024:.1f} MiB", "", f"{growth * 100:+.1f} %", "<= +10 %",
+            verdict(growth <= 0.10)),
+    ]  # fmt: skip
+
+
 # --- profile -------------------------------------------------------------------------------------
 
 
@@ -742,7 +816,8 @@ def table(rows: list[Row]) -> str:
     return "\n".join(lines)
 
 
-SMALLER_WHEN_QUICK = {"3", "4", "5", "6", "7", "8"}  # --quick shrinks their workloads: verdicts are only indicative
+# --quick shrinks their workloads: verdicts are only indicative
+SMALLER_WHEN_QUICK = {"3", "4", "5", "6", "7", "8", "load", "memory"}
 TARGETS: dict[str, Callable[[bool], list[Row]]] = {
     "1": target1,
     "2": target2,
@@ -755,6 +830,8 @@ TARGETS: dict[str, Callable[[bool], list[Row]]] = {
 }
 # Run only when named (--only tempest): they need the Keystone + Glance testbed and its openrc.
 EXTRA_TARGETS: dict[str, Callable[[bool], list[Row]]] = {"tempest": target_tempest}
+# Issue 15's load mode (needs Locust, the [load] extra): only when named, `--only load,memory`.
+EXTRA_TARGETS.update({"load": target_load, "memory": target_memory})
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -166,8 +166,8 @@ def build_parser() -> argparse.ArgumentParser:
         "when every --threshold holds, 1 when one fails, 2 for bad input. Needs the [load] extra.",
     )
     common(load)
-    load.add_argument("--users", type=int, required=True, metavar="N", help="virtual users (at least 1)")
-    load.add_argument("--duration", type=_number, required=True, metavar="SECONDS", help="how long to load")
+    load.add_argument("--users", type=int, metavar="N", help="virtual users (at least 1); required but on a worker")
+    load.add_argument("--duration", type=_number, metavar="SECONDS", help="how long to load; required but on a worker")
     load.add_argument("--spawn-rate", type=_number, metavar="R", help="users started per second (default: all at once)")
     load.add_argument(
         "--threshold",
@@ -187,8 +187,29 @@ def build_parser() -> argparse.ArgumentParser:
     load.add_argument(
         "--junit",
         metavar="PATH",
-        default="reports/load.xml",
-        help="JUnit XML, a testcase per threshold (default: reports/load.xml); '' to skip",
+        help="JUnit XML, a testcase per threshold (default: reports/load.xml, none on a worker); '' to skip",
+    )
+    load.add_argument("--html", metavar="PATH", help="also write Locust's HTML report (statistics and charts)")
+    load.add_argument(
+        "--csv",
+        metavar="PREFIX",
+        help="also write Locust's CSV statistics: PREFIX_stats.csv, PREFIX_failures.csv, PREFIX_exceptions.csv",
+    )
+    dist = load.add_argument_group("distributed (Locust's master and workers)")
+    dist.add_argument("--master", action="store_true", help="run no users: the workers do; judge their totals")
+    dist.add_argument("--expect-workers", type=int, metavar="N", help="master: start once N workers are connected (1)")
+    dist.add_argument(
+        "--expect-workers-timeout",
+        type=_positive,
+        default=60.0,
+        metavar="S",
+        help="master: fail if they are not all connected within S seconds (default 60)",
+    )
+    dist.add_argument("--master-bind-host", metavar="HOST", help="master: the interface to listen on (default: all)")
+    dist.add_argument("--worker", action="store_true", help="run the users the master gives this process")
+    dist.add_argument("--master-host", metavar="HOST", help="worker: the master's host")
+    dist.add_argument(
+        "--master-port", type=int, metavar="PORT", help="the master's port: it listens on it, workers connect (5557)"
     )
     junit_flavour(load)
     connection(load)
@@ -727,11 +748,13 @@ def _import_load() -> None:
 
 def _load_test(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     """`load`: options checked and files loaded before anything is sent (exit 2), then the load test
-    (runner/load.py) under the same signal handling as `run`; the report is written also when
+    (runner/load.py) under the same signal handling as `run`; the reports are written also when
     interrupted. Exit 0 when every threshold holds, 1 when one fails (or a fixture failed), 130 when
-    interrupted."""
+    interrupted. A worker judges nothing: its exit code says whether its own part went well."""
+    from functools import partial
+
     from .abort import Stop
-    from .load import run_load, summary
+    from .load import CSV_SUFFIXES, locust_reports, run_load, summary
     from .schedule import signals_handled
 
     options = args.load
@@ -744,8 +767,12 @@ def _load_test(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         engine = session.start()
         from . import outputs
 
-        if args.junit:
-            outputs.check([(f"--junit {args.junit}", args.junit)], session.inputs())
+        reports = [(f"--junit {options.junit}", options.junit)] if options.junit else []
+        if options.html:
+            reports.append((f"--html {options.html}", options.html))
+        if options.csv:
+            reports += [(f"--csv {options.csv}", f"{options.csv}{suffix}") for suffix in CSV_SUFFIXES]
+        outputs.check(reports, session.inputs())
         try:
             result = run_load(engine, scenarios, options, stop)
         finally:
@@ -754,16 +781,28 @@ def _load_test(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         from .report import junit
         from .results import scrub
 
-        scrub(result.run, args.redactor.mask)
-        reports, unwritten = [], False
-        if args.junit:
+        mask = args.redactor.mask
+        scrub(result.run, mask)
+        written, unwritten = [], False
+        texts = locust_reports(result, options) if result.env is not None else []
+        writers: list[tuple[str, str, Callable[[], None]]] = []
+        if options.junit:
+            junit_path = options.junit
+            writers.append(
+                (f"--junit {junit_path}", junit_path,
+                 lambda: junit.write(result.run, junit_path, session.policy.inputs, f"--junit {junit_path}",
+                                     args.junit_flavour))
+            )  # fmt: skip
+        for label, path, text in texts:  # Locust's own reports, through the one scrub and output policy
+            writers.append((label, path, partial(outputs.write, path, mask(text), session.policy.inputs, label)))
+        for _label, path, write in writers:
             try:
-                junit.write(result.run, args.junit, session.policy.inputs, f"--junit {args.junit}", args.junit_flavour)
-                reports.append(args.junit)
+                write()
+                written.append(path)
             except OutputError as exc:
                 err.write(exc.render() + "\n")
                 unwritten = True
-        summary(result, out, reports)
+        summary(result, out, written)
         for error in result.run.internal_errors:
             err.write(f"internal error in scenario-runner: {error} (a bug: please report it)\n")
         if result.interrupted or stop.late:

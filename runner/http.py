@@ -240,6 +240,13 @@ class Session(requests.Session):
             prepared.prepare_auth(None, prepared.url)  # user:password@host becomes Basic auth, as in requests
         return prepared
 
+    def next_run(self) -> None:
+        """Between two runs of scenarios on one session (a load test's user keeps its connections):
+        no cookie, no prepared URL (they hold the ids of one run) and no brake carried over."""
+        self.cookies.clear()
+        self._urls.clear()
+        self.abort.clear()
+
     def proxies_for(self, url: str) -> dict[str, str]:
         scheme, _, rest = url.partition("://")
         key = scheme + "://" + rest.split("/", 1)[0]

@@ -148,17 +148,73 @@ class LoadOptions:
     spawn_rate: float | None = None
     stop_timeout: float = 30.0
     thresholds: list[Threshold] = field(default_factory=list)
+    role: str = "local"  # "master" (no users: workers run them) or "worker" (users as the master says)
+    expect_workers: int = 1
+    expect_workers_timeout: float = 60.0
+    bind_host: str = "*"  # the master's
+    master_host: str = ""  # the worker's
+    port: int = 5557  # the master's port: bound by the master, connected to by the workers
+    junit: str | None = None
+    html: str | None = None
+    csv: str | None = None
+
+
+DEFAULT_JUNIT = "reports/load.xml"
+PORT_HINT = "a TCP port, e.g. 5557 (Locust's default)"
 
 
 def options_from(args: argparse.Namespace) -> LoadOptions:
     """The load options, checked before anything is loaded or sent: exit 2 on anything wrong."""
+    role = "master" if args.master else "worker" if args.worker else "local"
+    if args.master and args.worker:
+        raise UsageError("--master and --worker: a process is one or the other", hint="start one of each")
+    if role != "master":
+        for option, value in (("--expect-workers", args.expect_workers), ("--master-bind-host", args.master_bind_host)):
+            if value is not None:
+                raise UsageError(f"{option} is an option of the master", hint=f"--master {option} ...")
+    if role != "worker" and args.master_host is not None:
+        raise UsageError("--master-host is an option of a worker", hint="--worker --master-host HOST")
+    port = args.master_port if args.master_port is not None else 5557
+    if not 0 < port < 65536:
+        raise UsageError(f"--master-port {port}: not a port number", hint=PORT_HINT)
+    if role == "worker":
+        if not args.master_host:
+            raise UsageError("--worker needs --master-host", hint="--worker --master-host HOST [--master-port PORT]")
+        for_master = (
+            ("--users", args.users),
+            ("--duration", args.duration),
+            ("--spawn-rate", args.spawn_rate),
+            ("--threshold", args.threshold),
+            ("--html", args.html),
+            ("--csv", args.csv),
+        )
+        given = [option for option, value in for_master if value]
+        if given:
+            raise UsageError(
+                f"{given[0]}: the master decides it for every worker",
+                hint="give --users, --duration, --spawn-rate, --threshold, --html and --csv to the master",
+            )
+        options = LoadOptions(0, 0.0, stop_timeout=args.stop_timeout, role=role, master_host=args.master_host)
+        options.port, options.junit = port, args.junit  # a worker writes a JUnit report only when asked
+        return options
+    if args.users is None or args.duration is None:
+        missing = "--users" if args.users is None else "--duration"
+        raise UsageError(f"load: {missing} is required", hint="e.g. --users 10 --duration 60")
     if args.users < 1:
         raise UsageError(f"--users {args.users}: must be at least 1", hint="e.g. --users 10")
     if not args.duration > 0:
         raise UsageError(f"--duration {args.duration:g}: must be more than 0 seconds", hint="e.g. --duration 60")
     if args.spawn_rate is not None and not args.spawn_rate > 0:
         raise UsageError(f"--spawn-rate {args.spawn_rate:g}: must be more than 0 users per second", hint="e.g. 5")
+    expect = args.expect_workers if args.expect_workers is not None else 1
+    if expect < 1:
+        raise UsageError(f"--expect-workers {expect}: must be at least 1", hint="e.g. --expect-workers 2")
     thresholds = [parse(text) for text in args.threshold]
     if not thresholds:  # a load test whose requests fail must not pass by default
         thresholds = [parse("error_rate <= 0%")]
-    return LoadOptions(args.users, args.duration, args.spawn_rate, args.stop_timeout, thresholds)
+    options = LoadOptions(args.users, args.duration, args.spawn_rate, args.stop_timeout, thresholds, role=role)
+    options.expect_workers, options.expect_workers_timeout = expect, args.expect_workers_timeout
+    options.bind_host, options.port = args.master_bind_host or "*", port
+    options.junit = DEFAULT_JUNIT if args.junit is None else args.junit or None
+    options.html, options.csv = args.html or None, args.csv or None
+    return options

@@ -99,3 +99,22 @@ def test_the_peers_table_in_its_quick_form(tmp_path):
         assert set(figures["labels"]) <= set(tools[name]), name
         assert not any(str(value).startswith("ERROR") for value in tools[name].values()), (name, tools[name])
     assert "| measure | scenario-runner | raw requests | gabbi | Tavern | Step CI | Newman |" in done.stdout
+
+
+def test_the_load_target_compares_load_mode_with_hand_written_locust_users(tmp_path):
+    """`--only load` (issue 15): the hand-written HttpUser and FastHttpUser and `scenario-runner load`
+    all ran the tutorial against the stub without a failure (load_ratio.py exits non-zero otherwise, or
+    when the stub served another number of requests than the statistics count); figures not asserted."""
+    out = tmp_path / "figures.json"
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "bench.py"), "--quick", "--only", "load", "--json", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    rows = json.loads(out.read_text())["rows"]
+    assert [row["target"] for row in rows] == ["load"] * 4
+    judged = [row for row in rows if row["goal"] == ">= 0.7"]
+    assert len(judged) == 1 and judged[0]["holds"] and "HttpUser" in judged[0]["measure"]
+    assert all(float(row["runner"]) > 0 and float(row["baseline"]) > 0 for row in rows)

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 from conftest import child_env, wait_for_request
+from server import PASSWORD
 from test_fixtures import LOGIN, logins, logouts, whoami
 
 pytestmark = pytest.mark.usefixtures("watchdog")
@@ -175,6 +176,40 @@ def test_a_signal_stops_the_users_runs_their_finally_and_writes_the_report(sr, s
         (["--users", "2", "--duration", "1", "--threshold", "error_rate < 2ms"], "unknown unit 'ms'", "1%"),
         (["--users", "2", "--duration", "1", "--threshold", ""], "expected [STEP:] METRIC OP VALUE", "e.g."),
         (["--users", "2", "--duration", "x"], "argument --duration: 'x' is not a number", "--help"),
+        (["--duration", "2"], "load: --users is required", "e.g. --users 10 --duration 60"),
+        (["--users", "2"], "load: --duration is required", "e.g. --users 10 --duration 60"),
+        (["--worker"], "--worker needs --master-host", "--worker --master-host HOST"),
+        (
+            ["--worker", "--master-host", "h", "--users", "3"],
+            "--users: the master decides it for every worker",
+            "give --users, --duration",
+        ),
+        (["--worker", "--master-host", "h", "--threshold", "p95 < 1s"], "--threshold: the master decides it", "give"),
+        (
+            ["--master", "--worker", "--users", "1", "--duration", "1"],
+            "--master and --worker: a process is one",
+            "start one of each",
+        ),
+        (
+            ["--users", "2", "--duration", "1", "--expect-workers", "2"],
+            "--expect-workers is an option of the master",
+            "--master --expect-workers",
+        ),
+        (
+            ["--users", "2", "--duration", "1", "--master-host", "h"],
+            "--master-host is an option of a worker",
+            "--worker --master-host HOST",
+        ),
+        (
+            ["--master", "--users", "2", "--duration", "1", "--expect-workers", "0"],
+            "--expect-workers 0: must be at",
+            "e.g. --expect-workers 2",
+        ),
+        (
+            ["--master", "--users", "2", "--duration", "1", "--master-port", "70000"],
+            "--master-port 70000: not a port",
+            "a TCP port",
+        ),
     ],
 )
 def test_bad_input_is_exit_2_with_a_hint_and_nothing_sent(sr, server, args, message, hint):
@@ -186,6 +221,17 @@ def test_bad_input_is_exit_2_with_a_hint_and_nothing_sent(sr, server, args, mess
     assert f"hint: {hint}" in run.err or hint in run.err
     assert server.state.requests == []
     assert "locust" not in sys.modules  # refused before Locust patched anything
+
+
+def test_a_report_that_cannot_be_written_is_exit_2_before_any_user_starts(sr, server):
+    sr.write("echo.scenario.yaml", ECHO)
+    (sr.dir / "adir").mkdir()
+    (sr.dir / "out_failures.csv").mkdir()  # one of the three files --csv out writes
+    for option, target in (("--html", "adir"), ("--csv", "out")):
+        proc = load(sr.dir, server.url, "--users", "2", "--duration", "1", option, target)
+        assert proc.returncode == 2, proc.stdout + proc.stderr
+        assert f"{option} {target}: " in proc.stderr and "is a directory" in proc.stderr
+    assert server.state.requests == []
 
 
 def test_an_invalid_scenario_file_is_exit_2_before_any_user_starts(sr, server):
@@ -262,3 +308,213 @@ def test_a_second_signal_abandons_the_cleanups_and_says_so(sr, server):
     assert time.monotonic() - started < 3  # not the 5 s the server takes to answer the cleanups
     assert "2 error(s) in finally: Slow tidy, e.g.: interrupted again: cleanup abandoned" in out
     assert (sr.dir / "load.xml").exists()
+
+
+def test_a_user_keeps_its_connection_but_not_its_cookies_between_runs(sr, server):
+    sr.write(
+        "cookie.scenario.yaml",
+        """
+        name: Cookie
+        steps:
+          - name: Before the cookie
+            request: {url: "{{ env.BASE }}/echo/before"}
+          - name: Set a cookie
+            request: {url: "{{ env.BASE }}/cookie?value=c-{{ uuid() }}"}
+          - name: After the cookie
+            request: {url: "{{ env.BASE }}/echo/after"}
+        """,
+    )
+    proc = load(sr.dir, server.url, "--users", "1", "--duration", "1")
+
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    befores = [r for r in server.state.requests if r["path"] == "/echo/before"]
+    afters = [r for r in server.state.requests if r["path"] == "/echo/after"]
+    assert len(befores) > 3
+    assert not any("Cookie" in r["headers"] for r in befores)  # each run of the scenario starts without
+    assert all("session=c-" in r["headers"].get("Cookie", "") for r in afters)  # ...and has its own
+    assert len({r["client_port"] for r in server.state.requests}) < len(befores)  # connections kept
+
+
+def test_a_token_learned_in_one_run_is_masked_in_its_error_messages(sr, server):
+    sr.write(
+        "token.scenario.yaml",
+        """
+        name: Token
+        steps:
+          - name: Log in
+            request: {method: POST, url: "{{ env.BASE }}/login", json: {user: admin, password: "THE-PASSWORD"}}
+            capture: {token: "{{ response.headers['X-Subject-Token'] }}"}
+          - name: Who am I
+            request: {url: "{{ env.BASE }}/whoami", headers: {X-Auth-Token: "{{ token }}"}}
+            expect: {json: {user: "{{ token }}"}}
+        """.replace("THE-PASSWORD", PASSWORD),
+    )
+    proc = load(sr.dir, server.url, "--users", "2", "--duration", "1")
+
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    tokens = [r["headers"]["X-Auth-Token"] for r in server.state.requests if r["path"] == "/whoami"]
+    assert len(set(tokens)) > 2  # a fresh token each run, each learned by that run only
+    assert "error(s) in Who am I, e.g.:" in proc.stdout and "***" in proc.stdout
+    assert not any(token in proc.stdout + proc.stderr for token in tokens)
+
+
+def test_locusts_html_and_csv_reports_are_written_and_scrubbed(sr, server):
+    sr.write(
+        "secret.scenario.yaml",
+        """
+        name: Secret
+        steps:
+          - name: Post echo
+            request: {method: POST, url: "{{ env.BASE }}/echo", json: {n: 1}}
+            expect: {json: {n: "{{ env.API_TOKEN }}"}}
+        """,
+    )
+    token = "tok-9d8c7b6a5f4e3d2c1b0a"
+    proc = subprocess.run(
+        [sys.executable, "-m", "runner", "load", ".", "--users", "2", "--duration", "1", "--junit", "",
+         "--html", "out/load.html", "--csv", "out/load"],
+        cwd=sr.dir, env=child_env(BASE=server.url, API_TOKEN=token), capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    html = (sr.dir / "out/load.html").read_text()
+    stats = (sr.dir / "out/load_stats.csv").read_text().splitlines()
+    failures = (sr.dir / "out/load_failures.csv").read_text()
+    posts = sum(1 for r in server.state.requests if r["method"] == "POST")
+    assert stats[0].startswith("Type,Name,Request Count,Failure Count,")
+    assert stats[1].startswith(f"POST,Post echo,{posts},{posts},")  # Locust's own rows, every request
+    assert "Post echo" in html and "<html" in html.lower()
+    assert "***" in failures and "json.n" in failures
+    for text in (html, failures, proc.stdout, *(p.read_text() for p in (sr.dir / "out").iterdir())):
+        assert token not in text
+    assert (sr.dir / "out/load_exceptions.csv").exists()
+    assert "report: out/load.html" in proc.stdout and "report: out/load_stats.csv" in proc.stdout
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def start(cwd: Path, base: str, *args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "runner", "load", ".", *args],
+        cwd=cwd, env=child_env(BASE=base), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+
+
+def test_a_master_and_two_workers_add_up(sr, server):
+    """Locust's master and workers, each its own process on loopback: the workers run the users (each
+    its own run-level login, once), the master sends nothing and judges the totals of both."""
+    sr.write("common/login.yaml", LOGIN)
+    sr.write("s/who.scenario.yaml", whoami("Who"))
+    port = str(free_port())
+    master = start(sr.dir, server.url, "--master", "--expect-workers", "2", "--master-bind-host", "127.0.0.1",
+                   "--master-port", port, "--users", "4", "--duration", "3", "--junit", "load.xml",
+                   "--threshold", "error_rate < 1%", "--threshold", '"Who am I": rps > 1')  # fmt: skip
+    workers = [start(sr.dir, server.url, "--worker", "--master-host", "127.0.0.1", "--master-port", port) for _ in "12"]
+    outputs = [proc.communicate(timeout=90) for proc in (master, *workers)]
+
+    (out, err), *worked = outputs
+    assert master.returncode == 0, out + err
+    assert all(proc.returncode == 0 for proc in workers), worked
+    counts = []
+    for worker_out, _ in worked:
+        match = re.search(r"^worker: (\d+) request\(s\), 0 error\(s\), (\d+) scenario run\(s\)", worker_out, re.M)
+        assert match, worker_out
+        counts.append(int(match.group(1)))
+    whoamis = [r for r in server.state.requests if r["path"] == "/whoami"]
+    assert all(n > 0 for n in counts)  # the users were spread over both workers
+    assert total(out) == (sum(counts), 0)  # the sum of the workers' requests is the master's total...
+    assert sum(counts) == len(whoamis)  # ...and what the server saw
+    assert f"2 worker(s): {counts[0]} + {counts[1]} request(s)" in out or f"{counts[1]} + {counts[0]}" in out
+    assert len(logins(server)) == 2 and len(logouts(server)) == 2  # the login once per worker, none on the master
+    assert cases(sr.dir / "load.xml") == {"error_rate < 1%": "passed", '"Who am I": rps > 1': "passed"}
+
+
+def test_a_master_without_its_workers_fails_in_time_and_sends_nothing(sr, server):
+    sr.write("echo.scenario.yaml", ECHO)
+    master = start(sr.dir, server.url, "--master", "--expect-workers", "2", "--expect-workers-timeout", "1",
+                   "--master-bind-host", "127.0.0.1", "--master-port", str(free_port()),
+                   "--users", "2", "--duration", "30", "--junit", "load.xml")  # fmt: skip
+    out, err = master.communicate(timeout=30)
+
+    assert master.returncode == 1, out + err
+    assert "--expect-workers 2: 0 worker(s) connected within 1 s; nothing was sent" in out
+    assert server.state.requests == []
+    suite = ET.parse(sr.dir / "load.xml").getroot().find("testsuite[@name='load workers']")
+    assert suite is not None and suite.get("failures") == "1"
+
+
+HANG = """
+name: Hang
+steps:
+  - name: Hang
+    request: {url: "{{ env.BASE }}/fault/hang?seconds=5", timeout: 20}
+finally:
+  - name: Tidy
+    request: {method: DELETE, url: "{{ env.BASE }}/echo/tidy"}
+"""
+
+
+def test_a_signal_to_the_master_stops_the_workers_users_runs_their_finally_and_writes_the_report(sr, server):
+    sr.write("hang.scenario.yaml", HANG)
+    port = str(free_port())
+    master = start(sr.dir, server.url, "--master", "--master-bind-host", "127.0.0.1", "--master-port", port,
+                   "--users", "2", "--duration", "60", "--junit", "load.xml")  # fmt: skip
+    worker = start(sr.dir, server.url, "--worker", "--master-host", "127.0.0.1", "--master-port", port)
+    hangs = lambda: sum(1 for r in list(server.state.requests) if r["path"] == "/fault/hang")  # noqa: E731
+    wait_for_request(server, worker, lambda r: hangs() >= 2)
+    started = time.monotonic()
+    master.send_signal(signal.SIGINT)
+    out, err = master.communicate(timeout=30)
+    worker_out, worker_err = worker.communicate(timeout=30)
+
+    assert master.returncode == 130, out + err
+    assert time.monotonic() - started < 5  # not the 5 s the server hangs, nor the 60 s of --duration
+    tidies = [r for r in server.state.requests if r["method"] == "DELETE"]
+    assert len(tidies) == hangs() == 2  # each user's `finally` ran, on the worker
+    assert "interrupted after" in out and "1 worker(s): 4 request(s)" in out
+    assert "2 error(s) in Hang, e.g.: interrupted (Ctrl-C or SIGINT)\n" in out
+    assert cases(sr.dir / "load.xml") == {"error_rate <= 0%": "failed"}  # the stopped steps are errors
+    assert worker.returncode == 130, worker_out + worker_err
+    assert "worker: 4 request(s), 2 error(s)" in worker_out  # the 2 hangs stopped; the tidies passed
+
+
+def test_a_fixture_that_fails_on_a_worker_fails_the_masters_run(sr, server):
+    sr.write("common/login.yaml", LOGIN.replace('"{{ secret }}"', '"wrong"'))
+    sr.write("s/who.scenario.yaml", whoami("Who"))
+    port = str(free_port())
+    master = start(sr.dir, server.url, "--master", "--master-bind-host", "127.0.0.1", "--master-port", port,
+                   "--users", "2", "--duration", "2", "--junit", "load.xml",
+                   "--threshold", "error_rate < 1%")  # fmt: skip
+    worker = start(sr.dir, server.url, "--worker", "--master-host", "127.0.0.1", "--master-port", port)
+    out, err = master.communicate(timeout=60)
+    worker_out, worker_err = worker.communicate(timeout=30)
+
+    assert master.returncode == 1, out + err
+    assert worker.returncode == 1, worker_out + worker_err
+    assert len(logins(server)) == 1 and len(server.state.requests) == 1  # one failed login, on the worker; no load
+    assert "worker 1: fixture: ../common/login.yaml: Log in: status: expected 201, got 401" in out
+    assert "not run: Who: skipped: fixture '../common/login.yaml' failed" in out and "(worker 1)" in out
+    assert "fixture: ../common/login.yaml: Log in: status: expected 201, got 401" in worker_out
+    suite = ET.parse(sr.dir / "load.xml").getroot().find("testsuite[@name='load workers']")
+    assert suite is not None and suite.get("failures") == "1"
+
+
+def test_a_worker_waiting_for_its_master_stops_on_a_signal(sr, server):
+    sr.write("echo.scenario.yaml", ECHO)
+    worker = start(sr.dir, server.url, "--worker", "--master-host", "127.0.0.1", "--master-port", str(free_port()))
+    time.sleep(2)  # connecting: Locust retries for 5 minutes
+    started = time.monotonic()
+    worker.send_signal(signal.SIGINT)
+    out, err = worker.communicate(timeout=30)
+
+    assert worker.returncode == 130, out + err
+    assert time.monotonic() - started < 10
+    assert "interrupted while connecting to the master at 127.0.0.1:" in out
+    assert "Traceback" not in err
+    assert server.state.requests == []

@@ -74,6 +74,7 @@ class Engine:
         stop: Stop | None = None,
         prepared: Prepared | None = None,
         on_start: StartCallback | None = None,
+        session: Session | None = None,
     ) -> None:
         """Run one scenario, filling `result` as it goes (so an interruption keeps what happened).
 
@@ -84,7 +85,8 @@ class Engine:
         already (Engine.prepare); otherwise they are set up here. A scenario whose fixture (or
         file setup) failed, or whose `skip:` holds, is SKIPPED, every step with the reason, and none
         of its steps runs. `on_start` is called once the scenario's name is rendered (after its
-        `vars`), before any step is recorded.
+        `vars`), before any step is recorded. `session`: an HTTP session the caller keeps (a load
+        test's user, runner/load.py) and closes; by default each run has a session of its own.
         """
         started = time.perf_counter()
         try:
@@ -102,7 +104,9 @@ class Engine:
                 if prepared.interrupted is not None:
                     raise prepared.interrupted
                 return
-            run = self.scenario_run(scenario, result, on_step, fixtures=prepared.values, inherited=prepared.inherited)
+            run = self.scenario_run(
+                scenario, result, on_step, fixtures=prepared.values, session=session, inherited=prepared.inherited
+            )
             run.on_start = on_start
             if stop is not None:
                 stop.register(run)
@@ -111,7 +115,8 @@ class Engine:
             finally:
                 if stop is not None:
                     stop.unregister(run)
-                run.session.close()
+                if session is None:
+                    run.session.close()
         finally:
             result.duration = time.perf_counter() - started
 
