@@ -408,7 +408,7 @@ class Redactor:
             return
         found = {text[origin[start] : origin[end]] for start, end in self._spans(decoded)}
         with self._lock:
-            new = [
+            new: list[str] = [
                 _Exact(f) for f in found if len(f) >= MIN_SECRET_LENGTH and f not in self._exact and not self._known(f)
             ]
             if new:
