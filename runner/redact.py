@@ -375,7 +375,8 @@ class Redactor:
                 self.add(unquote(password))
         self._learn_url_parameters(url)
         if self._blocks:
-            self._learn_encoded(url, _percent_decode)
+            if "%" in url or "+" in url:  # what decoding can change
+                self._learn_encoded(url, _percent_decode)
             if body and len(body) <= LEARN_LIMIT and (b"%" in body or b"+" in body):
                 self._learn_encoded(body.decode("latin-1"), _percent_decode)
 

@@ -231,6 +231,7 @@ def test_the_spool_gives_back_every_field():
 
 
 def _alive(kind: type) -> int:
+    gc.unfreeze()  # a large run hides what loading left from the collector (cli): count it too
     gc.collect()
     return sum(1 for o in gc.get_objects() if isinstance(o, kind))
 
@@ -259,6 +260,28 @@ def test_what_a_run_holds_does_not_grow_with_its_passing_steps(sr, server, monke
     # model steps: those of the files kept loaded, the few loaded last and each worker's last one
     files_loaded = runner.cli.KEEP_LOADED + runner.session._Reloads.RECENT + int(jobs)
     assert models_40 <= files_loaded * 3 and models_10 <= files_loaded * 3, held
+
+
+@pytest.mark.parametrize("keep", [2, 256], ids=["large", "small"])
+def test_a_large_run_hides_what_loading_left_from_the_collector_until_it_ends(sr, server, monkeypatch, keep):
+    """A run of more than KEEP_LOADED scenarios collects once after loading and freezes what is left
+    (full collections walked the stand-ins and kept models over and over); the next caller in the
+    process gets them back (unfrozen). A small run does neither."""
+    monkeypatch.setattr(runner.cli, "KEEP_LOADED", keep)
+    frozen: list[int] = []
+    reporting = runner.cli._report
+
+    def noting(*args):
+        frozen.append(gc.get_freeze_count())
+        return reporting(*args)
+
+    monkeypatch.setattr(runner.cli, "_report", noting)
+    _suite(sr)
+    run = sr.run(".")
+    assert run.code == 1, run.output
+    assert len(run.suites()) == 12
+    assert (frozen[0] > 0) is (keep == 2), frozen
+    assert gc.get_freeze_count() == 0
 
 
 def test_a_file_changed_during_the_run_is_an_error_of_its_scenario(sr, server, monkeypatch):
