@@ -284,6 +284,38 @@ def test_a_large_run_hides_what_loading_left_from_the_collector_until_it_ends(sr
     assert gc.get_freeze_count() == 0
 
 
+@pytest.mark.parametrize("jobs", [1, 3])
+def test_units_are_handed_to_the_workers_a_few_ahead_not_all_at_once(sr, server, monkeypatch, jobs):
+    """A future per unit, made up front, held memory in proportion to the run (issue 12): at most
+    2 * jobs + 2 are handed over and not yet done, and every scenario still runs, in order."""
+    import concurrent.futures
+    import threading
+
+    import runner.schedule
+
+    pending: list[int] = []
+    lock = threading.Lock()
+    live: set[object] = set()
+
+    class Counting(concurrent.futures.ThreadPoolExecutor):
+        def submit(self, fn, /, *args, **kwargs):  # type: ignore[override]
+            future = super().submit(fn, *args, **kwargs)
+            with lock:
+                live.add(future)
+                pending.append(len(live))
+            future.add_done_callback(lambda f: live.discard(f))
+            return future
+
+    monkeypatch.setattr(runner.schedule, "ThreadPoolExecutor", Counting)
+    _suite(sr, passing=20)
+    run = sr.run(".", "--jobs", str(jobs))
+    assert run.code == 1, run.output
+    assert len(pending) == 20 + 3  # every unit (the file of tests is one), handed over once
+    assert max(pending) <= 2 * jobs + 2, pending
+    passing = [s.get("name") for s in run.suites() if s.get("name", "").startswith("Passing")]
+    assert len(run.suites()) == 26 and passing == [f"Passing {n}" for n in range(20)], passing  # in file order
+
+
 def test_a_file_changed_during_the_run_is_an_error_of_its_scenario(sr, server, monkeypatch):
     """A file loaded again to run that no longer holds the scenario checked: that scenario errs
     with a message naming the file, the others run."""
