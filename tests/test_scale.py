@@ -316,6 +316,28 @@ def test_units_are_handed_to_the_workers_a_few_ahead_not_all_at_once(sr, server,
     assert len(run.suites()) == 26 and passing == [f"Passing {n}" for n in range(20)], passing  # in file order
 
 
+def test_loading_a_file_leaves_nothing_for_the_collector(sr):
+    """A large run loads each file twice and drops the model: what a load made must go with its
+    last reference, not wait for a full collection (a cycle in the YAML builder once left each
+    file's whole tree, ~460 objects, to the collector)."""
+    from runner.files import FilePolicy
+    from runner.loader import Loader
+
+    path = sr.write("p000.scenario.yaml", PASSING.format(n=0))
+    loader = Loader(FilePolicy(), {})
+    loader.load(path)  # caches of the first load (compiled templates, path displays)
+    gc.collect()
+    gc.disable()
+    try:
+        for _ in range(3):
+            loaded = loader.load(path, numbered=False)
+            assert loaded[0].steps
+            del loaded
+        assert gc.collect() == 0
+    finally:
+        gc.enable()
+
+
 def test_a_file_changed_during_the_run_is_an_error_of_its_scenario(sr, server, monkeypatch):
     """A file loaded again to run that no longer holds the scenario checked: that scenario errs
     with a message naming the file, the others run."""
