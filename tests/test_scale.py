@@ -338,6 +338,28 @@ def test_loading_a_file_leaves_nothing_for_the_collector(sr):
         gc.enable()
 
 
+def test_the_collector_waits_while_files_load_and_is_back_after(sr, monkeypatch):
+    """Session.load holds automatic collections (a load leaves no cycles: the test above) and turns
+    them back on after, a bad file among the good ones too."""
+    from runner.session import Session, SessionOptions
+
+    sr.write("a.scenario.yaml", PASSING.format(n=1))
+    sr.write("b.scenario.yaml", "name: [unclosed")
+    seen: list[bool] = []
+    session = Session(SessionOptions())
+    real_load = session.loader.load
+
+    def noting(path, *args, **kwargs):
+        seen.append(gc.isenabled())
+        return real_load(path, *args, **kwargs)
+
+    monkeypatch.setattr(session.loader, "load", noting)
+    errors: list[object] = []
+    scenarios, count = session.load([str(sr.dir)], errors.append)
+    assert (len(scenarios), count, len(errors)) == (1, 1, 1)
+    assert seen == [False, False] and gc.isenabled()
+
+
 def test_a_file_changed_during_the_run_is_an_error_of_its_scenario(sr, server, monkeypatch):
     """A file loaded again to run that no longer holds the scenario checked: that scenario errs
     with a message naming the file, the others run."""
