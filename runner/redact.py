@@ -19,10 +19,11 @@ shorter than that are their own anchor), and a hit is verified against the whole
 costs little whatever the secrets' lengths. The forms themselves are not kept: a secret is kept
 once, and its forms are derived again to verify a hit (a few recent secrets' forms are cached).
 Learning must not rebuild everything each time (that made the old regex masker quadratic), so
-automata are kept in blocks of doubling sizes (Bentley-Saxe), up to MERGE_LIMIT forms a block: a
-new secret is built into a small block, and blocks of similar size merge. Each form is rebuilt
-O(log n) times over a run, and masking a text runs O(log n) scans of it, plus one per MERGE_LIMIT
-forms beyond (`python bench/bench.py --only 6` measures both at 1,000 and 10,000 secrets).
+automata are kept in blocks of growing sizes (Bentley-Saxe), up to MERGE_LIMIT forms a block: a
+new secret is built into a small block, which merges with the block before while that one is at
+most MERGE_FACTOR times its size. Each form is rebuilt O(log n) times over a run, and masking a
+text runs O(log n) scans of it, plus one per MERGE_LIMIT forms beyond (`python bench/bench.py
+--only 6` measures both at 1,000 and 10,000 secrets).
 """
 
 from __future__ import annotations
@@ -43,6 +44,9 @@ MASK = "***"
 MIN_SECRET_LENGTH = 3
 ANCHOR = 6  # characters of a form the automaton matches; the rest is verified
 MERGE_LIMIT = 32768  # forms in the largest automaton a merge builds
+# A short text costs ~0.5 µs a scan whatever the automaton's size: 4 rather than 2 keeps 10,000 tokens in
+# ~5 blocks instead of ~8, for ~20 % more building (issue 12, `bench.py --only 6`).
+MERGE_FACTOR = 4
 MIN_BASE64_CORE = 6  # shorter misaligned base64 fragments would mask ordinary words
 LEARN_LIMIT = 256 * 1024  # bodies larger than this are not decoded to find escaped forms
 SECRET_HEADERS = frozenset(
@@ -278,8 +282,8 @@ class Redactor:
 
     def _publish(self, entries: list[str]) -> None:
         """Build `entries` into the automata (the caller holds the lock). Blocks of similar size merge
-        (sizes roughly double from the newest block to the oldest, so there are O(log n) of them),
-        up to MERGE_LIMIT forms: a merge builds the new automaton while the old ones are still
+        (sizes grow about MERGE_FACTOR-fold from the newest block to the oldest, so there are
+        O(log n) of them), up to MERGE_LIMIT forms: a merge builds the new automaton while the old ones are still
         alive, and unbounded merges made the largest one the run's peak of memory (issue 12: +72 MiB
         at 10,000 tokens). Beyond that size blocks stay apart: n / MERGE_LIMIT more scans per text."""
         blocks = list(self._blocks)
@@ -287,7 +291,7 @@ class Redactor:
         merged = 0
         while (
             blocks
-            and len(blocks[-1].owners) <= 2 * len(block.owners)
+            and len(blocks[-1].owners) <= MERGE_FACTOR * len(block.owners)
             and len(blocks[-1].owners) + len(block.owners) <= MERGE_LIMIT
         ):
             older = blocks.pop()
