@@ -601,6 +601,15 @@ def _run_scenarios(args: argparse.Namespace, out: TextIO, err: TextIO, stop: Sto
     # end: spooling costs a masking scan and a cipher pass per scenario, for memory a small run can spare.
     large = len(scenarios) > KEEP_LOADED
     spooled = RunResult(spool=Spool(), mask=args.redactor.mask) if large else RunResult()
+    if large:
+        # What loading left alive (stand-ins, the kept models, compiled templates, imports) lives
+        # until the run ends: out of the collector's sight, each full collection no longer walks it.
+        # Measured at 1,000 files: full collections 2.5 s -> 0.7 s (issue 12). The collection first
+        # frees the cycles of the models dropped after loading.
+        import gc
+
+        gc.collect()
+        gc.freeze()
     try:
         try:
             run = run_all(engine, scenarios, console, jobs=args.jobs, fail_fast=args.fail_fast, stop=stop, run=spooled)
@@ -610,6 +619,8 @@ def _run_scenarios(args: argparse.Namespace, out: TextIO, err: TextIO, stop: Sto
     finally:
         if spooled.spool is not None:
             spooled.spool.close()
+        if large:
+            gc.unfreeze()  # a caller in the same process (pytest, the bench) collects them again
 
 
 def _report(

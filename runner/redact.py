@@ -16,17 +16,21 @@ Scale: a run with a fresh token per login learns thousands of secrets. Matching 
 automaton (ahocorasick-rs, a Rust build: its queries stayed ~1 µs per line at 50,000 patterns, where
 pyahocorasick took 4-14 µs) over a short *anchor* of each form (its last ANCHOR characters; forms
 shorter than that are their own anchor), and a hit is verified against the whole form, so building
-costs little whatever the secrets' lengths. Learning must not rebuild everything each time (that
-made the old regex masker quadratic), so automata are kept in blocks of doubling sizes
-(Bentley-Saxe): a new secret is built into a small block, and blocks of similar size merge. Each
-form is rebuilt O(log n) times over a run, and masking a text runs O(log n) scans of it
-(`python bench/bench.py --only 6` measures both at 1,000 and 10,000 secrets).
+costs little whatever the secrets' lengths. The forms themselves are not kept: a secret is kept
+once, and its forms are derived again to verify a hit (a few recent secrets' forms are cached).
+Learning must not rebuild everything each time (that made the old regex masker quadratic), so
+automata are kept in blocks of growing sizes (Bentley-Saxe), up to MERGE_LIMIT forms a block: a
+new secret is built into a small block, which merges with the block before while that one is at
+most MERGE_FACTOR times its size. Each form is rebuilt O(log n) times over a run, and masking a
+text runs O(log n) scans of it, plus one per MERGE_LIMIT forms beyond (`python bench/bench.py
+--only 6` measures both at 1,000 and 10,000 secrets).
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import json
 import re
 import threading
@@ -38,7 +42,11 @@ import ahocorasick_rs
 
 MASK = "***"
 MIN_SECRET_LENGTH = 3
-ANCHOR = 8  # characters of a form the automaton matches; the rest is verified
+ANCHOR = 6  # characters of a form the automaton matches; the rest is verified
+MERGE_LIMIT = 32768  # forms in the largest automaton a merge builds
+# A short text costs ~0.5 µs a scan whatever the automaton's size: 4 rather than 2 keeps 10,000 tokens in
+# ~5 blocks instead of ~8, for ~20 % more building (issue 12, `bench.py --only 6`).
+MERGE_FACTOR = 4
 MIN_BASE64_CORE = 6  # shorter misaligned base64 fragments would mask ordinary words
 LEARN_LIMIT = 256 * 1024  # bodies larger than this are not decoded to find escaped forms
 SECRET_HEADERS = frozenset(
@@ -131,17 +139,27 @@ def _lower_hex(text: str) -> str:
 _PLAIN = re.compile(r"[A-Za-z0-9_.~-]*")  # no encoder changes these characters (tokens, ids)
 
 
+_NOT_PLAIN = re.compile(r"[^A-Za-z0-9_.~-]+")
+
+
+def _quote(text: str, safe: str, plus: bool = False) -> str:
+    """quote(text, safe) (quote_plus with `plus`), quoting only the runs of characters it may change:
+    it quotes character by character, and a 180-character token with one `=` took ~10 µs a call."""
+    function = quote_plus if plus else quote
+    return _NOT_PLAIN.sub(lambda m: function(m.group(), safe=safe), text)
+
+
 def derived_forms(text: str) -> set[str]:
     """Every way `text` can be written into an output by us, requests, a server or a template."""
     if _PLAIN.fullmatch(text):  # the common case (a token): only base64 changes it
         return {text} | {f for f in _base64_forms(text.encode("ascii")) if len(f) >= MIN_SECRET_LENGTH}
     as_json = json.dumps(text)[1:-1]
     percent = {
-        quote(text, safe=""),
-        quote(text, safe="/"),  # Jinja's urlencode filter
-        quote_plus(text, safe=""),
-        quote_plus(text, safe="/"),
-        quote(text, safe="/:@!$&'()*+,;=~"),  # requests' requote_uri keeps reserved characters
+        _quote(text, ""),
+        _quote(text, "/"),  # Jinja's urlencode filter
+        _quote(text, "", plus=True),
+        _quote(text, "/", plus=True),
+        _quote(text, "/:@!$&'()*+,;=~"),  # requests' requote_uri keeps reserved characters
     }
     forms = {
         text,
@@ -160,25 +178,73 @@ def derived_forms(text: str) -> set[str]:
     return {f for f in forms if len(f) >= MIN_SECRET_LENGTH}
 
 
+class _Exact(str):
+    """A form learned as it was found (an encoding no rule predicts): matched as it is, with no
+    derived forms of its own."""
+
+    __slots__ = ()
+
+
+# The forms of a secret are derived again where a match must be verified, and when its block is
+# merged: they are not kept (issue 12: 10,000 Keystone tokens, 8 forms of ~220 characters each,
+# held ~20 MiB of form strings, and a set of them). A text that shows a secret shows it again
+# (a token in every request's headers), so the last few secrets' forms are cached.
+@functools.lru_cache(maxsize=256)
+def _forms_of(secret: str) -> tuple[str, ...]:
+    return tuple(derived_forms(secret))
+
+
+def _entry_forms(entry: str) -> tuple[str, ...]:
+    return (str(entry),) if type(entry) is _Exact else _forms_of(entry)
+
+
 class _Block:
-    """An immutable automaton over the anchors of some forms; anchor -> the forms ending in it."""
+    """An immutable automaton over the anchors of the forms of some entries (secrets, whose forms
+    are derived, and exact forms); anchor -> the entries one of whose forms ends in it.
 
-    __slots__ = ("automaton", "buckets", "forms")
+    For merges it keeps, per form, its anchor and its entry (`owners`): the anchors joined into one
+    text (~7 bytes each), so that a merge need not derive every secret's forms again.
+    """
 
-    def __init__(self, forms: list[str]):
-        self.forms = forms
-        buckets: dict[str, list[str]] = {}
-        for form in forms:
-            buckets.setdefault(form[-ANCHOR:], []).append(form)
-        # Memory (issue 12: a run with a fresh token per login learns 10,000 of them, ~8 forms each):
-        # the anchors are not kept once the automaton is built, and an anchor that ends one form (the
-        # usual case) keeps that form itself rather than a tuple of one.
-        self.buckets: list[str | tuple[str, ...]] = [b[0] if len(b) == 1 else tuple(b) for b in buckets.values()]
+    __slots__ = ("_anchors", "automaton", "buckets", "owners")
+
+    def __init__(self, anchors: list[str], owners: list[str]):
+        self.owners = owners
+        joined = "\x00".join(anchors)
+        self._anchors: str | list[str] = anchors if joined.count("\x00") >= len(anchors) else joined
+        buckets: dict[str, Any] = {}
+        for anchor, entry in zip(anchors, owners, strict=True):
+            known = buckets.get(anchor)
+            if known is None:
+                buckets[anchor] = entry  # the usual case: one entry, kept without a container
+            elif known is entry:  # two forms of one secret end alike
+                continue
+            elif isinstance(known, list):
+                if not any(e is entry for e in known):
+                    known.append(entry)
+            else:
+                buckets[anchor] = [known, entry]
+        # index -> its entry, or a tuple of them
+        self.buckets: list[str | tuple[str, ...]] = [tuple(b) if isinstance(b, list) else b for b in buckets.values()]
         self.automaton = ahocorasick_rs.AhoCorasick(
             list(buckets),
             matchkind=ahocorasick_rs.MatchKind.Standard,
             implementation=ahocorasick_rs.Implementation.ContiguousNFA,
         )
+
+    @property
+    def anchors(self) -> list[str]:
+        return self._anchors if isinstance(self._anchors, list) else self._anchors.split("\x00")
+
+    @staticmethod
+    def of(entries: list[str]) -> _Block:
+        anchors: list[str] = []
+        owners: list[str] = []
+        for entry in entries:
+            for form in _entry_forms(entry):
+                anchors.append(form[-ANCHOR:])
+                owners.append(entry)
+        return _Block(anchors, owners)
 
 
 # A merge of large blocks frees the old automata (Rust) and lists: glibc keeps that memory unless
@@ -207,8 +273,8 @@ class Redactor:
     """Knows the secret values of a run; shared by all scenarios, safe across threads."""
 
     def __init__(self) -> None:
-        self._forms: set[str] = set()
-        self._learned: set[str] = set()  # texts whose forms are known: the token is re-added every step
+        self._exact: set[str] = set()  # forms learned as found (_learn_encoded)
+        self._learned: set[str] = set()  # secrets whose forms are known: the token is re-added every step
         self._blocks: tuple[_Block, ...] = ()  # published whole; readers never take the lock
         self._lock = threading.Lock()
 
@@ -229,27 +295,33 @@ class Redactor:
         text = str(value)
         if len(text) < MIN_SECRET_LENGTH or text in self._learned:
             return
-        self._publish(derived_forms(text))
-        # Last: another thread that finds `text` here returns without waiting, so the automaton
-        # that masks it must already be published.
-        self._learned.add(text)
-
-    def _publish(self, forms: Iterable[str]) -> None:
         with self._lock:
-            new = [f for f in forms if f not in self._forms and len(f) >= MIN_SECRET_LENGTH]
-            if not new:
+            if text in self._learned:
                 return
-            self._forms.update(new)
-            blocks = list(self._blocks)
-            block = _Block(new)
-            # Merge while the block before is no larger than twice this one: sizes roughly double
-            # from the newest block to the oldest, so there are O(log n) of them.
-            merged = 0
-            while blocks and len(blocks[-1].forms) <= 2 * len(block.forms):
-                block = _Block(blocks.pop().forms + block.forms)
-                merged = len(block.forms)
-            blocks.append(block)
-            self._blocks = tuple(blocks)
+            self._publish([text])
+            # Last: another thread that finds `text` here returns without waiting, so the automaton
+            # that masks it must already be published.
+            self._learned.add(text)
+
+    def _publish(self, entries: list[str]) -> None:
+        """Build `entries` into the automata (the caller holds the lock). Blocks of similar size merge
+        (sizes grow about MERGE_FACTOR-fold from the newest block to the oldest, so there are
+        O(log n) of them), up to MERGE_LIMIT forms: a merge builds the new automaton while the old ones are still
+        alive, and unbounded merges made the largest one the run's peak of memory (issue 12: +72 MiB
+        at 10,000 tokens). Beyond that size blocks stay apart: n / MERGE_LIMIT more scans per text."""
+        blocks = list(self._blocks)
+        block = _Block.of(entries)
+        merged = 0
+        while (
+            blocks
+            and len(blocks[-1].owners) <= MERGE_FACTOR * len(block.owners)
+            and len(blocks[-1].owners) + len(block.owners) <= MERGE_LIMIT
+        ):
+            older = blocks.pop()
+            block = _Block(older.anchors + block.anchors, older.owners + block.owners)
+            merged = len(block.owners)
+        blocks.append(block)
+        self._blocks = tuple(blocks)
         if merged >= _TRIM_AFTER:
             _trim()
 
@@ -330,7 +402,8 @@ class Redactor:
                 self.add(unquote(password))
         self._learn_url_parameters(url)
         if self._blocks:
-            self._learn_encoded(url, _percent_decode)
+            if "%" in url or "+" in url:  # what decoding can change
+                self._learn_encoded(url, _percent_decode)
             if body and len(body) <= LEARN_LIMIT and (b"%" in body or b"+" in body):
                 self._learn_encoded(body.decode("latin-1"), _percent_decode)
 
@@ -361,8 +434,18 @@ class Redactor:
         decoded, origin = decode(text)
         if decoded == text:
             return
-        found = [text[origin[start] : origin[end]] for start, end in self._spans(decoded)]
-        self._publish(f for f in found if f not in self._forms)
+        found = {text[origin[start] : origin[end]] for start, end in self._spans(decoded)}
+        with self._lock:
+            new: list[str] = [
+                _Exact(f) for f in found if len(f) >= MIN_SECRET_LENGTH and f not in self._exact and not self._known(f)
+            ]
+            if new:
+                self._publish(new)
+                self._exact.update(new)
+
+    def _known(self, form: str) -> bool:
+        """`form` is already one of the forms the automata mask (a static variant of a secret)."""
+        return (0, len(form)) in self._spans(form)
 
     # --- masking ------------------------------------------------------------------------------
 
@@ -372,10 +455,11 @@ class Redactor:
             buckets = block.buckets
             for index, _, stop in block.automaton.find_matches_as_indexes(text, overlapping=True):
                 bucket = buckets[index]
-                for form in (bucket,) if isinstance(bucket, str) else bucket:
-                    start = stop - len(form)
-                    if start >= 0 and text.startswith(form, start):
-                        spans.append((start, stop))
+                for entry in (bucket,) if isinstance(bucket, str) else bucket:
+                    for form in _entry_forms(entry):
+                        start = stop - len(form)
+                        if start >= 0 and text.startswith(form, start):
+                            spans.append((start, stop))
         return spans
 
     def mask(self, text: str) -> str:
@@ -402,10 +486,11 @@ class Redactor:
         return [(name, MASK if name.lower() in SECRET_HEADERS else self.mask(str(value))) for name, value in headers]
 
     def __contains__(self, value: str) -> bool:
-        return value in self._forms
+        """`value` is a secret learned, or a form learned as found."""
+        return value in self._learned or value in self._exact
 
     def __len__(self) -> int:
-        return len(self._forms)
+        return len(self._learned) + len(self._exact)
 
 
 _JSON_ESCAPE = re.compile(r"\\(?:u[0-9A-Fa-f]{4}|[\"\\/bfnrt])")

@@ -15,8 +15,8 @@ from __future__ import annotations
 import signal
 import threading
 import time
-from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Protocol
 
@@ -140,17 +140,18 @@ def _run(
     stop: Stop,
 ) -> None:
     live = jobs == 1  # one scenario at a time: its steps are printed as they end
-    results = [_new_result(s) for s in scenarios]
+    # Made as each scenario begins: 10,000 results and lists made up front cost ~8 MiB (issue 12).
+    results = [_HANDED_OVER] * len(scenarios)  # read only once begun
     begun = [False] * len(scenarios)
-    set_ups: list[list[ScenarioResult]] = [[] for _ in scenarios]  # fixtures each scenario set up
-    before: list[list[ScenarioResult]] = [[] for _ in scenarios]  # a file's setup, before its first test
-    after: list[list[ScenarioResult]] = [[] for _ in scenarios]  # a file's teardown, after its last test
+    set_ups: list[Sequence[ScenarioResult]] = [()] * len(scenarios)  # fixtures each scenario set up
+    before: list[Sequence[ScenarioResult]] = [()] * len(scenarios)  # a file's setup, before its first test
+    after: list[Sequence[ScenarioResult]] = [()] * len(scenarios)  # a file's teardown, after its last test
     stop_new = threading.Event()  # --fail-fast: running scenarios finish, no new ones start
     wake = threading.Event()  # a worker ended
 
     def one(index: int) -> Scenario | None:
+        result = results[index] = _new_result(scenarios[index])
         begun[index] = True
-        result = results[index]
         try:
             scenario = materialize(scenarios[index])  # a large run loads most files again here
         except UserError as exc:  # the file changed since it was checked
@@ -194,7 +195,8 @@ def _run(
             try:
                 torn = engine.suites.teardown(suite, stop) if suite is not None else None
                 if torn is not None:
-                    after[max((i for i in unit if begun[i]), default=unit[0])].append(torn)
+                    last = max((i for i in unit if begun[i]), default=unit[0])
+                    after[last] = [*after[last], torn]
                     if live:
                         console.scenario_block(torn)
             finally:
@@ -209,17 +211,27 @@ def _run(
             if begun[index]:
                 for ended in (*before[index], results[index], *after[index]):
                     run.add(ended)
-            set_ups[index] = before[index] = after[index] = []
+            set_ups[index] = before[index] = after[index] = ()
             results[index] = _HANDED_OVER  # the run holds it now, or wrote it to disk and let it go
         emitted[0] = unit + 1
 
     pool = ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="scenario")
-    futures = [pool.submit(work, unit) for unit in units]
+    # Units are handed to the pool a few ahead of the first one not yet done, not all at once: a
+    # future and its work item per unit, for 10,000 files, held ~14 MiB for the whole run (issue 12).
+    # Every unit is still handed over (after a stop, `work` returns at once), in order.
+    futures: list[Future[None]] = []
+    ahead = 2 * jobs + 2
+
+    def hand_over() -> None:
+        while len(futures) < len(units) and len(futures) < printed + ahead:
+            futures.append(pool.submit(work, units[len(futures)]))
+
     printed = 0
     raised: BaseException | None = None
     second: float | None = None  # when the second interruption came
     try:
-        while printed < len(futures):
+        hand_over()
+        while printed < len(units):
             try:
                 wake.clear()
                 while printed < len(futures) and futures[printed].done():
@@ -232,7 +244,8 @@ def _run(
                                 console.scenario_block(shown)
                     emit(printed)
                     printed += 1
-                if printed == len(futures):
+                    hand_over()
+                if printed == len(units):
                     break
                 if stop.pulls > 1:
                     second = second or time.monotonic()

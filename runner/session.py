@@ -13,6 +13,7 @@ latest (`scenario-runner run` tears them down in run_all, before its reports are
 from __future__ import annotations
 
 import functools
+import gc
 import math
 import os
 import re
@@ -105,14 +106,24 @@ class Session:
         scenarios: list[Scenario] = []
         errors = 0
         reloads = _Reloads(self.loader)
-        for index, path in enumerate(files):
-            try:
-                loaded = self.loader.load(path)
-            except UserError as exc:
-                errors += 1
-                report(exc)
-                continue
-            scenarios.extend(loaded if keep is None or index < keep else reloads.defer(path, loaded))
+        # A load leaves no cycles (its objects go with their last reference), but what it builds
+        # lives across many young collections and is promoted: full collections came every few
+        # files, each walking everything loaded so far (issue 12: 3,000 files, 13 of them, 0.9 s
+        # of 7 s). The collector waits until the files are loaded.
+        collecting = gc.isenabled()
+        gc.disable()
+        try:
+            for index, path in enumerate(files):
+                try:
+                    loaded = self.loader.load(path)
+                except UserError as exc:
+                    errors += 1
+                    report(exc)
+                    continue
+                scenarios.extend(loaded if keep is None or index < keep else reloads.defer(path, loaded))
+        finally:
+            if collecting:
+                gc.enable()
         return scenarios, errors
 
     def load_file(self, path: Path) -> list[Scenario]:

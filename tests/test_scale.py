@@ -239,6 +239,7 @@ def test_the_spool_gives_back_every_field():
 
 
 def _alive(kind: type) -> int:
+    gc.unfreeze()  # a large run hides what loading left from the collector (cli): count it too
     gc.collect()
     return sum(1 for o in gc.get_objects() if isinstance(o, kind))
 
@@ -267,6 +268,104 @@ def test_what_a_run_holds_does_not_grow_with_its_passing_steps(sr, server, monke
     # model steps: those of the files kept loaded, the few loaded last and each worker's last one
     files_loaded = runner.cli.KEEP_LOADED + runner.session._Reloads.RECENT + int(jobs)
     assert models_40 <= files_loaded * 3 and models_10 <= files_loaded * 3, held
+
+
+@pytest.mark.parametrize("keep", [2, 256], ids=["large", "small"])
+def test_a_large_run_hides_what_loading_left_from_the_collector_until_it_ends(sr, server, monkeypatch, keep):
+    """A run of more than KEEP_LOADED scenarios collects once after loading and freezes what is left
+    (full collections walked the stand-ins and kept models over and over); the next caller in the
+    process gets them back (unfrozen). A small run does neither."""
+    monkeypatch.setattr(runner.cli, "KEEP_LOADED", keep)
+    frozen: list[int] = []
+    reporting = runner.cli._report
+
+    def noting(*args):
+        frozen.append(gc.get_freeze_count())
+        return reporting(*args)
+
+    monkeypatch.setattr(runner.cli, "_report", noting)
+    _suite(sr)
+    run = sr.run(".")
+    assert run.code == 1, run.output
+    assert len(run.suites()) == 12
+    assert (frozen[0] > 0) is (keep == 2), frozen
+    assert gc.get_freeze_count() == 0
+
+
+@pytest.mark.parametrize("jobs", [1, 3])
+def test_units_are_handed_to_the_workers_a_few_ahead_not_all_at_once(sr, server, monkeypatch, jobs):
+    """A future per unit, made up front, held memory in proportion to the run (issue 12): at most
+    2 * jobs + 2 are handed over and not yet done, and every scenario still runs, in order."""
+    import concurrent.futures
+    import threading
+
+    import runner.schedule
+
+    pending: list[int] = []
+    lock = threading.Lock()
+    live: set[object] = set()
+
+    class Counting(concurrent.futures.ThreadPoolExecutor):
+        def submit(self, fn, /, *args, **kwargs):  # type: ignore[override]
+            future = super().submit(fn, *args, **kwargs)
+            with lock:
+                live.add(future)
+                pending.append(len(live))
+            future.add_done_callback(lambda f: live.discard(f))
+            return future
+
+    monkeypatch.setattr(runner.schedule, "ThreadPoolExecutor", Counting)
+    _suite(sr, passing=20)
+    run = sr.run(".", "--jobs", str(jobs))
+    assert run.code == 1, run.output
+    assert len(pending) == 20 + 3  # every unit (the file of tests is one), handed over once
+    assert max(pending) <= 2 * jobs + 2, pending
+    passing = [s.get("name") for s in run.suites() if s.get("name", "").startswith("Passing")]
+    assert len(run.suites()) == 26 and passing == [f"Passing {n}" for n in range(20)], passing  # in file order
+
+
+def test_loading_a_file_leaves_nothing_for_the_collector(sr):
+    """A large run loads each file twice and drops the model: what a load made must go with its
+    last reference, not wait for a full collection (a cycle in the YAML builder once left each
+    file's whole tree, ~460 objects, to the collector)."""
+    from runner.files import FilePolicy
+    from runner.loader import Loader
+
+    path = sr.write("p000.scenario.yaml", PASSING.format(n=0))
+    loader = Loader(FilePolicy(), {})
+    loader.load(path)  # caches of the first load (compiled templates, path displays)
+    gc.collect()
+    gc.disable()
+    try:
+        for _ in range(3):
+            loaded = loader.load(path, numbered=False)
+            assert loaded[0].steps
+            del loaded
+        assert gc.collect() == 0
+    finally:
+        gc.enable()
+
+
+def test_the_collector_waits_while_files_load_and_is_back_after(sr, monkeypatch):
+    """Session.load holds automatic collections (a load leaves no cycles: the test above) and turns
+    them back on after, a bad file among the good ones too."""
+    from runner.session import Session, SessionOptions
+
+    sr.write("a.scenario.yaml", PASSING.format(n=1))
+    sr.write("b.scenario.yaml", "name: [unclosed")
+    seen: list[bool] = []
+    session = Session(SessionOptions())
+    real_load = session.loader.load
+
+    def noting(path, *args, **kwargs):
+        seen.append(gc.isenabled())
+        return real_load(path, *args, **kwargs)
+
+    monkeypatch.setattr(session.loader, "load", noting)
+    errors: list[object] = []
+    scenarios, count = session.load([str(sr.dir)], errors.append)
+    assert (len(scenarios), count, len(errors)) == (1, 1, 1)
+    assert seen == [False, False] and gc.isenabled()
 
 
 def test_a_file_changed_during_the_run_is_an_error_of_its_scenario(sr, server, monkeypatch):

@@ -119,10 +119,10 @@ def test_a_secret_being_learned_by_one_thread_is_masked_for_another(monkeypatch)
     compiling = threading.Event()
     real_init = redact._Block.__init__
 
-    def slow_build(self, forms):
+    def slow_build(self, *args):
         compiling.set()
         time.sleep(0.2)
-        real_init(self, forms)
+        real_init(self, *args)
 
     redactor = Redactor()
     monkeypatch.setattr(redact._Block, "__init__", slow_build)
@@ -312,6 +312,61 @@ def test_masking_with_thousands_of_secrets_finds_each_one():
     for token in tokens[::97]:
         assert redactor.mask(f"x {token} y") == "x *** y"
     assert redactor.mask("gAAAAABp-not-a-token") == "gAAAAABp-not-a-token"
+
+
+def test_secrets_keep_every_form_masked_when_their_forms_are_derived_again(monkeypatch):
+    """The masker keeps a secret once and derives its forms again to verify a hit (issue 12): a
+    secret learned long ago (its forms out of the cache) is still masked in each of its forms, and
+    blocks stop merging at MERGE_LIMIT forms (the merge that was the peak of a run's memory)."""
+    import base64
+
+    from runner import redact
+
+    monkeypatch.setattr(redact, "MERGE_LIMIT", 64)
+    redactor = Redactor()
+    first = "Tok=en/with+all&sorts"  # not plain: percent, JSON, HTML and base64 forms
+    redactor.add(first)
+    tokens = [f"gAAAAAB{n:05d}-fresh-token-{n * 7919 % 100003:05d}=" for n in range(600)]
+    for token in tokens:  # more secrets than the cache of derived forms holds
+        redactor.add(token)
+    assert all(len(block.owners) <= 64 for block in redactor._blocks)
+    assert len(redactor._blocks) > 600 * 2 // 64  # apart beyond the limit
+    redact._forms_of.cache_clear()
+    encoded = base64.b64encode(b"user:" + first.encode()).decode()
+    for form in (first, "Tok%3Den%2Fwith%2Ball%26sorts", "Tok%3den%2fwith%2ball%26sorts", "Tok=en/with+all&amp;sorts"):
+        assert redactor.mask(f"<{form}>") == "<***>", form
+    assert redactor.mask(f"Basic {encoded}") == "Basic dXNlcjp***M="  # its core, inside a longer base64 text
+    assert redactor.mask(tokens[42]) == "***"
+    assert redactor.mask(tokens[42].replace("=", "%3D")) == "***"
+    assert redactor.mask(base64.b64encode(tokens[7].encode()).decode()) == "***"
+    assert redactor.mask(tokens[42][:-3] + "99=") == tokens[42][:-3] + "99="
+
+
+def test_a_form_found_encoded_is_learned_once():
+    redactor = Redactor()
+    redactor.add("a b/c&d")
+    odd = "a%20b%2fc%26%64"
+    for _ in range(3):
+        redactor.learn_sent(f"http://h/p?x={odd}&y=1", {}, None)
+    assert len(redactor) == 2  # the secret, and the odd form found on the wire
+    redactor.learn_sent("http://h/p?x=a%20b%2Fc%26d", {}, None)  # a static variant: nothing new
+    assert len(redactor) == 2
+    assert redactor.mask(f"[{odd}]") == "[***]"
+
+
+def test_quoting_by_runs_equals_urllib_quote():
+    import random
+    from urllib.parse import quote, quote_plus
+
+    from runner.redact import _quote
+
+    rng = random.Random(12)
+    alphabet = "aZ09 _-.~/:@!$&'()*+,;=%\"<>\\\né€😀\x00"
+    for _ in range(5000):
+        text = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 12)))
+        for safe in ("", "/", "/:@!$&'()*+,;=~"):
+            assert _quote(text, safe) == quote(text, safe=safe)
+            assert _quote(text, safe, plus=True) == quote_plus(text, safe=safe)
 
 
 @pytest.mark.parametrize(
