@@ -652,7 +652,7 @@ class ScopedRedactor(Redactor):
         return super().mask(text)  # with the spans of both
 
     def __contains__(self, value: str) -> bool:
-        return value in self._forms or value in self.run
+        return super().__contains__(value) or value in self.run
 
     def __len__(self) -> int:
-        return len(self._forms) + len(self.run)
+        return super().__len__() + len(self.run)

@@ -415,3 +415,19 @@ def test_a_missing_key_says_what_is_there(source, message, hint):
 def test_default_covers_a_missing_intermediate_key(source, expected):
     """Issue 13 point 5: `| default(...)` and `is defined` work over a missing middle key."""
     assert Template(source, HERE).render({"response": {"json": {"images": []}}}) == expected
+
+
+def test_a_scoped_masker_knows_the_runs_secrets_and_forgets_its_own():
+    """Load mode's per-iteration masker (runner/redact.py ScopedRedactor): it masks with both, its
+    membership and size count both, and what it learns never reaches the run's masker."""
+    from runner.redact import Redactor, ScopedRedactor
+
+    run = Redactor()
+    run.add("run-secret-0123456789")
+    scoped = ScopedRedactor(run)
+    scoped.add("iteration-token-abcdef")
+    assert "run-secret-0123456789" in scoped and "iteration-token-abcdef" in scoped
+    assert "iteration-token-abcdef" not in run
+    assert len(scoped) > len(run) >= 1
+    masked = scoped.mask("a run-secret-0123456789 b iteration-token-abcdef c")
+    assert "run-secret" not in masked and "iteration-token" not in masked and masked.startswith("a ")
