@@ -131,18 +131,7 @@ def test_a_run_level_fixture_logs_in_once_for_every_user(sr, server):
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
 def test_a_signal_stops_the_users_runs_their_finally_and_writes_the_report(sr, server, signum):
-    sr.write(
-        "hang.scenario.yaml",
-        """
-        name: Hang
-        steps:
-          - name: Hang
-            request: {url: "{{ env.BASE }}/fault/hang?seconds=5", timeout: 20}
-        finally:
-          - name: Tidy
-            request: {method: DELETE, url: "{{ env.BASE }}/echo/tidy"}
-        """,
-    )
+    sr.write("hang.scenario.yaml", HANG)
     started = time.monotonic()
     proc = subprocess.Popen(
         [sys.executable, "-m", "runner", "load", ".", "--users", "2", "--duration", "60", "--junit", "load.xml"],
