@@ -148,7 +148,7 @@ class Converter:
         ]
         if self.skipped:
             header.append("Not converted: " + ", ".join(f"{n} {why}" for why, n in sorted(self.skipped.items())) + ".")
-        document: dict[str, Any] = {"name": name}
+        document: dict[str, Any] = {"name": literal(name)}
         if self.variables:
             document["vars"] = self.variables
         if self.secrets:
@@ -217,7 +217,7 @@ class Converter:
         if status == 304:
             comments.append("from-har: recorded 304 Not Modified: the conditional headers are not sent, so 200")
             status = 200
-        step: dict[str, Any] = {"name": f"{method} {self._label(unquote(parts.path) or '/')}", "request": out}
+        step: dict[str, Any] = {"name": literal(f"{method} {self._label(unquote(parts.path) or '/')}"), "request": out}
         step["expect"] = {"status": status}
         sent = str(request["url"]) + json.dumps(request.get("headers")) + json.dumps(request.get("postData"))
         for runs in _RUNS:
@@ -263,13 +263,18 @@ class Converter:
         if isinstance(text, str) and text and (not mime or _BASE64_TYPES.search(mime) or mime.startswith("multipart/")):
             out["body"] = self._text(text, where)
         elif text or int(request.get("bodySize") or 0) > 0:
-            self._upload(out, where, number, int(request.get("bodySize") or len(text or "")))
+            size = int(request.get("bodySize") or len(text or ""))
+            self._upload(out, where, number, size, f"{mime or 'binary'}, recorded as text" if text else "")
 
-    def _upload(self, out: dict[str, Any], where: str, number: int, size: int) -> None:
+    def _upload(self, out: dict[str, Any], where: str, number: int, size: int, recorded: str = "") -> None:
         var = identifier(f"upload_file_{number}", self.taken)
         self.variables[var] = f"upload-{number}.bin"
         out["file"] = "{{ " + var + " }}"
-        self.warn(where, f"a binary body ({size} bytes) is not in the recording: run with --var {var}=PATH")
+        if recorded:  # a HAR keeps a body as text: a binary one's bytes do not come back from it
+            what = f"a binary body ({size} bytes, {recorded}: its bytes cannot be rebuilt) is not sent"
+        else:
+            what = f"a binary body ({size} bytes) is not in the recording"
+        self.warn(where, f"{what}: run with --var {var}=PATH")
 
     # ---- values: captures, secrets, literal text ----
 
@@ -288,7 +293,7 @@ class Converter:
         """Literal text, with every value an earlier response gave replaced by its capture."""
         out, pos = [], 0
         for start, value in self._find(text):
-            out.append(literal(text[pos:start]))
+            out.append(literal(text[pos:start], before_expression=True))
             out.append("{{ " + self._use(value) + " }}")
             pos = start + len(value)
         out.append(literal(text[pos:]))
