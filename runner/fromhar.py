@@ -51,6 +51,7 @@ _DROPPED = {
     "dnt",
     "priority",
     "te",
+    "alt-used",
     "if-none-match",
     "if-modified-since",
     "cookie",
@@ -164,12 +165,14 @@ class Converter:
         if not response.get("status"):
             return "requests without a response (blocked, cancelled)"
         headers = {str(h.get("name", "")).lower() for h in request.get("headers") or [] if isinstance(h, dict)}
+        resource = str(entry.get("_resourceType") or "").lower()
+        if response.get("status") == 101 or resource == "websocket" or "_webSocketMessages" in entry:
+            return "WebSocket connections (the runner speaks HTTP)"
         if str(request.get("method")).upper() == "OPTIONS" and "access-control-request-method" in headers:
             return "CORS preflights"
         if self.keep_static:
             return None
         mime = str((response.get("content") or {}).get("mimeType") or "")
-        resource = str(entry.get("_resourceType") or "").lower()
         if _STATIC_TYPES.match(mime) or _STATIC_EXTENSIONS.search(urlsplit(url).path) or resource in _STATIC_RESOURCES:
             return "static assets (--keep-static keeps them)"
         return None
