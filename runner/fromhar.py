@@ -355,7 +355,12 @@ class Converter:
         pairs = [p.strip() for p in value.split(";") if p.strip()]
         own = [p for p in pairs if p.split("=", 1)[0] not in self.cookies]
         if own:  # a Cookie header replaces the session's cookies: those are written too, from their captures
-            session = [p.split("=", 1)[0] + "=" + self._text(p.partition("=")[2], where) for p in pairs if p not in own]
+            # a session cookie's value: a capture of the response that set it, else a secret (never written)
+            session = [
+                p.split("=", 1)[0] + "=" + self._secret(p.partition("=")[2], p.split("=", 1)[0].strip(), where)
+                for p in pairs
+                if p not in own
+            ]
             headers["Cookie"] = "; ".join([self._secret("; ".join(own), "cookie", where), *session])
 
     def _learn_cookies(self, entry: dict[str, Any]) -> None:
