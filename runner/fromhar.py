@@ -276,7 +276,7 @@ class Converter:
         if recorded:  # a HAR keeps a body as text: a binary one's bytes do not come back from it
             what = f"a binary body ({size} bytes, {recorded}: its bytes cannot be rebuilt) is not sent"
         else:
-            what = f"a binary body ({size} bytes) is not in the recording"
+            what = f"a body ({size} bytes) is not in the recording"  # bodySize without postData
         self.warn(where, f"{what}: run with --var {var}=PATH")
 
     # ---- values: captures, secrets, literal text ----
