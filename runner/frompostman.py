@@ -529,6 +529,7 @@ _SET = re.compile(
     r"""^(?:pm\.(?:environment|collectionVariables|globals|variables)\.set|postman\.set(?:Environment|Global)Variable)"""
     r"""\((['"])(.+?)\1\s*,\s*(.+)\)$"""
 )
+_IF_SET = re.compile(r"^if\s*\((.+?)\)\s*\{?\s*(.+?)\s*;?\s*\}?$")
 _EXPECT = re.compile(r"^pm\.expect\((.+?)\)\.to\.(.+)$")
 _JSON_BASE = r"(?:pm\.response\.json\(\)|JSON\.parse\(responseBody\))"
 _PATH_PART = re.compile(r"""\.([A-Za-z_$][\w$]*)|\[(\d+)\]|\[(['"])(.+?)\3\]""")
@@ -604,6 +605,10 @@ def _test_line(line: str, aliases: set[str], step: dict[str, Any], conv: _Item) 
             found = body.get("contains")
             body["contains"] = value if found is None else [*(found if isinstance(found, list) else [found]), value]
         return True
+    m = _IF_SET.match(line)  # if (data.id) pm.environment.set("id", data.id): set when there is one
+    inner = _SET.match(m.group(2)) if m else None
+    if m and inner and m.group(1).strip() == inner.group(3).strip():
+        line = m.group(2)
     m = _SET.match(line)
     if m:
         name, value = m.group(2), m.group(3).strip()

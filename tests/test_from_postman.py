@@ -234,7 +234,9 @@ def test_shapes_seen_in_real_exports_convert_validate_and_run(
     doc = yaml.safe_load(Path("out/rotation.scenario.yaml").read_text())
     page, again, propfind = doc["steps"]
     # a variable a test script rotates is read by the step that sets it: it keeps its (empty) first value
-    assert doc["vars"]["cursor"] == "" and page["capture"] == {"cursor": "{{ response.json.next }}"}
+    assert doc["vars"]["cursor"] == ""
+    # `if (x) set("after", x)` on one line: a capture too (the runner fails the step if x is missing)
+    assert page["capture"] == {"cursor": "{{ response.json.next }}", "after": "{{ response.json.next }}"}
     assert page["name"] == "Page {{ '{{' }}$randomInt}} of the cursor"  # a name is a template: sent as text
     assert page["expect"]["status"] == [200, 201]  # tests["..." + code] = code === 200 || code === 201
     assert page["expect"]["where"] == {"next": {"eq": "c-1"}, "cursor": {"exists": True}}  # property(k, v)
