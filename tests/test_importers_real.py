@@ -1,9 +1,10 @@
 """The importers on real exports that are not in the repository (public collections and recordings are not
 ours to commit): `SR_REAL_EXPORTS=DIR pytest tests/test_importers_real.py` converts every Postman collection
 (`*.postman_collection.json`, with `NAME.postman_environment.json` beside it when there is one) and every
-`*.har` under DIR, in both of from-postman's layouts, and validates what was written. Without the variable
-the tests are skipped. docs/from-postman.md and docs/from-har.md say which files were tried and what came
-out; the shapes that broke something are reproduced by small files of ours in tests/data/."""
+`*.har` under DIR (with and without --keep-static; from-postman in both layouts), validates what was
+written, and checks that no recorded credential was. Without the variable the tests are skipped.
+docs/from-postman.md and docs/from-har.md say which files were tried and what came out; the shapes that
+broke something are reproduced by small files of ours in tests/data/."""
 
 from __future__ import annotations
 
@@ -57,6 +58,10 @@ def test_har_recording_converts_validates_and_writes_no_credential(recording: Pa
     assert code == 0, err
     (scenario,) = tmp_path.glob("*.scenario.yaml")
     validate(scenario)
+    code, out, err = cli("from-har", str(recording), "--keep-static")  # every asset a step too
+    assert code == 0, err
+    (tmp_path / "all.scenario.yaml").write_text(out)
+    validate(tmp_path / "all.scenario.yaml")
     text = scenario.read_text()
     har = json.loads(recording.read_text(encoding="utf-8-sig"))
     # what requests sent elsewhere than in cookies: analytics scripts send a cookie's value in a query too,
