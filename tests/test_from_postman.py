@@ -259,3 +259,23 @@ def test_a_collection_without_requests_is_an_error(tmp_path: Path) -> None:
     empty.write_text(json.dumps({"info": {"name": "Only auth"}, "auth": {"type": "oauth2"}, "item": []}))
     code, _, err = cli("from-postman", str(empty), "-o", str(tmp_path / "out"))
     assert code == 2 and "no request to convert" in err and not (tmp_path / "out").exists(), err
+
+
+def test_a_scenario_over_the_size_limit_is_refused_before_writing(tmp_path: Path) -> None:
+    """commercetools' API collection (2,000 requests) made a 2.4 MiB `--one-file` scenario, which the
+    runner refuses to read (1 MiB): said at conversion, with the way out."""
+    request = {"method": "POST", "url": "{{base}}/items", "body": {"mode": "raw", "raw": "x" * 2000}}
+    folders = [
+        {"name": f"Folder {f}", "item": [{"name": f"Item {i}", "request": request} for i in range(300)]}
+        for f in range(2)
+    ]
+    big = tmp_path / "big.postman_collection.json"
+    big.write_text(json.dumps({"info": {"name": "Big"}, "item": folders}))
+    code, out, err = cli("from-postman", str(big), "--one-file")
+    assert code == 2 and out == "", err
+    assert "the scenario big.scenario.yaml would be 1.2 MiB" in err  # two folders of 0.6 MiB each
+    assert "more than the 1 MiB the runner reads in a scenario file" in err and "leave out --one-file" in err
+    code, _, err = cli("from-postman", str(big), "-o", str(tmp_path / "out"))  # a file per folder: each fits
+    assert code == 0, err
+    code, out, err = cli("validate", str(tmp_path / "out"))
+    assert code == 0, out + err

@@ -25,7 +25,8 @@ needs_exports = pytest.mark.skipif(ROOT is None, reason="set SR_REAL_EXPORTS=DIR
 
 def refused(code: int, err: str) -> bool:
     """An export the converter rightly refuses: a located message with a hint, not a crash."""
-    return code == 2 and "Traceback" not in err and "hint:" in err and "no request to convert" in err
+    reasons = ("no request to convert", "the runner reads in a scenario file")  # nothing, or too much
+    return code == 2 and "Traceback" not in err and "hint:" in err and any(r in err for r in reasons)
 
 
 def validate(path: Path) -> None:
@@ -44,6 +45,8 @@ def test_postman_collection_converts_and_validates(collection: Path, tmp_path: P
     assert code == 0, err
     validate(tmp_path / "files")
     code, out, err = cli("from-postman", str(collection), *extra, "--one-file")
+    if refused(code, err):
+        return
     assert code == 0, err
     (tmp_path / "one.scenario.yaml").write_text(out)
     validate(tmp_path / "one.scenario.yaml")
@@ -59,6 +62,8 @@ def test_har_recording_converts_validates_and_writes_no_credential(recording: Pa
     (scenario,) = tmp_path.glob("*.scenario.yaml")
     validate(scenario)
     code, out, err = cli("from-har", str(recording), "--keep-static")  # every asset a step too
+    if refused(code, err):
+        return
     assert code == 0, err
     (tmp_path / "all.scenario.yaml").write_text(out)
     validate(tmp_path / "all.scenario.yaml")
