@@ -111,6 +111,7 @@ class Converter:
         self.names = _Names()
         self.values: dict[str, tuple[Any, bool]] = {}  # Postman name → (value, secret)
         self.warned: set[tuple[str, str, str]] = set()
+        self.prerequest_sets: set[str] = set()  # variables pre-request scripts set
         for var in collection.get("variable") or []:
             if isinstance(var, dict) and var.get("key") and not var.get("disabled"):
                 self.values[str(var["key"])] = (var.get("value", ""), var.get("type") == "secret")
@@ -412,6 +413,9 @@ class Converter:
             for line in lines:
                 if _meaningful(line):
                     conv.keep(f"pre-request script{whose}", line.strip(), owner)
+                    set_by = _PRE_SET.search(str(line))
+                    if set_by:  # named in the warning about the variable: not "a global?"
+                        self.prerequest_sets.add(set_by.group(2))
             return
         if listen != "test":
             return
@@ -481,6 +485,8 @@ class Converter:
                 note = "read before the step whose test script sets it, and defined nowhere (a global?)"
             elif origin and origin != path:
                 note = f"set by a test script in {origin}; run with --one-file to keep them in one scenario"
+            elif pm_name in self.prerequest_sets:
+                note = "set by a pre-request script, which is kept as a comment"
             else:
                 note = "defined in neither the collection nor the environment (a global?)"
             variables[var] = "{{ env." + var.upper() + " }}"
@@ -528,6 +534,10 @@ _BODY_INCLUDE = re.compile(r"""^pm\.response\.to\.have\.body\((.+)\)$""")
 _SET = re.compile(
     r"""^(?:pm\.(?:environment|collectionVariables|globals|variables)\.set|postman\.set(?:Environment|Global)Variable)"""
     r"""\((['"])(.+?)\1\s*,\s*(.+)\)$"""
+)
+_PRE_SET = re.compile(
+    r"""(?:pm\.(?:environment|collectionVariables|globals|variables)\.set|postman\.set(?:Environment|Global)Variable)"""
+    r"""\((['"])(.+?)\1"""
 )
 _IF_SET = re.compile(r"^if\s*\((.+?)\)\s*\{?\s*(.+?)\s*;?\s*\}?$")
 _EXPECT = re.compile(r"^pm\.expect\((.+?)\)\.to\.(.+)$")

@@ -243,6 +243,9 @@ def test_shapes_seen_in_real_exports_convert_validate_and_run(
     assert again["expect"]["status"] == [200, 201]  # pm.expect([200, 201]).to.include(pm.response.code)
     assert propfind["skip"].startswith("from-postman: the method PROPFIND") and "method not converted" in err
     assert "test script" not in err  # every script line converted (`responseData = JSON.parse(...)` too)
+    # a variable a pre-request script sets: from the environment, and the warning says why
+    assert "variable 'since' is set by a pre-request script, which is kept as a comment: read from env.SINCE" in err
+    monkeypatch.setenv("SINCE", "2024-05-01T00:00:00Z")
     code, out, err = cli("validate", "out")
     assert code == 0, out + err
     code, out, err = cli("run", "out/rotation.scenario.yaml", "--junit", "j.xml")
@@ -250,7 +253,7 @@ def test_shapes_seen_in_real_exports_convert_validate_and_run(
     mirror, echo = [r for r in server.state.requests if r["path"] in ("/mirror", "/echo")]
     # `{` then CRLF: the brace and the carriage returns arrive as the collection has them
     assert mirror["body"] == b'{\r\n    "cursor": "",\r\n    "next": "c-1"\r\n}'
-    assert echo["query"] == "cursor=c-1"  # the rotated value
+    assert echo["query"] == "cursor=c-1&since=2024-05-01T00%3A00%3A00Z"  # the rotated value
     assert "PROPFIND" not in {r["method"] for r in server.state.requests}
 
 
