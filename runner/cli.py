@@ -504,6 +504,22 @@ def _from_export(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             f"the collection gives {len(files)} scenario files and there is no -o DIR",
             hint="give -o DIR (a file per folder), or --one-file for one scenario on stdout",
         )
+    from .yamlsource import MAX_FILE_BYTES
+
+    for relative, text in files.items():  # before writing any: the runner would refuse the file
+        size = len(text.encode("utf-8"))
+        if size > MAX_FILE_BYTES:
+            if args.command == "from-har":
+                hint = "leave out --keep-static, or save a shorter recording"
+            elif args.one_file:
+                hint = "leave out --one-file: a scenario file per folder"
+            else:
+                hint = "split the folder in Postman"
+            raise UsageError(
+                f"{source}: the scenario {relative} would be {size / (1 << 20):.1f} MiB, "
+                f"more than the {MAX_FILE_BYTES >> 20} MiB the runner reads in a scenario file",
+                hint=hint,
+            )
     for relative, text in files.items():
         if target is None:
             out.write(text)

@@ -51,6 +51,7 @@ _DROPPED = {
     "dnt",
     "priority",
     "te",
+    "alt-used",
     "if-none-match",
     "if-modified-since",
     "cookie",
@@ -148,7 +149,7 @@ class Converter:
         ]
         if self.skipped:
             header.append("Not converted: " + ", ".join(f"{n} {why}" for why, n in sorted(self.skipped.items())) + ".")
-        document: dict[str, Any] = {"name": name}
+        document: dict[str, Any] = {"name": literal(name)}
         if self.variables:
             document["vars"] = self.variables
         if self.secrets:
@@ -164,12 +165,14 @@ class Converter:
         if not response.get("status"):
             return "requests without a response (blocked, cancelled)"
         headers = {str(h.get("name", "")).lower() for h in request.get("headers") or [] if isinstance(h, dict)}
+        resource = str(entry.get("_resourceType") or "").lower()
+        if response.get("status") == 101 or resource == "websocket" or "_webSocketMessages" in entry:
+            return "WebSocket connections (the runner speaks HTTP)"
         if str(request.get("method")).upper() == "OPTIONS" and "access-control-request-method" in headers:
             return "CORS preflights"
         if self.keep_static:
             return None
         mime = str((response.get("content") or {}).get("mimeType") or "")
-        resource = str(entry.get("_resourceType") or "").lower()
         if _STATIC_TYPES.match(mime) or _STATIC_EXTENSIONS.search(urlsplit(url).path) or resource in _STATIC_RESOURCES:
             return "static assets (--keep-static keeps them)"
         return None
@@ -217,7 +220,7 @@ class Converter:
         if status == 304:
             comments.append("from-har: recorded 304 Not Modified: the conditional headers are not sent, so 200")
             status = 200
-        step: dict[str, Any] = {"name": f"{method} {self._label(unquote(parts.path) or '/')}", "request": out}
+        step: dict[str, Any] = {"name": literal(f"{method} {self._label(unquote(parts.path) or '/')}"), "request": out}
         step["expect"] = {"status": status}
         sent = str(request["url"]) + json.dumps(request.get("headers")) + json.dumps(request.get("postData"))
         for runs in _RUNS:
@@ -263,13 +266,18 @@ class Converter:
         if isinstance(text, str) and text and (not mime or _BASE64_TYPES.search(mime) or mime.startswith("multipart/")):
             out["body"] = self._text(text, where)
         elif text or int(request.get("bodySize") or 0) > 0:
-            self._upload(out, where, number, int(request.get("bodySize") or len(text or "")))
+            size = int(request.get("bodySize") or len(text or ""))
+            self._upload(out, where, number, size, f"{mime or 'binary'}, recorded as text" if text else "")
 
-    def _upload(self, out: dict[str, Any], where: str, number: int, size: int) -> None:
+    def _upload(self, out: dict[str, Any], where: str, number: int, size: int, recorded: str = "") -> None:
         var = identifier(f"upload_file_{number}", self.taken)
         self.variables[var] = f"upload-{number}.bin"
         out["file"] = "{{ " + var + " }}"
-        self.warn(where, f"a binary body ({size} bytes) is not in the recording: run with --var {var}=PATH")
+        if recorded:  # a HAR keeps a body as text: a binary one's bytes do not come back from it
+            what = f"a binary body ({size} bytes, {recorded}: its bytes cannot be rebuilt) is not sent"
+        else:
+            what = f"a body ({size} bytes) is not in the recording"  # bodySize without postData
+        self.warn(where, f"{what}: run with --var {var}=PATH")
 
     # ---- values: captures, secrets, literal text ----
 
@@ -288,7 +296,7 @@ class Converter:
         """Literal text, with every value an earlier response gave replaced by its capture."""
         out, pos = [], 0
         for start, value in self._find(text):
-            out.append(literal(text[pos:start]))
+            out.append(literal(text[pos:start], before_expression=True))
             out.append("{{ " + self._use(value) + " }}")
             pos = start + len(value)
         out.append(literal(text[pos:]))
@@ -347,7 +355,12 @@ class Converter:
         pairs = [p.strip() for p in value.split(";") if p.strip()]
         own = [p for p in pairs if p.split("=", 1)[0] not in self.cookies]
         if own:  # a Cookie header replaces the session's cookies: those are written too, from their captures
-            session = [p.split("=", 1)[0] + "=" + self._text(p.partition("=")[2], where) for p in pairs if p not in own]
+            # a session cookie's value: a capture of the response that set it, else a secret (never written)
+            session = [
+                p.split("=", 1)[0] + "=" + self._secret(p.partition("=")[2], p.split("=", 1)[0].strip(), where)
+                for p in pairs
+                if p not in own
+            ]
             headers["Cookie"] = "; ".join([self._secret("; ".join(own), "cookie", where), *session])
 
     def _learn_cookies(self, entry: dict[str, Any]) -> None:

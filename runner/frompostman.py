@@ -37,6 +37,7 @@ _TEXT_TYPES = {
     "xml": "application/xml",
 }
 BOUNDARY = "----scenario-runner-from-postman"
+_METHODS = {"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"}
 
 
 @dataclass
@@ -87,7 +88,7 @@ class _Item:
             return value
         out, pos = [], 0
         for match in _VAR.finditer(value):
-            out.append(literal(value[pos : match.start()]))
+            out.append(literal(value[pos : match.start()], before_expression=True))
             out.append("{{ " + self.expr(match.group(1)) + " }}")
             pos = match.end()
         out.append(literal(value[pos:]))
@@ -110,6 +111,7 @@ class Converter:
         self.names = _Names()
         self.values: dict[str, tuple[Any, bool]] = {}  # Postman name → (value, secret)
         self.warned: set[tuple[str, str, str]] = set()
+        self.prerequest_sets: set[str] = set()  # variables pre-request scripts set
         for var in collection.get("variable") or []:
             if isinstance(var, dict) and var.get("key") and not var.get("disabled"):
                 self.values[str(var["key"])] = (var.get("value", ""), var.get("type") == "secret")
@@ -130,6 +132,11 @@ class Converter:
             groups.append((_slug(root_name) + ".scenario.yaml", root_name, _description(self.collection), steps))
         else:
             self._folders(self.collection.get("item") or [], [root], [], groups, root_name)
+        if not any(steps for *_, steps in groups):
+            raise UsageError(
+                f"{self.source}: no request to convert: the collection holds no request",
+                hint="is this the right file? Postman exports each collection separately",
+            )
         produced: dict[str, str] = {}  # variable → the file that captures it
         for path, _, _, steps in groups:
             captured = {k for _, s in steps for k in (s.get("capture") or {})}
@@ -204,13 +211,17 @@ class Converter:
             raw = {"method": "GET", "url": raw}
         names = {s.get("name") for _, s in steps}
         unique, n = name, 2
-        while unique in names:
+        while literal(unique) in names:
             unique, n = f"{name} ({n})", n + 1
-        step: dict[str, Any] = {"name": unique}
+        step: dict[str, Any] = {"name": literal(unique)}  # names are templates: `{{$randomInt}}` is text
         description = _description(raw) or _description(item)
         if description:
             step["description"] = description
         request: dict[str, Any] = {"method": str(raw.get("method") or "GET").upper()}
+        if request["method"] not in _METHODS:  # Postman sends any word (PROPFIND, PURGE, LINK...)
+            conv.keep("method", f"{request['method']} is not a method the runner sends: the step is skipped")
+            step["skip"] = f"from-postman: the method {request['method']} is not one the runner sends"
+            request["method"] = "GET"
         url, params = self._url(raw.get("url"), conv)
         request["url"] = url
         headers: dict[str, Any] = {}
@@ -402,6 +413,9 @@ class Converter:
             for line in lines:
                 if _meaningful(line):
                     conv.keep(f"pre-request script{whose}", line.strip(), owner)
+                    set_by = _PRE_SET.search(str(line))
+                    if set_by:  # named in the warning about the variable: not "a global?"
+                        self.prerequest_sets.add(set_by.group(2))
             return
         if listen != "test":
             return
@@ -409,9 +423,7 @@ class Converter:
         for line in _statements(lines):
             if not _meaningful(line):
                 continue
-            alias = re.match(
-                r"^(?:var|let|const)\s+(\w+)\s*=\s*(?:pm\.response\.json\(\)|JSON\.parse\(responseBody\))\s*;?$", line
-            )
+            alias = re.match(rf"^(?:(?:var|let|const)\s+)?(\w+)\s*=\s*{_JSON_BASE}\s*;?$", line)
             if alias:
                 aliases.add(alias.group(1))
                 continue
@@ -433,6 +445,7 @@ class Converter:
         words = set(re.findall(r"\w+", expressions))
         used = {pm for pm, var in self.names.map.items() if var in words}
         captured_here = {k for _, s in steps for k in (s.get("capture") or {})}
+        early = _read_before_capture(steps)  # read by a step before (or in) the step that captures it
         pending = list(used)
         while pending:
             value = self.values.get(pending.pop(), ("", False))[0]
@@ -447,9 +460,11 @@ class Converter:
         throwaway = _Item(self, path)
         for pm_name in _dependencies_first(self.values):
             value, secret = self.values[pm_name]
-            if pm_name not in used or (value in ("", None) and self.names(pm_name) in produced):
-                continue  # an empty value a test script sets: defined by its capture
+            if pm_name not in used:
+                continue
             var = self.names(pm_name)
+            if value in ("", None) and var in produced and var not in early:
+                continue  # an empty value a test script sets: defined by its capture
             if secret or is_secret_name(pm_name):
                 env_name = var.upper()
                 variables[var] = "{{ env." + env_name + " }}"
@@ -463,11 +478,15 @@ class Converter:
                 variables[var] = number if number is not None else throwaway.template(value)
         for pm_name in sorted(used):
             var = self.names(pm_name)
-            if var in captured_here or var in variables:
+            if (var in captured_here and var not in early) or var in variables:
                 continue
             origin = produced.get(var)
-            if origin and origin != path:
+            if var in captured_here:
+                note = "read before the step whose test script sets it, and defined nowhere (a global?)"
+            elif origin and origin != path:
                 note = f"set by a test script in {origin}; run with --one-file to keep them in one scenario"
+            elif pm_name in self.prerequest_sets:
+                note = "set by a pre-request script, which is kept as a comment"
             else:
                 note = "defined in neither the collection nor the environment (a global?)"
             variables[var] = "{{ env." + var.upper() + " }}"
@@ -480,7 +499,7 @@ class Converter:
         for var in captured_here:
             if is_secret_name(var) and var not in secrets:
                 secrets.append(var)
-        document: dict[str, Any] = {"name": name}
+        document: dict[str, Any] = {"name": literal(name)}
         if description:
             document["description"] = description
         if variables:
@@ -500,6 +519,10 @@ _STATUS_FORMS = [
     re.compile(r"^pm\.expect\(pm\.response\.code\s*===?\s*(\d{3})\)\.to\.be\.true$"),
 ]
 _STATUS_ONE_OF = re.compile(r"^pm\.expect\(pm\.response\.code\)\.to\.be\.oneOf\(\[([\d\s,]+)\]\)$")
+_STATUS_EITHER = re.compile(  # tests["..."] = responseCode.code === 200 || responseCode.code === 201
+    r"^tests\[.+\]\s*=\s*(responseCode\.code\s*===?\s*\d{3}(?:\s*\|\|\s*responseCode\.code\s*===?\s*\d{3})+)$"
+)
+_STATUS_INCLUDED = re.compile(r"^pm\.expect\(\[([\d\s,]+)\]\)\.to\.(?:include|contain)\(pm\.response\.code\)$")
 _STATUS_RANGE = re.compile(r"^pm\.expect\(pm\.response\.code\)\.to\.be\.(below|lessThan|above|greaterThan)\((\d{3})\)$")
 _OK = re.compile(r"^pm\.response\.to\.(?:be\.ok|be\.success|have\.status\(['\"]OK['\"]\))$")
 _HEADER = re.compile(r"""^pm\.response\.to\.have\.header\((['"])(.+?)\1(?:\s*,\s*(.+))?\)$""")
@@ -512,6 +535,11 @@ _SET = re.compile(
     r"""^(?:pm\.(?:environment|collectionVariables|globals|variables)\.set|postman\.set(?:Environment|Global)Variable)"""
     r"""\((['"])(.+?)\1\s*,\s*(.+)\)$"""
 )
+_PRE_SET = re.compile(
+    r"""(?:pm\.(?:environment|collectionVariables|globals|variables)\.set|postman\.set(?:Environment|Global)Variable)"""
+    r"""\((['"])(.+?)\1"""
+)
+_IF_SET = re.compile(r"^if\s*\((.+?)\)\s*\{?\s*(.+?)\s*;?\s*\}?$")
 _EXPECT = re.compile(r"^pm\.expect\((.+?)\)\.to\.(.+)$")
 _JSON_BASE = r"(?:pm\.response\.json\(\)|JSON\.parse\(responseBody\))"
 _PATH_PART = re.compile(r"""\.([A-Za-z_$][\w$]*)|\[(\d+)\]|\[(['"])(.+?)\3\]""")
@@ -549,9 +577,13 @@ def _test_line(line: str, aliases: set[str], step: dict[str, Any], conv: _Item) 
         if m:
             expect["status"] = int(m.group(1))
             return True
-    m = _STATUS_ONE_OF.match(line)
+    m = _STATUS_ONE_OF.match(line) or _STATUS_INCLUDED.match(line)
     if m:
         expect["status"] = [int(c) for c in m.group(1).replace(" ", "").split(",") if c]
+        return True
+    m = _STATUS_EITHER.match(line)
+    if m:
+        expect["status"] = [int(c) for c in re.findall(r"\d{3}", m.group(1))]
         return True
     m = _STATUS_RANGE.match(line)
     if m:
@@ -583,6 +615,10 @@ def _test_line(line: str, aliases: set[str], step: dict[str, Any], conv: _Item) 
             found = body.get("contains")
             body["contains"] = value if found is None else [*(found if isinstance(found, list) else [found]), value]
         return True
+    m = _IF_SET.match(line)  # if (data.id) pm.environment.set("id", data.id): set when there is one
+    inner = _SET.match(m.group(2)) if m else None
+    if m and inner and m.group(1).strip() == inner.group(3).strip():
+        line = m.group(2)
     m = _SET.match(line)
     if m:
         name, value = m.group(2), m.group(3).strip()
@@ -684,10 +720,16 @@ def _expect_value(subject: str, chain: str, aliases: set[str], expect: dict[str,
                 return False
             predicate = {"matches": ("(?i)" if "i" in regex.group(2) else "") + regex.group(1)}
         elif verb == "property":
-            key = _js_value(arg, conv)
+            key_text, _, value_text = _split_arguments(arg)
+            key = _js_value(key_text, conv)
             if not isinstance(key, str):
                 return False
             parts, predicate = [*parts, key], {"exists": True}
+            if value_text:  # .to.have.property('error', 'Unauthorized'): the value too
+                value = _js_value(value_text, conv)
+                if value is _NO:
+                    return False
+                predicate = {"eq": value}
         else:
             value = _js_value(arg, conv)
             if value is _NO:
@@ -751,6 +793,24 @@ def _expect_value(subject: str, chain: str, aliases: set[str], expect: dict[str,
 # ---- helpers ----
 
 
+def _split_arguments(text: str) -> tuple[str, str, str]:
+    """`'a', 'b, c'` → (`'a'`, `,`, `'b, c'`): split at the first comma outside quotes and brackets."""
+    depth, quote = 0, ""
+    for i, c in enumerate(text):
+        if quote:
+            if c == quote and text[i - 1] != "\\":
+                quote = ""
+        elif c in "'\"":
+            quote = c
+        elif c in "([{":
+            depth += 1
+        elif c in ")]}":
+            depth -= 1
+        elif c == "," and depth == 0:
+            return text[:i].strip(), ",", text[i + 1 :].strip()
+    return text.strip(), "", ""
+
+
 def _auth_fields(value: Any) -> dict[str, Any]:
     """v2.1 writes auth fields as a list of {key, value}; v2.0 as a mapping."""
     if isinstance(value, list):
@@ -792,6 +852,19 @@ def _json_with_vars(text: str) -> Any:
         return json.loads("".join(out))
     except ValueError:
         return None
+
+
+def _read_before_capture(steps: list[tuple[list[str], dict[str, Any]]]) -> set[str]:
+    """The variables a step reads (request, checks) before a test script sets them: by a step before the
+    one that captures them, or by that step itself (its request is sent with the value from before)."""
+    early: set[str] = set()
+    captured: set[str] = set()
+    for _, step in steps:
+        reads = {k: v for k, v in step.items() if k != "capture"}
+        words = set(re.findall(r"\w+", " ".join(re.findall(r"\{\{.*?\}\}", json.dumps(reads)))))
+        early |= {w for w in words if w not in captured}
+        captured |= set(step.get("capture") or {})
+    return early & captured
 
 
 def _dependencies_first(values: dict[str, tuple[Any, bool]]) -> list[str]:

@@ -74,9 +74,13 @@ def jinja_path(parts: list[str | int], base: str) -> str:
 _JINJA_OPEN = re.compile(r"\{[{%#]")
 
 
-def literal(text: str) -> str:
-    """Text sent as it is: a `{{`, `{%` or `{#` in it would start a template, so each is written as one."""
-    return _JINJA_OPEN.sub(lambda m: "{{ " + repr(m.group()) + " }}", text)
+def literal(text: str, before_expression: bool = False) -> str:
+    """Text sent as it is: a `{{`, `{%` or `{#` in it would start a template, so each is written as one.
+    Before an expression, a last `{` is one too: `{` then `{{ x }}` would read as `{{{ x }}`."""
+    out = _JINJA_OPEN.sub(lambda m: "{{ " + repr(m.group()) + " }}", text)
+    if before_expression and out.endswith("{"):
+        out = out[:-1] + "{{ '{' }}"
+    return out
 
 
 def keep_cr(template: str) -> str:
@@ -84,7 +88,8 @@ def keep_cr(template: str) -> str:
     CRLF) is written as an expression so that it is sent."""
     if "\r" not in template or not ("{{" in template or "{%" in template or "{#" in template):
         return template
-    return template.replace("\r", '{{ "\\r" }}')
+    # a `{` just before the carriage return goes into the expression: `{{{ "\r" }}` would not parse
+    return re.sub(r"(\{?)\r", lambda m: '{{ "' + m.group(1) + '\\r" }}', template)
 
 
 def plain(value: Any) -> Any:

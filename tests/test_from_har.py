@@ -128,3 +128,25 @@ def test_tutorial_recording_replays_green_against_the_testbed(tmp_path: Path, mo
         code, out, err = cli("run", "tutorial.scenario.yaml", "--var", f"upload_file_11={tmp_path / 'image.raw'}")
         assert code == 0, out + err
         assert "steps: 10 passed" in out
+
+
+def test_shapes_seen_in_real_recordings(tmp_path: Path) -> None:
+    """A `{` just before a captured value, CRLF, a `{{` in a path, a binary body kept as text by the
+    recorder (mitmproxy): shapes of public HAR files (tests/test_importers_real.py)."""
+    code, _, err = cli("from-har", str(DATA / "shapes.har"), "-o", str(tmp_path) + "/")
+    assert code == 0, err
+    scenario = tmp_path / "shapes.scenario.yaml"
+    code, out, verr = cli("validate", str(scenario))
+    assert code == 0, out + verr
+    text = scenario.read_text()
+    assert "Not converted: 1 WebSocket connections (the runner speaks HTTP)" in text  # a 101: no step
+    session, note, binary, comment = yaml.safe_load(text)["steps"]
+    # a cookie a skipped response set (an image): the session's, but no capture gives it, so a secret
+    assert comment["request"]["headers"]["Cookie"] == "{{ cookie }}; csrf={{ csrf }}"
+    assert "eyJhbGciOiJIUzI1NiJ9" not in text and "set CSRF in the environment" in err
+    assert session["request"]["headers"] == {"Content-Type": "application/json"}  # Firefox's Alt-Used: dropped
+    assert note["name"] == "PUT /notes/{{ '{{' }}draft}}"
+    assert note["request"]["body"] == "{{ '{' }}{{ session_id }}}{{ \"\\r\" }}\n"
+    assert binary["request"]["file"] == "{{ upload_file_3 }}"
+    assert "a binary body (6 bytes, application/octet-stream, recorded as text" in err
+    assert "is not in the recording" not in err  # it is in the recording, as text

@@ -218,3 +218,67 @@ def test_variables_come_after_those_they_use(tmp_path: Path) -> None:
     code, out, err = cli("from-postman", str(tmp_path / "c.json"), "-e", str(tmp_path / "e.json"))
     assert code == 0, err
     assert list(yaml.safe_load(out)["vars"]) == ["host", "glance", "images"]
+
+
+SHAPES = DATA / "real-shapes.postman_collection.json"
+
+
+def test_shapes_seen_in_real_exports_convert_validate_and_run(
+    tmp_path: Path, server: TestServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Shapes the converter met in public collections (tests/test_importers_real.py): each once broke
+    `validate` or was left as a comment."""
+    monkeypatch.chdir(tmp_path)
+    code, _, err = cli("from-postman", str(SHAPES), "-o", "out")
+    assert code == 0, err
+    doc = yaml.safe_load(Path("out/rotation.scenario.yaml").read_text())
+    page, again, propfind = doc["steps"]
+    # a variable a test script rotates is read by the step that sets it: it keeps its (empty) first value
+    assert doc["vars"]["cursor"] == ""
+    # `if (x) set("after", x)` on one line: a capture too (the runner fails the step if x is missing)
+    assert page["capture"] == {"cursor": "{{ response.json.next }}", "after": "{{ response.json.next }}"}
+    assert page["name"] == "Page {{ '{{' }}$randomInt}} of the cursor"  # a name is a template: sent as text
+    assert page["expect"]["status"] == [200, 201]  # tests["..." + code] = code === 200 || code === 201
+    assert page["expect"]["where"] == {"next": {"eq": "c-1"}, "cursor": {"exists": True}}  # property(k, v)
+    assert again["expect"]["status"] == [200, 201]  # pm.expect([200, 201]).to.include(pm.response.code)
+    assert propfind["skip"].startswith("from-postman: the method PROPFIND") and "method not converted" in err
+    assert "test script" not in err  # every script line converted (`responseData = JSON.parse(...)` too)
+    # a variable a pre-request script sets: from the environment, and the warning says why
+    assert "variable 'since' is set by a pre-request script, which is kept as a comment: read from env.SINCE" in err
+    monkeypatch.setenv("SINCE", "2024-05-01T00:00:00Z")
+    code, out, err = cli("validate", "out")
+    assert code == 0, out + err
+    code, out, err = cli("run", "out/rotation.scenario.yaml", "--junit", "j.xml")
+    assert code == 0, out + err
+    mirror, echo = [r for r in server.state.requests if r["path"] in ("/mirror", "/echo")]
+    # `{` then CRLF: the brace and the carriage returns arrive as the collection has them
+    assert mirror["body"] == b'{\r\n    "cursor": "",\r\n    "next": "c-1"\r\n}'
+    assert echo["query"] == "cursor=c-1&since=2024-05-01T00%3A00%3A00Z"  # the rotated value
+    assert "PROPFIND" not in {r["method"] for r in server.state.requests}
+
+
+def test_a_collection_without_requests_is_an_error(tmp_path: Path) -> None:
+    empty = tmp_path / "empty.postman_collection.json"
+    empty.write_text(json.dumps({"info": {"name": "Only auth"}, "auth": {"type": "oauth2"}, "item": []}))
+    code, _, err = cli("from-postman", str(empty), "-o", str(tmp_path / "out"))
+    assert code == 2 and "no request to convert" in err and not (tmp_path / "out").exists(), err
+
+
+def test_a_scenario_over_the_size_limit_is_refused_before_writing(tmp_path: Path) -> None:
+    """commercetools' API collection (2,000 requests) made a 2.4 MiB `--one-file` scenario, which the
+    runner refuses to read (1 MiB): said at conversion, with the way out."""
+    request = {"method": "POST", "url": "{{base}}/items", "body": {"mode": "raw", "raw": "x" * 2000}}
+    folders = [
+        {"name": f"Folder {f}", "item": [{"name": f"Item {i}", "request": request} for i in range(300)]}
+        for f in range(2)
+    ]
+    big = tmp_path / "big.postman_collection.json"
+    big.write_text(json.dumps({"info": {"name": "Big"}, "item": folders}))
+    code, out, err = cli("from-postman", str(big), "--one-file")
+    assert code == 2 and out == "", err
+    assert "the scenario big.scenario.yaml would be 1.2 MiB" in err  # two folders of 0.6 MiB each
+    assert "more than the 1 MiB the runner reads in a scenario file" in err and "leave out --one-file" in err
+    code, _, err = cli("from-postman", str(big), "-o", str(tmp_path / "out"))  # a file per folder: each fits
+    assert code == 0, err
+    code, out, err = cli("validate", str(tmp_path / "out"))
+    assert code == 0, out + err
