@@ -20,6 +20,7 @@ from typing import Any
 
 from .errors import UsageError
 from .importing import Report, identifier, is_secret_name, jinja_path, keep_cr, literal, read_json, scenario_text
+from .redact import SECRET_HEADERS
 
 _VAR = re.compile(r"\{\{\s*([^{}]+?)\s*\}\}")
 _DYNAMIC = {
@@ -227,7 +228,10 @@ class Converter:
         headers: dict[str, Any] = {}
         for header in raw.get("header") or []:
             if isinstance(header, dict) and header.get("key") and not header.get("disabled"):
-                headers[str(header["key"])] = conv.template(str(header.get("value", "")))
+                key, value = str(header["key"]), str(header.get("value", ""))
+                if key.lower() in SECRET_HEADERS or is_secret_name(key):
+                    value = self._hidden(key, value)
+                headers[key] = conv.template(value)
         self._auth(raw, ancestors, headers, params, conv)
         if params:
             request["params"] = params
@@ -310,18 +314,33 @@ class Converter:
         kind = str(auth["type"])
         fields = _auth_fields(auth.get(kind))
         if kind == "bearer":
-            headers["Authorization"] = "Bearer " + conv.template(str(fields.get("token", "")))
+            headers["Authorization"] = "Bearer " + conv.template(self._hidden("token", str(fields.get("token", ""))))
         elif kind == "basic":
-            user, password = (_jinja_text(conv.template(str(fields.get(k, "")))) for k in ("username", "password"))
+            user = _jinja_text(conv.template(str(fields.get("username", ""))))
+            password = _jinja_text(conv.template(self._hidden("password", str(fields.get("password", "")))))
             headers["Authorization"] = "Basic {{ (" + user + " ~ ':' ~ " + password + ") | b64encode }}"
         elif kind == "apikey":
-            key, value = conv.template(str(fields.get("key", "X-API-Key"))), conv.template(str(fields.get("value", "")))
+            name = str(fields.get("key", "X-API-Key"))
+            key, value = conv.template(name), conv.template(self._hidden(name, str(fields.get("value", ""))))
             if fields.get("in") == "query":
                 params[key] = value
             else:
                 headers[key] = value
         else:
             conv.keep("auth", f"{kind} authentication: add the header it computes")
+
+    def _hidden(self, name: str, value: str) -> str:
+        """A secret typed into the collection itself (a token in an Authorization header, an auth
+        field, an API key) becomes a secret variable, read from the environment like the secret
+        variables of the collection: a scenario file is committed, and the secret must not be."""
+        if not value or _VAR.search(value):  # empty, or already a variable (`Bearer {{token}}`)
+            return value
+        base = re.sub(r"\W+", "_", name).strip("_").lower() or "secret"
+        candidate, number = base, 2
+        while candidate in self.values and self.values[candidate] != (value, True):
+            candidate, number = f"{base}_{number}", number + 1
+        self.values[candidate] = (value, True)
+        return "{{" + candidate + "}}"
 
     def _body(
         self, body: Any, request: dict[str, Any], headers: dict[str, Any], conv: _Item, step: dict[str, Any]

@@ -282,3 +282,86 @@ def test_a_scenario_over_the_size_limit_is_refused_before_writing(tmp_path: Path
     assert code == 0, err
     code, out, err = cli("validate", str(tmp_path / "out"))
     assert code == 0, out + err
+
+
+def test_secrets_typed_into_the_collection_are_not_written(tmp_path: Path) -> None:
+    """A token typed into a header or an auth field (not a variable) would be committed with the
+    scenario file: it becomes a secret variable read from the environment, as from-har does."""
+    collection = {
+        "info": {
+            "_postman_id": "0b7c5f7e-2f7a-4c53-9d5e-6b1f0f1d2a10",
+            "name": "Literal secrets",
+            "schema": "https://schema.getpostman.com/json/collection/v2.1.0/collection.json",
+        },
+        "auth": {
+            "type": "bearer",
+            "bearer": [{"key": "token", "value": "gAAAAABliteralBearerToken0123", "type": "string"}],
+        },
+        "item": [
+            {
+                "name": "Header token",
+                "request": {
+                    "method": "GET",
+                    "header": [
+                        {"key": "X-Auth-Token", "value": "gAAAAABliteralHeaderToken4567"},
+                        {"key": "Accept", "value": "application/json"},
+                    ],
+                    "url": {
+                        "raw": "http://127.0.0.1:9/a",
+                        "protocol": "http",
+                        "host": ["127", "0", "0", "1"],
+                        "port": "9",
+                        "path": ["a"],
+                    },
+                },
+            },
+            {
+                "name": "Basic",
+                "request": {
+                    "auth": {
+                        "type": "basic",
+                        "basic": [{"key": "username", "value": "ann"}, {"key": "password", "value": "hunter2-literal"}],
+                    },
+                    "method": "GET",
+                    "url": "http://127.0.0.1:9/b",
+                },
+            },
+            {
+                "name": "Api key",
+                "request": {
+                    "auth": {
+                        "type": "apikey",
+                        "apikey": [
+                            {"key": "key", "value": "X-Api-Key"},
+                            {"key": "value", "value": "literal-api-key-89ab"},
+                        ],
+                    },
+                    "method": "GET",
+                    "url": "http://127.0.0.1:9/c",
+                },
+            },
+        ],
+    }
+    source = tmp_path / "literal.postman_collection.json"
+    source.write_text(json.dumps(collection))
+    code, _, err = cli("from-postman", str(source), "-o", str(tmp_path / "out"))
+    assert code == 0, err
+    (written,) = (tmp_path / "out").rglob("*.yaml")
+    text = written.read_text()
+    for secret in (
+        "gAAAAABliteralBearerToken0123",
+        "gAAAAABliteralHeaderToken4567",
+        "hunter2-literal",
+        "literal-api-key-89ab",
+    ):
+        assert secret not in text and secret not in err
+    doc = yaml.safe_load(text)
+    steps = {s["name"]: s["request"] for s in doc["steps"]}
+    assert steps["Header token"]["headers"]["X-Auth-Token"] == "{{ x_auth_token }}"
+    assert steps["Header token"]["headers"]["Accept"] == "application/json"  # not a secret: kept as written
+    assert steps["Header token"]["headers"]["Authorization"] == "Bearer {{ token }}"
+    assert doc["vars"]["x_auth_token"] == "{{ env.X_AUTH_TOKEN }}" and doc["vars"]["token"] == "{{ env.TOKEN }}"
+    assert doc["vars"]["password"] == "{{ env.PASSWORD }}" and doc["vars"]["x_api_key"] == "{{ env.X_API_KEY }}"
+    assert {"x_auth_token", "token", "password", "x_api_key"} <= set(doc["secrets"])
+    assert "set X_AUTH_TOKEN in the environment" in err and "set PASSWORD in the environment" in err
+    assert cli("validate", str(written))[0] == 0
