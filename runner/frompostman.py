@@ -407,7 +407,12 @@ class Converter:
         """A JSON body's tree: `{{var}}` where a value goes keeps the variable's type (`"min_ram": {{min_ram}}`
         sends a number, as Postman's text substitution does); `"{{var}}"` stays text."""
         if isinstance(value, dict):
-            return {conv.template(str(k)): self._json_template(v, conv) for k, v in value.items()}
+            return {
+                conv.template(str(k)): self._json_template(
+                    self._hidden(str(k), v) if isinstance(v, str) and is_secret_name(str(k)) else v, conv
+                )
+                for k, v in value.items()
+            }
         if isinstance(value, list):
             return [self._json_template(v, conv) for v in value]
         if not isinstance(value, str):

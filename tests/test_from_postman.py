@@ -327,6 +327,19 @@ def test_secrets_typed_into_the_collection_are_not_written(tmp_path: Path) -> No
                 },
             },
             {
+                "name": "Login",
+                "request": {
+                    "method": "POST",
+                    "header": [{"key": "Content-Type", "value": "application/json"}],
+                    "body": {
+                        "mode": "raw",
+                        "raw": '{"auth": {"password": {"user": {"name": "ann", "password": "json-literal-pw-42"}}}}',
+                        "options": {"raw": {"language": "json"}},
+                    },
+                    "url": "http://127.0.0.1:9/login",
+                },
+            },
+            {
                 "name": "Api key",
                 "request": {
                     "auth": {
@@ -362,6 +375,8 @@ def test_secrets_typed_into_the_collection_are_not_written(tmp_path: Path) -> No
     assert steps["Header token"]["headers"]["Authorization"] == "Bearer {{ token }}"
     assert doc["vars"]["x_auth_token"] == "{{ env.X_AUTH_TOKEN }}" and doc["vars"]["token"] == "{{ env.TOKEN }}"
     assert doc["vars"]["password"] == "{{ env.PASSWORD }}" and doc["vars"]["x_api_key"] == "{{ env.X_API_KEY }}"
-    assert {"x_auth_token", "token", "password", "x_api_key"} <= set(doc["secrets"])
+    assert {"x_auth_token", "token", "password", "x_api_key", "password_2"} <= set(doc["secrets"])
+    login = steps["Login"]["json"]["auth"]["password"]["user"]
+    assert login == {"name": "ann", "password": "{{ password_2 }}"}  # another value than the basic password
     assert "set X_AUTH_TOKEN in the environment" in err and "set PASSWORD in the environment" in err
     assert cli("validate", str(written))[0] == 0
