@@ -72,6 +72,7 @@ class FilePolicy:
     def __init__(self, roots: Iterable[str | Path] = ()):
         self.roots = [Path(r).resolve() for r in (Path.cwd(), *roots)]
         self.inputs = InputFiles()
+        self.resolved = 0  # paths resolved so far: a load that resolved none read no file but its own
 
     def allow(self, root: str | Path) -> None:
         resolved = Path(root).resolve()
@@ -79,6 +80,7 @@ class FilePolicy:
             self.roots.append(resolved)
 
     def resolve(self, path: str, base_dir: Path, loc: Location | None, must_exist: bool = True) -> Path:
+        self.resolved += 1
         if not isinstance(path, str) or not path:
             raise FileAccessError(f"expected a file path, got {path!r}", loc)
         candidate = Path(os.path.expanduser(path)) if path.startswith("~") else Path(path)

@@ -14,15 +14,18 @@ from __future__ import annotations
 
 import functools
 import gc
+import hashlib
 import math
 import os
+import pickle
 import re
+import tempfile
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from .errors import Location, UsageError, UserError, relative_display
 from .files import FilePolicy, InputFiles
@@ -97,8 +100,10 @@ class Session:
         Every file is loaded (and so checked) before anything is sent. With `keep`, only the models
         of the first `keep` files stay in memory; the others are dropped once checked, leaving what
         selection and scheduling read (name, path, tags, number, which file's setup they share),
-        and are loaded again just before they run (`Scenario.reload`). A model costs ~20 KiB per
-        8-step file: 10,000 kept models would be ~200 MiB; loading a file again costs ~1 ms.
+        and are loaded again just before they run (`Scenario.reload`): unpickled from a temporary file
+        while the file's bytes are those checked and it read no other file (`_Snapshots`, ~0.1 ms),
+        else from YAML. A model costs ~20 KiB per 8-step file: 10,000 kept models would be ~200 MiB;
+        loading a file from YAML costs ~1 ms.
         """
         files = discover(paths)
         if not files:
@@ -106,6 +111,7 @@ class Session:
         scenarios: list[Scenario] = []
         errors = 0
         reloads = _Reloads(self.loader)
+        policy = self.loader.policy
         # A load leaves no cycles (its objects go with their last reference), but what it builds
         # lives across many young collections and is promoted: full collections came every few
         # files, each walking everything loaded so far (issue 12: 3,000 files, 13 of them, 0.9 s
@@ -114,13 +120,24 @@ class Session:
         gc.disable()
         try:
             for index, path in enumerate(files):
+                deferred = keep is not None and index >= keep
+                digest = _digest(path) if deferred else None
+                resolved = policy.resolved
                 try:
                     loaded = self.loader.load(path)
                 except UserError as exc:
                     errors += 1
                     report(exc)
                     continue
-                scenarios.extend(loaded if keep is None or index < keep else reloads.defer(path, loaded))
+                if not deferred:
+                    scenarios.extend(loaded)
+                    continue
+                # Kept pickled when the file read no other file (include, fixture, schema, data) and
+                # did not change while it loaded: its bytes are what was checked.
+                snapshot = None
+                if digest is not None and policy.resolved == resolved and _digest(path) == digest:
+                    snapshot = reloads.snapshots.add(loaded, digest)
+                scenarios.extend(reloads.defer(path, loaded, snapshot))
         finally:
             if collecting:
                 gc.enable()
@@ -191,6 +208,61 @@ _NO_SECRETS: frozenset[str] = frozenset()
 _NO_DEFAULTS = Defaults()
 
 
+def _digest(path: Path) -> bytes | None:
+    """A hash of the file's bytes (None if it cannot be read): ~10 µs for a tutorial."""
+    try:
+        with open(path, "rb") as file:
+            return hashlib.blake2b(file.read(), digest_size=16).digest()
+    except OSError:
+        return None
+
+
+@dataclass(frozen=True)
+class _Snapshot:
+    offset: int
+    size: int
+    digest: bytes  # of the file's bytes when it was loaded and checked
+
+
+class _Snapshots:
+    """Checked models of files, pickled into an unnamed temporary file, for a large run to run them
+    without parsing and checking their YAML again (issue 12: unpickling an 8-step tutorial costs
+    ~0.1 ms, loading it from YAML ~1-2 ms, of which YAML ~60 %).
+
+    A template is pickled as its text and location and built again from the per-process cache of
+    compiled texts (`Template.__reduce__`). Only files that read no other file while loading are
+    kept (no include, fixture, schema or data file): their bytes alone decide their model, so a
+    file whose bytes hash as they did when checked loads to the same model. The models hold
+    what the files say, nothing from the command line or the environment (those are read when
+    templates render), so the file is not enciphered (unlike results.Spool, whose results hold
+    what was sent and received). Written while loading, read by any worker thread (`os.pread`).
+    """
+
+    def __init__(self) -> None:
+        self._file: IO[bytes] | None = None
+        self._end = 0
+        self._lock = threading.Lock()
+
+    def add(self, loaded: list[Scenario], digest: bytes) -> _Snapshot | None:
+        """`loaded` pickled, or None if some part of it cannot be (it is then loaded from YAML again)."""
+        try:
+            data = pickle.dumps(loaded, protocol=pickle.HIGHEST_PROTOCOL)
+        except Exception:  # an object of a check kind that does not pickle: loaded from YAML again
+            return None
+        with self._lock:
+            if self._file is None:
+                self._file = tempfile.TemporaryFile("w+b")  # noqa: SIM115 - gone with this object
+            offset = self._end
+            os.pwrite(self._file.fileno(), data, offset)
+            self._end += len(data)
+        return _Snapshot(offset, len(data), digest)
+
+    def get(self, snapshot: _Snapshot) -> list[Scenario]:
+        assert self._file is not None
+        loaded: list[Scenario] = pickle.loads(os.pread(self._file.fileno(), snapshot.size, snapshot.offset))
+        return loaded
+
+
 class _Reloads:
     """Files whose models were dropped after loading, loaded again as their scenarios start.
 
@@ -204,12 +276,14 @@ class _Reloads:
 
     def __init__(self, loader: Loader):
         self.loader = loader
+        self.snapshots = _Snapshots()
         self.lock = threading.Lock()
         self.recent: OrderedDict[Path, list[Scenario]] = OrderedDict()
         self.pinned: dict[int, tuple[Path, list[Scenario]]] = {}
 
-    def defer(self, path: Path, loaded: list[Scenario]) -> list[Scenario]:
-        """Light stand-ins for `loaded`: what selection, sharding and scheduling read."""
+    def defer(self, path: Path, loaded: list[Scenario], snapshot: _Snapshot | None = None) -> list[Scenario]:
+        """Light stand-ins for `loaded`: what selection, sharding and scheduling read; with
+        `snapshot`, the file's checked models are loaded from it while the file's bytes are unchanged."""
         suites: dict[int, Suite] = {}
         out = []
         for position, scenario in enumerate(loaded):
@@ -234,11 +308,13 @@ class _Reloads:
                 test_name=scenario.test_name,
                 suite=suite,
             )
-            stand_in.reload = functools.partial(self.load, path, position, scenario.name, scenario.number)
+            stand_in.reload = functools.partial(self.load, path, position, scenario.name, scenario.number, snapshot)
             out.append(stand_in)
         return out
 
-    def load(self, path: Path, position: int, name: str, number: int | None) -> Scenario:
+    def load(
+        self, path: Path, position: int, name: str, number: int | None, snapshot: _Snapshot | None = None
+    ) -> Scenario:
         """The scenario at `position` of the file, from the thread's own last load of it if any: the
         tests of a file run one after the other on one worker, and must share one load's setup."""
         thread = threading.get_ident()
@@ -246,7 +322,10 @@ class _Reloads:
             pinned = self.pinned.get(thread)
             loaded = pinned[1] if pinned is not None and pinned[0] == path else self.recent.get(path)
             if loaded is None:
-                loaded = self.loader.load(path, numbered=False)  # a UserError if it changed into a bad file
+                if snapshot is not None and _digest(path) == snapshot.digest:  # as checked: no YAML, no checks
+                    loaded = self.snapshots.get(snapshot)
+                else:
+                    loaded = self.loader.load(path, numbered=False)  # a UserError if it changed into a bad file
                 self.recent[path] = loaded
                 if len(self.recent) > self.RECENT:
                     self.recent.popitem(last=False)

@@ -297,6 +297,11 @@ class Template:
         self._tmpl = tmpl
         _COMPILED[source] = (self.names, tmpl)  # only successes: an error must keep its own location
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickled as its text and location (a large run keeps checked models pickled, runner/session.py):
+        built again from the per-process cache of compiled texts, never compiled again."""
+        return (type(self), (self.source, self.loc))
+
     def render(self, context: Mapping[str, Any]) -> Any:
         limits.reset()
         try:

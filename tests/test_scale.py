@@ -389,6 +389,96 @@ def test_a_file_changed_during_the_run_is_an_error_of_its_scenario(sr, server, m
     assert "changed while the run" in ET.tostring(run.suite("Passing 2"), encoding="unicode")
 
 
+INCLUDING = """
+name: Including
+vars: {base: "{{ env.BASE }}"}
+steps:
+  - include: echo.yaml
+"""
+
+
+def _counting_loads(monkeypatch) -> collections.Counter[str]:
+    """How many times each file is loaded from YAML (Loader.load), by file name."""
+    from runner.loader import Loader
+
+    loads: collections.Counter[str] = collections.Counter()
+    real = Loader.load
+
+    def counting(self, path, *args, **kwargs):
+        loads[path.name] += 1
+        return real(self, path, *args, **kwargs)
+
+    monkeypatch.setattr(Loader, "load", counting)
+    return loads
+
+
+def test_a_large_run_runs_the_checked_models_without_reading_their_yaml_again(sr, server, monkeypatch):
+    """Issue 12: a file whose model was dropped after loading runs from its pickled checked model
+    (runner/session.py _Snapshots): loaded from YAML once, with the outcomes of a run that keeps
+    every model. A file that read another file (an include) is still loaded again from YAML."""
+    _suite(sr)
+    sr.write("p005-include.scenario.yaml", INCLUDING)
+    sr.write("echo.yaml", 'steps:\n  - name: Included\n    request: {url: "{{ base }}/echo?i=1"}\n')
+
+    def outcomes(run) -> list[tuple[str, str, str]]:
+        cases = [(s.get("name"), c.get("name")) for s in run.suites() for c in s.findall("testcase")]
+        return [(suite, name, run.outcome(name, suite)) for suite, name in cases]
+
+    kept = sr.run(".")
+    expected = outcomes(kept)
+    monkeypatch.setattr(runner.cli, "KEEP_LOADED", 0)
+    loads = _counting_loads(monkeypatch)
+    run = sr.run(".")
+    assert run.code == kept.code == 1, run.output
+    assert outcomes(run) == expected
+    assert len(expected) > 12 and ("Including", "Included", "passed") in expected, expected
+    assert loads.pop("p005-include.scenario.yaml") == 2
+    assert set(loads.values()) == {1} and len(loads) == 9, loads
+
+
+def test_a_file_edited_in_place_during_the_run_runs_as_it_now_reads(sr, server, monkeypatch):
+    """A pickled model is used only while the file's bytes hash as they did when checked: an edit
+    that keeps the size and the modification time (a stat would miss it) is loaded from YAML again,
+    and runs as it now reads."""
+    import os
+
+    monkeypatch.setattr(runner.cli, "KEEP_LOADED", 0)
+    b = sr.write("b.scenario.yaml", PASSING.format(n=2))
+    first_load = runner.session.Session.load
+    loads = _counting_loads(monkeypatch)
+
+    def load_then_edit(self, *args, **kwargs):
+        loaded = first_load(self, *args, **kwargs)
+        before = b.stat()
+        b.write_text(b.read_text(encoding="utf-8").replace("status: 200, json", "status: 404, json"), encoding="utf-8")
+        os.utime(b, ns=(before.st_atime_ns, before.st_mtime_ns))
+        assert b.stat().st_size == before.st_size
+        return loaded
+
+    monkeypatch.setattr(runner.session.Session, "load", load_then_edit)
+    run = sr.run(".")
+    assert run.code == 1, run.output
+    assert run.outcome("Echo 2") == "failure"
+    assert loads["b.scenario.yaml"] == 2
+
+
+def test_templates_pickle_as_text_and_location_sharing_the_compiled_code():
+    """Template.__reduce__: a pickled template is built again from the cache of compiled texts (the
+    same compiled object), keeps its class, location and carriage returns, and renders alike."""
+    import pickle
+
+    from runner.templating import KeyTemplate, Template
+
+    loc = Location("a.scenario.yaml", 3, 7)
+    for template in (Template("x{{ a }}\r\ny", loc), KeyTemplate("{{ a }}", loc)):
+        copy = pickle.loads(pickle.dumps(template))
+        assert type(copy) is type(template)
+        assert (copy.source, copy.loc, copy.names) == (template.source, loc, frozenset({"a"}))
+        assert copy._tmpl is template._tmpl
+        assert copy.render({"a": 1}) == template.render({"a": 1})
+    assert pickle.loads(pickle.dumps(Template("x{{ a }}\r\ny", loc))).render({"a": 1}) == "x1\r\ny"
+
+
 def test_version_answers_before_any_import(sr):
     """`--version` is answered by main() itself, as argparse would word it."""
     run = sr.main("--version")
