@@ -299,6 +299,13 @@ def scrub(value: Any, mask: Callable[[str], str]) -> None:
     """
     if isinstance(value, RunResult):  # results spooled to disk are masked as they are read back
         value.mask = mask
+        held = (value.scenarios, value.fixtures)
+        for scenario in (*value.scenarios, *value.fixtures):  # one scan each when no text holds a secret
+            scrub_scenario(scenario, mask)
+        for item in dataclasses.fields(value):
+            if not any(getattr(value, item.name) is h for h in held):
+                _map_field(value, item.name, mask)
+        return
     _map_texts(value, mask)
 
 
@@ -314,13 +321,17 @@ def _map_texts(value: Any, change: Callable[[str], str]) -> None:
     if not dataclasses.is_dataclass(value) or isinstance(value, type):
         return
     for item in dataclasses.fields(value):
-        current = getattr(value, item.name)
-        if isinstance(current, str):
-            setattr(value, item.name, change(current))
-        elif isinstance(current, Location):  # its path is a text the reports print too
-            setattr(value, item.name, current._replace(path=change(current.path)))
-        elif isinstance(current, list) or dataclasses.is_dataclass(current):
-            _map_texts(current, change)
+        _map_field(value, item.name, change)
+
+
+def _map_field(value: Any, name: str, change: Callable[[str], str]) -> None:
+    current = getattr(value, name)
+    if isinstance(current, str):
+        setattr(value, name, change(current))
+    elif isinstance(current, Location):  # its path is a text the reports print too
+        setattr(value, name, current._replace(path=change(current.path)))
+    elif isinstance(current, list) or dataclasses.is_dataclass(current):
+        _map_texts(current, change)
 
 
 def _texts(value: Any) -> list[str]:
