@@ -662,7 +662,7 @@ def _report(
     unwritten = False
     writers = (
         ("--junit", args.junit, _junit_writer(junit.write, args.junit_flavour)),
-        ("--html", args.html, partial(html.write, environment=_environment(args, session))),
+        ("--html", args.html, partial(html.write, environment=_environment(args, session)) if args.html else None),
         ("--summary-md", args.summary_md, summary.write),
         ("--results", args.results, partial(shards.write, files=selection, shard=part)),
         ("--allure", args.allure, _allure_writer(scenarios, args.redactor.mask) if args.allure else None),

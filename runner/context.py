@@ -28,6 +28,7 @@ class RunServices:
         self.environ = dict(os.environ)
         self.proxies: dict[str, dict[str, str]] = {}  # per scheme://host, shared by the run's sessions
         self._helpers: dict[tuple[Path, frozenset[str]], dict[str, Callable[..., Any]]] = {}
+        self._data_allowed = ""  # data_file()'s directory, once among the policy's roots
         self._fixture_ids = itertools.count(1)  # fixture set-ups' scenario.id: `<run id>-f<n>`
 
     def next_fixture_id(self) -> str:
@@ -56,7 +57,10 @@ class RunServices:
 
         def data_file(kind: str = "random", size: int = 1024 * 1024, seed: int = 0) -> str:
             made = self.data.make(kind, size, seed)
-            self.policy.allow(self.data.directory)
+            directory = self.data.directory
+            if str(directory) != self._data_allowed:  # resolved and allowed once per data directory
+                self.policy.allow(directory)
+                self._data_allowed = str(directory)
             return made
 
         def uuid() -> str:

@@ -79,6 +79,19 @@ class FilePolicy:
         if resolved not in self.roots:
             self.roots.append(resolved)
 
+    def _allowed(self, real: Path) -> bool:
+        """`real` (resolved) is in one of the roots: compared as text on POSIX, where resolved paths
+        are normal and case matters (pathlib's `is_relative_to` builds a relative path per root and
+        call: a step's helpers resolve a path several times)."""
+        if os.name != "posix":
+            return any(real.is_relative_to(root) for root in self.roots)
+        text = str(real)
+        for root in self.roots:
+            prefix = str(root)
+            if text == prefix or text.startswith(prefix if prefix.endswith("/") else prefix + "/"):
+                return True
+        return False
+
     def resolve(self, path: str, base_dir: Path, loc: Location | None, must_exist: bool = True) -> Path:
         self.resolved += 1
         if not isinstance(path, str) or not path:
@@ -87,14 +100,14 @@ class FilePolicy:
         if not candidate.is_absolute():
             candidate = base_dir / candidate
         real = candidate.resolve()
-        if not any(real.is_relative_to(root) for root in self.roots):
+        if not self._allowed(real):
             raise FileAccessError(
                 f"path '{path}' resolves to {real}, outside the directories this run may read",
                 loc,
                 "run from a directory that contains it, or allow it with --allow-path DIR",
             )
         try:
-            st: os.stat_result | None = real.stat()
+            st: os.stat_result | None = os.stat(real)
         except (OSError, ValueError):
             st = None
         if st is not None and stat.S_ISREG(st.st_mode):

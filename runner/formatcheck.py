@@ -421,12 +421,20 @@ def _check_finite(data: Any, definition: str | None) -> None:
 
 
 def _has_non_finite(node: Any) -> bool:
-    if isinstance(node, float):
-        return not math.isfinite(node)
-    if isinstance(node, dict):
-        return any(_has_non_finite(v) for v in node.values())
-    if isinstance(node, list):
-        return any(_has_non_finite(v) for v in node)
+    """Walked with a stack, texts skipped first: every valid file goes through here (issue 12)."""
+    stack = [node]
+    pop, push = stack.pop, stack.extend
+    while stack:
+        value = pop()
+        if type(value) is str:
+            continue
+        if isinstance(value, float):
+            if not math.isfinite(value):
+                return True
+        elif isinstance(value, dict):
+            push(value.values())
+        elif isinstance(value, list):
+            push(value)
     return False
 
 

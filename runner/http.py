@@ -12,7 +12,7 @@ import os
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from functools import partial
+from functools import lru_cache, partial
 from typing import Any
 
 import requests
@@ -374,12 +374,7 @@ def wire_headers(prepared: requests.PreparedRequest) -> CaseInsensitiveDict[str]
         kept, skipped = given, set()
     added: list[tuple[str, str]] = []
     if "host" not in given and "host" not in skipped:
-        url = urllib3.util.parse_url(prepared.url or "")
-        host = url.host or ""
-        if ":" in host and not host.startswith("["):
-            host = f"[{host}]"
-        default = 443 if url.scheme == "https" else 80
-        added.append(("Host", host if url.port in (None, default) else f"{host}:{url.port}"))
+        added.append(("Host", _host_header(_origin(prepared.url or ""))))
     if "accept-encoding" not in given and "accept-encoding" not in skipped:
         added.append(("Accept-Encoding", "identity"))
     if not added:
@@ -387,6 +382,29 @@ def wire_headers(prepared: requests.PreparedRequest) -> CaseInsensitiveDict[str]
     shown: CaseInsensitiveDict[str] = CaseInsensitiveDict(added)
     shown.update(kept)
     return shown
+
+
+def _origin(url: str) -> str:
+    """`scheme://authority` of a URL: all that the Host header depends on."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return url
+    for i, char in enumerate(rest):
+        if char in "/?#":
+            return url[: len(scheme) + 3 + i]
+    return url
+
+
+@lru_cache(maxsize=256)
+def _host_header(origin: str) -> str:
+    """The Host header http.client writes for a URL of this origin; parsed once per origin, not
+    per request (a run sends thousands of requests to a few servers)."""
+    url = urllib3.util.parse_url(origin)
+    host = url.host or ""
+    if ":" in host and not host.startswith("["):
+        host = f"[{host}]"
+    default = 443 if url.scheme == "https" else 80
+    return host if url.port in (None, default) else f"{host}:{url.port}"
 
 
 def _stale_connection(exc: requests.exceptions.ConnectionError) -> bool:

@@ -25,6 +25,7 @@ from .loadnames import (
     check_names,
     check_read_only,
     provided_names,
+    step_templates,
 )
 from .loadsteps import IDENTIFIER, NESTING_HINT, SCENARIO_SUFFIX, StepParser, compile_at, title_text
 from .matrixdata import read_rows, row_labels
@@ -163,8 +164,16 @@ class Loader(StepParser):
     ) -> None:
         """The checks of names, JMESPath and secrets over a scenario's templates; `defined` are the
         names its matrix (or, for a test, its file's vars and matrix) gives it."""
-        templates = all_templates(scenario) + row_templates
-        check_names(self.extra_vars, scenario, templates, state.captures | defined | set(provided), state.renamed_away)
+        per_step = step_templates(scenario)
+        templates = all_templates(scenario, per_step) + row_templates
+        check_names(
+            self.extra_vars,
+            scenario,
+            templates,
+            state.captures | defined | set(provided),
+            state.renamed_away,
+            per_step=per_step,
+        )
         if scenario.title is not None:  # rendered after `vars`, before any step: no captures yet
             check_names(
                 self.extra_vars,
@@ -184,7 +193,7 @@ class Loader(StepParser):
         assigned = self.extra_vars | state.captures | state.local_captures | defined | {n for n, _ in scenario.vars}
         check_secrets(state.secret_uses, assigned | scope_names | set(provided))
         elsewhere = self.extra_vars | defined | set(provided) | {n for n, _ in scenario.vars} | scope_names
-        check_capture_order(scenario, elsewhere | BUILTIN_NAMES)
+        check_capture_order(scenario, elsewhere | BUILTIN_NAMES, per_step)
         check_loop_names(scenario, assigned | set(provided))
         used = {name for t in templates for name in t.names}
         scenario.digest_algorithms = frozenset(used & set(ALGORITHMS))

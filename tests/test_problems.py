@@ -75,3 +75,26 @@ def test_the_scrub_masks_the_paths_of_locations_too():
     assert step.location == Location("suites/***-tenant/a.scenario.yaml", 3, 5)
     assert step.error is not None and step.error.location == step.location
     assert "s3cr3t" not in repr(scenario)
+
+
+def test_the_scrub_of_a_run_held_in_memory_masks_every_scenario_fixture_and_error():
+    """`scrub` of a RunResult masks each held scenario with one scan of its joined texts (issue 12):
+    a secret in any text of any scenario, fixture or internal error is still masked, the rest kept."""
+    from runner.errors import Location
+    from runner.results import Outcome, Problem, RunResult, ScenarioResult, StepResult, scrub
+
+    def mask(text: str) -> str:
+        return text.replace("s3cr3t", "***")
+
+    where = Location("a.scenario.yaml", 3, 5)
+    clean = ScenarioResult("clean", "a.scenario.yaml", [StepResult("S", where, Outcome.PASSED, url="http://h/x")])
+    leaky = ScenarioResult("leaky", "b.scenario.yaml", [StepResult("S", where, Outcome.PASSED, url="http://h/x")])
+    leaky.steps.append(StepResult("T", Location("s3cr3t/b.yaml", 1, 1), Outcome.ERROR, error=Problem("got s3cr3t")))
+    fixture = ScenarioResult("login", "s3cr3t.yaml")
+    run = RunResult(scenarios=[clean, leaky], fixtures=[fixture], internal_errors=["bug near s3cr3t"])
+    scrub(run, mask)
+    assert "s3cr3t" not in repr(run.scenarios) + repr(run.fixtures) + repr(run.internal_errors)
+    assert leaky.steps[1].error is not None and leaky.steps[1].error.message == "got ***"
+    assert leaky.steps[1].location.path == "***/b.yaml" and fixture.path == "***.yaml"
+    assert run.internal_errors == ["bug near ***"] and run.mask is mask
+    assert clean.steps[0].url == "http://h/x" and clean.name == "clean"

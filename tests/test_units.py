@@ -431,3 +431,47 @@ def test_a_scoped_masker_knows_the_runs_secrets_and_forgets_its_own():
     assert len(scoped) > len(run) >= 1
     masked = scoped.mask("a run-secret-0123456789 b iteration-token-abcdef c")
     assert "run-secret" not in masked and "iteration-token" not in masked and masked.startswith("a ")
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:8080/v2/images?x=1",
+        "https://h/",
+        "https://h:443/a",
+        "http://h:80",
+        "http://u:p@h:81/x#f",
+        "http://[::1]:9292/x",
+        "http://[::1]/",
+        "http://h?x=/y",
+        "http://h#/a",
+        "https://EXAMPLE.com:8443/a/b",
+        "http://h:/a",
+        "http://user@h?q",
+    ],
+)
+def test_host_header_per_origin_equals_parsing_each_url(url: str) -> None:
+    """The Host shown in reports, parsed once per origin (issue 12), is what parsing the whole URL gave."""
+    import urllib3
+
+    from runner.http import _host_header, _origin
+
+    parsed = urllib3.util.parse_url(url)
+    host = parsed.host or ""
+    if ":" in host and not host.startswith("["):
+        host = f"[{host}]"
+    default = 443 if parsed.scheme == "https" else 80
+    expected = host if parsed.port in (None, default) else f"{host}:{parsed.port}"
+    assert _host_header(_origin(url)) == expected
+
+
+def test_allowed_roots_compared_as_text_agree_with_pathlib(tmp_path: Path) -> None:
+    """A sibling whose name extends a root's (`/a` and `/ab`) is outside it; the root itself is inside."""
+    policy = FilePolicy()
+    root = tmp_path / "a"
+    policy.roots = [root, tmp_path / "w" / "x"]
+    for candidate in (root, root / "b", tmp_path / "ab", tmp_path / "ab" / "c", tmp_path, tmp_path / "w" / "xy"):
+        assert policy._allowed(candidate) == any(candidate.is_relative_to(r) for r in policy.roots), candidate
+    assert not policy._allowed(tmp_path / "ab")
+    policy.roots = [Path("/")]
+    assert policy._allowed(tmp_path / "ab")
