@@ -9,6 +9,7 @@ body is one class here (and its key in the JSON Schema's `request`).
 from __future__ import annotations
 
 import json
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,7 @@ from .errors import Location, UserError
 from .files import FileAccessError, FilePolicy, HashingReader
 
 
-class BodyKind:
+class BodyKind(ABC):
     """A key of `request` that gives the body; `value` below is what `prepare` returned."""
 
     key = ""
@@ -32,16 +33,17 @@ class BodyKind:
         return value
 
     def payload(self, value: Any) -> Any:
-        """What requests sends: bytes, or a mapping it form-encodes."""
-        raise NotImplementedError
+        """What requests sends: bytes, or a mapping it form-encodes; the prepared value unless the kind
+        encodes it. A streamed kind is sent from `open` instead, never from here."""
+        return value
 
+    @abstractmethod
     def shown(self, value: Any) -> str:
         """The body as an account of the exchange shows it (masked and cut by the caller)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def curl(self, value: Any, headers: Mapping[str, str], mask: Callable[[str], str]) -> list[str]:
         """curl's arguments sending the very same body (after its headers)."""
-        raise NotImplementedError
 
 
 def _no_default_content_type(headers: Mapping[str, str]) -> list[str]:
