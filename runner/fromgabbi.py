@@ -21,7 +21,7 @@ import yaml
 
 from .errors import UsageError
 from .importing import plain as _plain
-from .importing import scenario_text
+from .importing import scenario_text, top_level
 
 BASE_VAR = "base_url"
 DEFAULT_BASE = "http://127.0.0.1:8000"
@@ -433,19 +433,7 @@ def _jsonpath_to_jinja(path: str, base: str) -> JinjaPath:
 
 def _postfix_base(expr: str) -> str:
     """`expr` ready for `[i]` or `.name`: in parentheses when it ends in a filter (`(x | sort)[0]`)."""
-    depth, quote = 0, ""
-    for c in expr:
-        if quote:
-            quote = "" if c == quote else quote
-        elif c in "'\"":
-            quote = c
-        elif c in "([{":
-            depth += 1
-        elif c in ")]}":
-            depth -= 1
-        elif c == "|" and depth == 0:
-            return f"({expr})"
-    return expr
+    return f"({expr})" if top_level(expr, "|") >= 0 else expr
 
 
 def _plain_steps(rest: str, path: str, key_expr: Any) -> list[str]:

@@ -19,7 +19,17 @@ from pathlib import Path
 from typing import Any
 
 from .errors import UsageError
-from .importing import Report, identifier, is_secret_name, jinja_path, keep_cr, literal, read_json, scenario_text
+from .importing import (
+    Report,
+    identifier,
+    is_secret_name,
+    jinja_path,
+    keep_cr,
+    literal,
+    read_json,
+    scenario_text,
+    top_level,
+)
 from .redact import SECRET_HEADERS
 
 _VAR = re.compile(r"\{\{\s*([^{}]+?)\s*\}\}")
@@ -819,20 +829,8 @@ def _expect_value(subject: str, chain: str, aliases: set[str], expect: dict[str,
 
 def _split_arguments(text: str) -> tuple[str, str, str]:
     """`'a', 'b, c'` → (`'a'`, `,`, `'b, c'`): split at the first comma outside quotes and brackets."""
-    depth, quote = 0, ""
-    for i, c in enumerate(text):
-        if quote:
-            if c == quote and text[i - 1] != "\\":
-                quote = ""
-        elif c in "'\"":
-            quote = c
-        elif c in "([{":
-            depth += 1
-        elif c in ")]}":
-            depth -= 1
-        elif c == "," and depth == 0:
-            return text[:i].strip(), ",", text[i + 1 :].strip()
-    return text.strip(), "", ""
+    i = top_level(text, ",")
+    return (text.strip(), "", "") if i < 0 else (text[:i].strip(), ",", text[i + 1 :].strip())
 
 
 def _auth_fields(value: Any) -> dict[str, Any]:

@@ -45,6 +45,25 @@ def read_json(path: Path, what: str, hint: str) -> Any:
         raise UsageError(f"{path}:{exc.lineno}:{exc.colno}: not valid JSON: {exc.msg}", hint=hint) from None
 
 
+def top_level(text: str, char: str) -> int:
+    """Where `char` first stands outside quotes and brackets in an expression (Jinja's, JavaScript's),
+    or -1: the converters split arguments at such a comma and wrap a trailing filter at such a bar."""
+    depth, quote = 0, ""
+    for i, c in enumerate(text):
+        if quote:
+            if c == quote and text[i - 1] != "\\":
+                quote = ""
+        elif c in "'\"":
+            quote = c
+        elif c in "([{":
+            depth += 1
+        elif c in ")]}":
+            depth -= 1
+        elif c == char and depth == 0:
+            return i
+    return -1
+
+
 def identifier(name: str, taken: set[str] | None = None) -> str:
     """A variable name (letters, digits, `_`) for a name from elsewhere (`base-url`, `api.key`, `2fa`)."""
     result = re.sub(r"\W+", "_", name.strip(), flags=re.ASCII).strip("_") or "var"
