@@ -14,16 +14,17 @@ secret the run learned by its end.
 
 Scale: a run with a fresh token per login learns thousands of secrets. Matching is an Aho-Corasick
 automaton (ahocorasick-rs, a Rust build: its queries stayed ~1 µs per line at 50,000 patterns, where
-pyahocorasick took 4-14 µs) over a short *anchor* of each form (its last ANCHOR characters; forms
-shorter than that are their own anchor), and a hit is verified against the whole form, so building
-costs little whatever the secrets' lengths. The forms themselves are not kept: a secret is kept
-once, and its forms are derived again to verify a hit (a few recent secrets' forms are cached).
-Learning must not rebuild everything each time (that made the old regex masker quadratic), so
-automata are kept in blocks of growing sizes (Bentley-Saxe), up to MERGE_LIMIT forms a block: a
-new secret is built into a small block, which merges with the block before while that one is at
-most MERGE_FACTOR times its size. Each form is rebuilt O(log n) times over a run, and masking a
-text runs O(log n) scans of it, plus one per MERGE_LIMIT forms beyond (`python bench/bench.py
---only 6` measures both at 1,000 and 10,000 secrets).
+pyahocorasick took 4-14 µs) over a short *anchor* of each form (the last ANCHOR characters of its
+stem, the form without trailing `=` or `%3D` padding, so that padded and unpadded base64, and `=`
+raw and percent-encoded, share one pattern; shorter stems are their own anchor), and a hit is
+verified against each whole form, so building costs little whatever the secrets' lengths. The forms
+themselves are not kept: a secret is kept once, and its forms are derived again to verify a hit (a
+few recent secrets' forms are cached). Learning must not rebuild everything each time (that made
+the old regex masker quadratic), so automata are kept in blocks of growing sizes (Bentley-Saxe), up
+to MERGE_LIMIT patterns a block: a new secret is built into a small block, which merges with the
+block before while that one is at most MERGE_FACTOR times its size. Each pattern is rebuilt
+O(log n) times over a run, and masking a text runs O(log n) scans of it, plus one per MERGE_LIMIT
+patterns beyond (`python bench/bench.py --only 6` measures both at 1,000 and 10,000 secrets).
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ import ahocorasick_rs
 MASK = "***"
 MIN_SECRET_LENGTH = 3
 ANCHOR = 6  # characters of a form the automaton matches; the rest is verified
-MERGE_LIMIT = 32768  # forms in the largest automaton a merge builds
+MERGE_LIMIT = 32768  # patterns in the largest automaton a merge builds (its build peaks at ~18 MiB)
 # A short text costs ~0.5 µs a scan whatever the automaton's size: 4 rather than 2 keeps 10,000 tokens in
 # ~5 blocks instead of ~8, for ~20 % more building (issue 12, `bench.py --only 6`).
 MERGE_FACTOR = 4
@@ -137,6 +138,7 @@ def _lower_hex(text: str) -> str:
 
 
 _PLAIN = re.compile(r"[A-Za-z0-9_.~-]*")  # no encoder changes these characters (tokens, ids)
+_PLAIN_PADDED = re.compile(r"[A-Za-z0-9_.~-]*=+")  # a base64 token (Keystone's): only its `=` change
 
 
 _NOT_PLAIN = re.compile(r"[^A-Za-z0-9_.~-]+")
@@ -153,6 +155,9 @@ def derived_forms(text: str) -> set[str]:
     """Every way `text` can be written into an output by us, requests, a server or a template."""
     if _PLAIN.fullmatch(text):  # the common case (a token): only base64 changes it
         return {text} | {f for f in _base64_forms(text.encode("ascii")) if len(f) >= MIN_SECRET_LENGTH}
+    if _PLAIN_PADDED.fullmatch(text):  # what the general rules below give, without the ~40 µs they take
+        forms = {text, text.replace("=", "%3D"), text.replace("=", "%3d")} | _base64_forms(text.encode("ascii"))
+        return {f for f in forms if len(f) >= MIN_SECRET_LENGTH}
     as_json = json.dumps(text)[1:-1]
     percent = {
         _quote(text, ""),
@@ -185,51 +190,57 @@ class _Exact(str):
     __slots__ = ()
 
 
+def _stem(form: str) -> int:
+    """The length of `form` without its trailing padding (`=`, `%3D`): base64 with and without
+    padding, and a value ending in `=` as sent raw and percent-encoded, share a stem. Forms are
+    anchored where their stem ends, so that one pattern stands for all of them (a Keystone token:
+    8 forms, 5 patterns), and a hit is verified against each whole form."""
+    stem = len(form)
+    while stem:
+        if form[stem - 1] == "=":
+            stem -= 1
+        elif stem >= 3 and form[stem - 3 : stem - 1] == "%3" and form[stem - 1] in "Dd":
+            stem -= 3
+        else:
+            break
+    return stem if stem >= MIN_SECRET_LENGTH else len(form)
+
+
 # The forms of a secret are derived again where a match must be verified, and when its block is
 # merged: they are not kept (issue 12: 10,000 Keystone tokens, 8 forms of ~220 characters each,
 # held ~20 MiB of form strings, and a set of them). A text that shows a secret shows it again
-# (a token in every request's headers), so the last few secrets' forms are cached.
+# (a token in every request's headers), so the last few secrets' forms are cached, each with the
+# length of its stem.
 @functools.lru_cache(maxsize=256)
-def _forms_of(secret: str) -> tuple[str, ...]:
-    return tuple(derived_forms(secret))
+def _forms_of(secret: str) -> tuple[tuple[str, int], ...]:
+    return tuple((form, _stem(form)) for form in derived_forms(secret))
 
 
-def _entry_forms(entry: str) -> tuple[str, ...]:
-    return (str(entry),) if type(entry) is _Exact else _forms_of(entry)
+def _entry_forms(entry: str) -> tuple[tuple[str, int], ...]:
+    return ((str(entry), _stem(entry)),) if type(entry) is _Exact else _forms_of(entry)
 
 
 class _Block:
     """An immutable automaton over the anchors of the forms of some entries (secrets, whose forms
-    are derived, and exact forms); anchor -> the entries one of whose forms ends in it.
+    are derived, and exact forms). Pattern i of the automaton is `owners[i]`'s anchor: an anchor
+    two entries share (rare: 6 characters of random tokens) is a pattern twice, so that a hit
+    names its entry without a lookup table (a dict of 80,000 anchors was ~9 MiB at every merge).
 
-    For merges it keeps, per form, its anchor and its entry (`owners`): the anchors joined into one
-    text (~7 bytes each), so that a merge need not derive every secret's forms again.
+    For merges it keeps the anchors joined into one text (~7 bytes each), so that a merge need not
+    derive every secret's forms again.
     """
 
-    __slots__ = ("_anchors", "automaton", "buckets", "owners")
+    __slots__ = ("_anchors", "automaton", "owners")
 
     def __init__(self, anchors: list[str], owners: list[str]):
         self.owners = owners
         joined = "\x00".join(anchors)
         self._anchors: str | list[str] = anchors if joined.count("\x00") >= len(anchors) else joined
-        buckets: dict[str, Any] = {}
-        for anchor, entry in zip(anchors, owners, strict=True):
-            known = buckets.get(anchor)
-            if known is None:
-                buckets[anchor] = entry  # the usual case: one entry, kept without a container
-            elif known is entry:  # two forms of one secret end alike
-                continue
-            elif isinstance(known, list):
-                if not any(e is entry for e in known):
-                    known.append(entry)
-            else:
-                buckets[anchor] = [known, entry]
-        # index -> its entry, or a tuple of them
-        self.buckets: list[str | tuple[str, ...]] = [tuple(b) if isinstance(b, list) else b for b in buckets.values()]
         self.automaton = ahocorasick_rs.AhoCorasick(
-            list(buckets),
+            anchors,
             matchkind=ahocorasick_rs.MatchKind.Standard,
             implementation=ahocorasick_rs.Implementation.ContiguousNFA,
+            store_patterns=False,
         )
 
     @property
@@ -241,8 +252,8 @@ class _Block:
         anchors: list[str] = []
         owners: list[str] = []
         for entry in entries:
-            for form in _entry_forms(entry):
-                anchors.append(form[-ANCHOR:])
+            for anchor in {form[max(0, stem - ANCHOR) : stem] for form, stem in _entry_forms(entry)}:
+                anchors.append(anchor)
                 owners.append(entry)
         return _Block(anchors, owners)
 
@@ -452,14 +463,12 @@ class Redactor:
     def _spans(self, text: str) -> list[tuple[int, int]]:
         spans = []
         for block in self._blocks:
-            buckets = block.buckets
+            owners = block.owners
             for index, _, stop in block.automaton.find_matches_as_indexes(text, overlapping=True):
-                bucket = buckets[index]
-                for entry in (bucket,) if isinstance(bucket, str) else bucket:
-                    for form in _entry_forms(entry):
-                        start = stop - len(form)
-                        if start >= 0 and text.startswith(form, start):
-                            spans.append((start, stop))
+                for form, stem in _entry_forms(owners[index]):  # the anchor ends where a stem does
+                    start = stop - stem
+                    if start >= 0 and text.startswith(form, start):
+                        spans.append((start, start + len(form)))
         return spans
 
     def mask(self, text: str) -> str:

@@ -342,6 +342,45 @@ def test_secrets_keep_every_form_masked_when_their_forms_are_derived_again(monke
     assert redactor.mask(tokens[42][:-3] + "99=") == tokens[42][:-3] + "99="
 
 
+def test_the_padded_token_shortcut_derives_what_the_general_rules_derive(monkeypatch):
+    """`derived_forms` takes a shortcut for a token of plain characters ending in `=` (a Keystone
+    token): it must give exactly the forms of the general rules (JSON, HTML, repr, shell, five
+    percent-encodings and their lower-case hex, base64)."""
+    import random
+    import re
+
+    from runner import redact
+
+    rng = random.Random(12)
+    texts = ["gAAAAABpMtXie-Co_Bs52~x.y=", "ab=", "abc==", "=", "==", "x" * 40 + "==="]
+    for _ in range(3000):
+        texts.append("".join(rng.choice("aZ09_.~-") for _ in range(rng.randint(0, 20))) + "=" * rng.randint(1, 3))
+    shortcut = {text: redact.derived_forms(text) for text in texts}
+    monkeypatch.setattr(redact, "_PLAIN_PADDED", re.compile(r"(?!)"))  # never matches: the general rules
+    for text in texts:
+        assert redact.derived_forms(text) == shortcut[text], text
+
+
+def test_forms_sharing_a_stem_are_masked_whole():
+    """Forms are anchored where their stem ends (padding `=` and `%3D` left out): one pattern stands
+    for the padded and unpadded base64, and for `=` raw and percent-encoded; each is masked whole,
+    its padding included."""
+    import base64
+
+    from runner import redact
+
+    redactor = Redactor()
+    redactor.add("Zm9v-pass==")
+    redactor.add("====")  # all padding: its own anchor
+    padded = base64.b64encode(b"Zm9v-pass==").decode()
+    for form in ("Zm9v-pass==", "Zm9v-pass%3D%3D", "Zm9v-pass%3d%3d", padded, padded.rstrip("=")):
+        assert redactor.mask(f"<{form}>") == "<***>", form
+    assert redactor.mask("a ==== b") == "a *** b"
+    assert redactor.mask("Zm9v-pass") == "Zm9v-pass"  # the stem alone is not the secret
+    forms = len(redact.derived_forms("Zm9v-pass==")) + len(redact.derived_forms("===="))
+    assert sum(len(block.owners) for block in redactor._blocks) < forms  # patterns: fewer than the forms
+
+
 def test_a_form_found_encoded_is_learned_once():
     redactor = Redactor()
     redactor.add("a b/c&d")
