@@ -17,12 +17,12 @@ def validate_urn_scenario_runner_format(data, custom_formats={}, name_prefix=Non
     data_any_of_count1 = 0
     if not data_any_of_count1:
         try:
-            validate____defs___scenario_root(data, custom_formats, (name_prefix or "data") + "")
+            validate____defs___scenario_root(data, custom_formats, None)
             data_any_of_count1 += 1
         except (JsonSchemaValueException, JsonSchemaValuesException): pass
     if not data_any_of_count1:
         try:
-            validate____defs_fragment(data, custom_formats, (name_prefix or "data") + "")
+            validate____defs_fragment(data, custom_formats, None)
             data_any_of_count1 += 1
         except (JsonSchemaValueException, JsonSchemaValuesException): pass
     if not data_any_of_count1:
@@ -51,7 +51,7 @@ def validate____defs_fragment(data, custom_formats={}, name_prefix=None):
         if "vars" in data_keys:
             data_keys.remove("vars")
             data__vars = data["vars"]
-            validate____defs_vars(data__vars, custom_formats, (name_prefix or "data") + ".vars")
+            validate____defs_vars(data__vars, custom_formats, None)
         if "secrets" in data_keys:
             data_keys.remove("secrets")
             data__secrets = data["secrets"]
@@ -74,7 +74,7 @@ def validate____defs_fragment(data, custom_formats={}, name_prefix=None):
                 if data__steps_len < 1:
                     raise JsonSchemaValueException("" + (name_prefix or "data") + ".steps must contain at least 1 items")
                 for data__steps_x, data__steps_item in enumerate(data__steps):
-                    validate____defs_steporinclude(data__steps_item, custom_formats, (name_prefix or "data") + ".steps[{data__steps_x}]".format(**locals()))
+                    validate____defs_steporinclude(data__steps_item, custom_formats, None)
         if "teardown" in data_keys:
             data_keys.remove("teardown")
             data__teardown = data["teardown"]
@@ -84,7 +84,7 @@ def validate____defs_fragment(data, custom_formats={}, name_prefix=None):
             if data__teardown_is_list:
                 data__teardown_len = len(data__teardown)
                 for data__teardown_x, data__teardown_item in enumerate(data__teardown):
-                    validate____defs_steporinclude(data__teardown_item, custom_formats, (name_prefix or "data") + ".teardown[{data__teardown_x}]".format(**locals()))
+                    validate____defs_steporinclude(data__teardown_item, custom_formats, None)
         if "expires" in data_keys:
             data_keys.remove("expires")
             data__expires = data["expires"]
@@ -112,9 +112,9 @@ def validate____defs_steporinclude(data, custom_formats={}, name_prefix=None):
             if data__missing_keys:
                 raise JsonSchemaValueException("" + (name_prefix or "data") + " must contain ")
     except (JsonSchemaValueException, JsonSchemaValuesException):
-        validate____defs_step(data, custom_formats, (name_prefix or "data") + "")
+        validate____defs_step(data, custom_formats, None)
     else:
-        validate____defs_include(data, custom_formats, (name_prefix or "data") + "")
+        validate____defs_include(data, custom_formats, None)
     return data
 
 def validate____defs_include(data, custom_formats={}, name_prefix=None):
@@ -134,7 +134,7 @@ def validate____defs_include(data, custom_formats={}, name_prefix=None):
         if "vars" in data_keys:
             data_keys.remove("vars")
             data__vars = data["vars"]
-            validate____defs_vars(data__vars, custom_formats, (name_prefix or "data") + ".vars")
+            validate____defs_vars(data__vars, custom_formats, None)
         if "capture_as" in data_keys:
             data_keys.remove("capture_as")
             data__captureas = data["capture_as"]
@@ -178,19 +178,19 @@ def validate____defs_step(data, custom_formats={}, name_prefix=None):
         if "when" in data_keys:
             data_keys.remove("when")
             data__when = data["when"]
-            validate____defs_template(data__when, custom_formats, (name_prefix or "data") + ".when")
+            validate____defs_template(data__when, custom_formats, None)
         if "skip" in data_keys:
             data_keys.remove("skip")
             data__skip = data["skip"]
-            validate____defs_skip(data__skip, custom_formats, (name_prefix or "data") + ".skip")
+            validate____defs_skip(data__skip, custom_formats, None)
         if "request" in data_keys:
             data_keys.remove("request")
             data__request = data["request"]
-            validate____defs_request(data__request, custom_formats, (name_prefix or "data") + ".request")
+            validate____defs_request(data__request, custom_formats, None)
         if "expect" in data_keys:
             data_keys.remove("expect")
             data__expect = data["expect"]
-            validate____defs_expect(data__expect, custom_formats, (name_prefix or "data") + ".expect")
+            validate____defs_expect(data__expect, custom_formats, None)
         if "capture" in data_keys:
             data_keys.remove("capture")
             data__capture = data["capture"]
@@ -202,11 +202,11 @@ def validate____defs_step(data, custom_formats={}, name_prefix=None):
                 for data__capture_key in data__capture_keys:
                     if data__capture_key not in []:
                         data__capture_value = data__capture.get(data__capture_key)
-                        validate____defs_template(data__capture_value, custom_formats, (name_prefix or "data") + ".capture.{data__capture_key}".format(**locals()))
+                        validate____defs_template(data__capture_value, custom_formats, None)
         if "poll" in data_keys:
             data_keys.remove("poll")
             data__poll = data["poll"]
-            validate____defs_poll(data__poll, custom_formats, (name_prefix or "data") + ".poll")
+            validate____defs_poll(data__poll, custom_formats, None)
         if "for_each" in data_keys:
             data_keys.remove("for_each")
             data__foreach = data["for_each"]
@@ -251,7 +251,7 @@ def validate____defs_step(data, custom_formats={}, name_prefix=None):
         if "repeat" in data_keys:
             data_keys.remove("repeat")
             data__repeat = data["repeat"]
-            validate____defs_repeat(data__repeat, custom_formats, (name_prefix or "data") + ".repeat")
+            validate____defs_repeat(data__repeat, custom_formats, None)
         if data_keys:
             raise JsonSchemaValueException("" + (name_prefix or "data") + " must not contain "+str(data_keys)+" properties")
     return data
@@ -268,7 +268,7 @@ def validate____defs_repeat(data, custom_formats={}, name_prefix=None):
         if "until" in data_keys:
             data_keys.remove("until")
             data__until = data["until"]
-            validate____defs_template(data__until, custom_formats, (name_prefix or "data") + ".until")
+            validate____defs_template(data__until, custom_formats, None)
         if "max" in data_keys:
             data_keys.remove("max")
             data__max = data["max"]
@@ -295,11 +295,11 @@ def validate____defs_poll(data, custom_formats={}, name_prefix=None):
         if "until" in data_keys:
             data_keys.remove("until")
             data__until = data["until"]
-            validate____defs_template(data__until, custom_formats, (name_prefix or "data") + ".until")
+            validate____defs_template(data__until, custom_formats, None)
         if "fail_if" in data_keys:
             data_keys.remove("fail_if")
             data__failif = data["fail_if"]
-            validate____defs_template(data__failif, custom_formats, (name_prefix or "data") + ".fail_if")
+            validate____defs_template(data__failif, custom_formats, None)
         if "timeout" in data_keys:
             data_keys.remove("timeout")
             data__timeout = data["timeout"]
@@ -421,12 +421,12 @@ def validate____defs_expect(data, custom_formats={}, name_prefix=None):
                                             except (JsonSchemaValueException, JsonSchemaValuesException): pass
                                         if not data__headers_value__count_any_of_count5:
                                             try:
-                                                validate____defs_template(data__headers_value__count, custom_formats, (name_prefix or "data") + ".headers.{data__headers_key}.count".format(**locals()))
+                                                validate____defs_template(data__headers_value__count, custom_formats, None)
                                                 data__headers_value__count_any_of_count5 += 1
                                             except (JsonSchemaValueException, JsonSchemaValuesException): pass
                                         if not data__headers_value__count_any_of_count5:
                                             try:
-                                                validate____defs_countpredicates(data__headers_value__count, custom_formats, (name_prefix or "data") + ".headers.{data__headers_key}.count".format(**locals()))
+                                                validate____defs_countpredicates(data__headers_value__count, custom_formats, None)
                                                 data__headers_value__count_any_of_count5 += 1
                                             except (JsonSchemaValueException, JsonSchemaValuesException): pass
                                         if not data__headers_value__count_any_of_count5:
@@ -449,7 +449,7 @@ def validate____defs_expect(data, custom_formats={}, name_prefix=None):
                                             except (JsonSchemaValueException, JsonSchemaValuesException): pass
                                         if not data__headers_value__tolerance_any_of_count6:
                                             try:
-                                                validate____defs_template(data__headers_value__tolerance, custom_formats, (name_prefix or "data") + ".headers.{data__headers_key}.tolerance".format(**locals()))
+                                                validate____defs_template(data__headers_value__tolerance, custom_formats, None)
                                                 data__headers_value__tolerance_any_of_count6 += 1
                                             except (JsonSchemaValueException, JsonSchemaValuesException): pass
                                         if not data__headers_value__tolerance_any_of_count6:
@@ -466,7 +466,7 @@ def validate____defs_expect(data, custom_formats={}, name_prefix=None):
                                             except (JsonSchemaValueException, JsonSchemaValuesException): pass
                                         if not data__headers_value__lt_any_of_count7:
                                             try:
-                                                validate____defs_template(data__headers_value__lt, custom_formats, (name_prefix or "data") + ".headers.{data__headers_key}.lt".format(**locals()))
+                                                validate____defs_template(data__headers_value__lt, custom_formats, None)
                                                 data__headers_value__lt_any_of_count7 += 1
                                             except (JsonSchemaValueException, JsonSchemaValuesException): pass
                                         if not data__headers_value__lt_any_of_count7:
@@ -483,7 +483,7 @@ def validate____defs_expect(data, custom_formats={}, name_prefix=None):
                                             except (JsonSchemaValueException, JsonSchemaValuesException): pass
                                         if not data__headers_value__le_any_of_count8:
                                             try:
-                                                validate____defs_template(data__headers_value__le, custom_formats, (name_prefix or "data") + ".headers.{data__headers_key}.le".format(**locals()))
+                                                validate____defs_template(data__headers_value__le, custom_formats, None)
                                                 data__headers_value__le_any_of_count8 += 1
                                             except (JsonSchemaValueException, JsonSchemaValuesException): pass
                                         if not data__headers_value__le_any_of_count8:
@@ -500,7 +500,7 @@ def validate____defs_expect(data, custom_formats={}, name_prefix=None):
                                             except (JsonSchemaValueException, JsonSchemaValuesException): pass
                                         if not data__headers_value__gt_any_of_count9:
                                             try:
-                                                validate____defs_template(data__headers_value__gt, custom_formats, (name_prefix or "data") + ".headers.{data__headers_key}.gt".format(**locals()))
+                                                validate____defs_template(data__headers_value__gt, custom_formats, None)
                                                 data__headers_value__gt_any_of_count9 += 1
                                             except (JsonSchemaValueException, JsonSchemaValuesException): pass
                                         if not data__headers_value__gt_any_of_count9:
@@ -517,7 +517,7 @@ def validate____defs_expect(data, custom_formats={}, name_prefix=None):
                                             except (JsonSchemaValueException, JsonSchemaValuesException): pass
                                         if not data__headers_value__ge_any_of_count10:
                                             try:
-                                                validate____defs_template(data__headers_value__ge, custom_formats, (name_prefix or "data") + ".headers.{data__headers_key}.ge".format(**locals()))
+                                                validate____defs_template(data__headers_value__ge, custom_formats, None)
                                                 data__headers_value__ge_any_of_count10 += 1
                                             except (JsonSchemaValueException, JsonSchemaValuesException): pass
                                         if not data__headers_value__ge_any_of_count10:
@@ -544,7 +544,7 @@ def validate____defs_expect(data, custom_formats={}, name_prefix=None):
                                                     except (JsonSchemaValueException, JsonSchemaValuesException): pass
                                                 if not data__headers_value__between_item_any_of_count11:
                                                     try:
-                                                        validate____defs_template(data__headers_value__between_item, custom_formats, (name_prefix or "data") + ".headers.{data__headers_key}.between[{data__headers_value__between_x}]".format(**locals()))
+                                                        validate____defs_template(data__headers_value__between_item, custom_formats, None)
                                                         data__headers_value__between_item_any_of_count11 += 1
                                                     except (JsonSchemaValueException, JsonSchemaValuesException): pass
                                                 if not data__headers_value__between_item_any_of_count11:
@@ -566,7 +566,7 @@ def validate____defs_expect(data, custom_formats={}, name_prefix=None):
                                             except (JsonSchemaValueException, JsonSchemaValuesException): pass
                                         if not data__headers_value__oneof_any_of_count12:
                                             try:
-                                                validate____defs_template(data__headers_value__oneof, custom_formats, (name_prefix or "data") + ".headers.{data__headers_key}.one_of".format(**locals()))
+                                                validate____defs_template(data__headers_value__oneof, custom_formats, None)
                                                 data__headers_value__oneof_any_of_count12 += 1
                                             except (JsonSchemaValueException, JsonSchemaValuesException): pass
                                         if not data__headers_value__oneof_any_of_count12:
@@ -615,7 +615,7 @@ def validate____defs_expect(data, custom_formats={}, name_prefix=None):
                 for data__where_key in data__where_keys:
                     if data__where_key not in []:
                         data__where_value = data__where.get(data__where_key)
-                        validate____defs_predicates(data__where_value, custom_formats, (name_prefix or "data") + ".where.{data__where_key}".format(**locals()))
+                        validate____defs_predicates(data__where_value, custom_formats, None)
         if "schema" in data_keys:
             data_keys.remove("schema")
             data__schema = data["schema"]
@@ -717,12 +717,12 @@ def validate____defs_expect(data, custom_formats={}, name_prefix=None):
                         except (JsonSchemaValueException, JsonSchemaValuesException): pass
                     if not data__body__size_any_of_count15:
                         try:
-                            validate____defs_template(data__body__size, custom_formats, (name_prefix or "data") + ".body.size")
+                            validate____defs_template(data__body__size, custom_formats, None)
                             data__body__size_any_of_count15 += 1
                         except (JsonSchemaValueException, JsonSchemaValuesException): pass
                     if not data__body__size_any_of_count15:
                         try:
-                            validate____defs_countpredicates(data__body__size, custom_formats, (name_prefix or "data") + ".body.size")
+                            validate____defs_countpredicates(data__body__size, custom_formats, None)
                             data__body__size_any_of_count15 += 1
                         except (JsonSchemaValueException, JsonSchemaValuesException): pass
                     if not data__body__size_any_of_count15:
@@ -774,7 +774,7 @@ def validate____defs_expect(data, custom_formats={}, name_prefix=None):
             if data__assert_is_list:
                 data__assert_len = len(data__assert)
                 for data__assert_x, data__assert_item in enumerate(data__assert):
-                    validate____defs_template(data__assert_item, custom_formats, (name_prefix or "data") + ".assert[{data__assert_x}]".format(**locals()))
+                    validate____defs_template(data__assert_item, custom_formats, None)
         if data_keys:
             raise JsonSchemaValueException("" + (name_prefix or "data") + " must not contain "+str(data_keys)+" properties")
     return data
@@ -818,12 +818,12 @@ def validate____defs_predicates(data, custom_formats={}, name_prefix=None):
                 except (JsonSchemaValueException, JsonSchemaValuesException): pass
             if not data__count_any_of_count16:
                 try:
-                    validate____defs_template(data__count, custom_formats, (name_prefix or "data") + ".count")
+                    validate____defs_template(data__count, custom_formats, None)
                     data__count_any_of_count16 += 1
                 except (JsonSchemaValueException, JsonSchemaValuesException): pass
             if not data__count_any_of_count16:
                 try:
-                    validate____defs_countpredicates(data__count, custom_formats, (name_prefix or "data") + ".count")
+                    validate____defs_countpredicates(data__count, custom_formats, None)
                     data__count_any_of_count16 += 1
                 except (JsonSchemaValueException, JsonSchemaValuesException): pass
             if not data__count_any_of_count16:
@@ -846,7 +846,7 @@ def validate____defs_predicates(data, custom_formats={}, name_prefix=None):
                 except (JsonSchemaValueException, JsonSchemaValuesException): pass
             if not data__tolerance_any_of_count17:
                 try:
-                    validate____defs_template(data__tolerance, custom_formats, (name_prefix or "data") + ".tolerance")
+                    validate____defs_template(data__tolerance, custom_formats, None)
                     data__tolerance_any_of_count17 += 1
                 except (JsonSchemaValueException, JsonSchemaValuesException): pass
             if not data__tolerance_any_of_count17:
@@ -863,7 +863,7 @@ def validate____defs_predicates(data, custom_formats={}, name_prefix=None):
                 except (JsonSchemaValueException, JsonSchemaValuesException): pass
             if not data__lt_any_of_count18:
                 try:
-                    validate____defs_template(data__lt, custom_formats, (name_prefix or "data") + ".lt")
+                    validate____defs_template(data__lt, custom_formats, None)
                     data__lt_any_of_count18 += 1
                 except (JsonSchemaValueException, JsonSchemaValuesException): pass
             if not data__lt_any_of_count18:
@@ -880,7 +880,7 @@ def validate____defs_predicates(data, custom_formats={}, name_prefix=None):
                 except (JsonSchemaValueException, JsonSchemaValuesException): pass
             if not data__le_any_of_count19:
                 try:
-                    validate____defs_template(data__le, custom_formats, (name_prefix or "data") + ".le")
+                    validate____defs_template(data__le, custom_formats, None)
                     data__le_any_of_count19 += 1
                 except (JsonSchemaValueException, JsonSchemaValuesException): pass
             if not data__le_any_of_count19:
@@ -897,7 +897,7 @@ def validate____defs_predicates(data, custom_formats={}, name_prefix=None):
                 except (JsonSchemaValueException, JsonSchemaValuesException): pass
             if not data__gt_any_of_count20:
                 try:
-                    validate____defs_template(data__gt, custom_formats, (name_prefix or "data") + ".gt")
+                    validate____defs_template(data__gt, custom_formats, None)
                     data__gt_any_of_count20 += 1
                 except (JsonSchemaValueException, JsonSchemaValuesException): pass
             if not data__gt_any_of_count20:
@@ -914,7 +914,7 @@ def validate____defs_predicates(data, custom_formats={}, name_prefix=None):
                 except (JsonSchemaValueException, JsonSchemaValuesException): pass
             if not data__ge_any_of_count21:
                 try:
-                    validate____defs_template(data__ge, custom_formats, (name_prefix or "data") + ".ge")
+                    validate____defs_template(data__ge, custom_formats, None)
                     data__ge_any_of_count21 += 1
                 except (JsonSchemaValueException, JsonSchemaValuesException): pass
             if not data__ge_any_of_count21:
@@ -941,7 +941,7 @@ def validate____defs_predicates(data, custom_formats={}, name_prefix=None):
                         except (JsonSchemaValueException, JsonSchemaValuesException): pass
                     if not data__between_item_any_of_count22:
                         try:
-                            validate____defs_template(data__between_item, custom_formats, (name_prefix or "data") + ".between[{data__between_x}]".format(**locals()))
+                            validate____defs_template(data__between_item, custom_formats, None)
                             data__between_item_any_of_count22 += 1
                         except (JsonSchemaValueException, JsonSchemaValuesException): pass
                     if not data__between_item_any_of_count22:
@@ -963,7 +963,7 @@ def validate____defs_predicates(data, custom_formats={}, name_prefix=None):
                 except (JsonSchemaValueException, JsonSchemaValuesException): pass
             if not data__oneof_any_of_count23:
                 try:
-                    validate____defs_template(data__oneof, custom_formats, (name_prefix or "data") + ".one_of")
+                    validate____defs_template(data__oneof, custom_formats, None)
                     data__oneof_any_of_count23 += 1
                 except (JsonSchemaValueException, JsonSchemaValuesException): pass
             if not data__oneof_any_of_count23:
@@ -1023,7 +1023,7 @@ def validate____defs_countpredicates(data, custom_formats={}, name_prefix=None):
                 except (JsonSchemaValueException, JsonSchemaValuesException): pass
             if not data__lt_any_of_count24:
                 try:
-                    validate____defs_template(data__lt, custom_formats, (name_prefix or "data") + ".lt")
+                    validate____defs_template(data__lt, custom_formats, None)
                     data__lt_any_of_count24 += 1
                 except (JsonSchemaValueException, JsonSchemaValuesException): pass
             if not data__lt_any_of_count24:
@@ -1040,7 +1040,7 @@ def validate____defs_countpredicates(data, custom_formats={}, name_prefix=None):
                 except (JsonSchemaValueException, JsonSchemaValuesException): pass
             if not data__le_any_of_count25:
                 try:
-                    validate____defs_template(data__le, custom_formats, (name_prefix or "data") + ".le")
+                    validate____defs_template(data__le, custom_formats, None)
                     data__le_any_of_count25 += 1
                 except (JsonSchemaValueException, JsonSchemaValuesException): pass
             if not data__le_any_of_count25:
@@ -1057,7 +1057,7 @@ def validate____defs_countpredicates(data, custom_formats={}, name_prefix=None):
                 except (JsonSchemaValueException, JsonSchemaValuesException): pass
             if not data__gt_any_of_count26:
                 try:
-                    validate____defs_template(data__gt, custom_formats, (name_prefix or "data") + ".gt")
+                    validate____defs_template(data__gt, custom_formats, None)
                     data__gt_any_of_count26 += 1
                 except (JsonSchemaValueException, JsonSchemaValuesException): pass
             if not data__gt_any_of_count26:
@@ -1074,7 +1074,7 @@ def validate____defs_countpredicates(data, custom_formats={}, name_prefix=None):
                 except (JsonSchemaValueException, JsonSchemaValuesException): pass
             if not data__ge_any_of_count27:
                 try:
-                    validate____defs_template(data__ge, custom_formats, (name_prefix or "data") + ".ge")
+                    validate____defs_template(data__ge, custom_formats, None)
                     data__ge_any_of_count27 += 1
                 except (JsonSchemaValueException, JsonSchemaValuesException): pass
             if not data__ge_any_of_count27:
@@ -1101,7 +1101,7 @@ def validate____defs_countpredicates(data, custom_formats={}, name_prefix=None):
                         except (JsonSchemaValueException, JsonSchemaValuesException): pass
                     if not data__between_item_any_of_count28:
                         try:
-                            validate____defs_template(data__between_item, custom_formats, (name_prefix or "data") + ".between[{data__between_x}]".format(**locals()))
+                            validate____defs_template(data__between_item, custom_formats, None)
                             data__between_item_any_of_count28 += 1
                         except (JsonSchemaValueException, JsonSchemaValuesException): pass
                     if not data__between_item_any_of_count28:
@@ -1143,7 +1143,7 @@ def validate____defs_request(data, custom_formats={}, name_prefix=None):
         if "headers" in data_keys:
             data_keys.remove("headers")
             data__headers = data["headers"]
-            validate____defs_headers(data__headers, custom_formats, (name_prefix or "data") + ".headers")
+            validate____defs_headers(data__headers, custom_formats, None)
         if "json" in data_keys:
             data_keys.remove("json")
             data__json = data["json"]
@@ -1196,7 +1196,7 @@ def validate____defs_skip(data, custom_formats={}, name_prefix=None):
     data_any_of_count29 = 0
     if not data_any_of_count29:
         try:
-            validate____defs_skipentry(data, custom_formats, (name_prefix or "data") + "")
+            validate____defs_skipentry(data, custom_formats, None)
             data_any_of_count29 += 1
         except (JsonSchemaValueException, JsonSchemaValuesException): pass
     if not data_any_of_count29:
@@ -1209,7 +1209,7 @@ def validate____defs_skip(data, custom_formats={}, name_prefix=None):
                 if data_len < 1:
                     raise JsonSchemaValueException("" + (name_prefix or "data") + " must contain at least 1 items")
                 for data_x, data_item in enumerate(data):
-                    validate____defs_skipentry(data_item, custom_formats, (name_prefix or "data") + "[{data_x}]".format(**locals()))
+                    validate____defs_skipentry(data_item, custom_formats, None)
             data_any_of_count29 += 1
         except (JsonSchemaValueException, JsonSchemaValuesException): pass
     if not data_any_of_count29:
@@ -1329,7 +1329,7 @@ def validate____defs___scenario_root(data, custom_formats={}, name_prefix=None):
         if "vars" in data_keys:
             data_keys.remove("vars")
             data__vars = data["vars"]
-            validate____defs_vars(data__vars, custom_formats, (name_prefix or "data") + ".vars")
+            validate____defs_vars(data__vars, custom_formats, None)
         if "secrets" in data_keys:
             data_keys.remove("secrets")
             data__secrets = data["secrets"]
@@ -1344,11 +1344,11 @@ def validate____defs___scenario_root(data, custom_formats={}, name_prefix=None):
         if "defaults" in data_keys:
             data_keys.remove("defaults")
             data__defaults = data["defaults"]
-            validate____defs_defaults(data__defaults, custom_formats, (name_prefix or "data") + ".defaults")
+            validate____defs_defaults(data__defaults, custom_formats, None)
         if "matrix" in data_keys:
             data_keys.remove("matrix")
             data__matrix = data["matrix"]
-            validate____defs_matrix(data__matrix, custom_formats, (name_prefix or "data") + ".matrix")
+            validate____defs_matrix(data__matrix, custom_formats, None)
         if "fixtures" in data_keys:
             data_keys.remove("fixtures")
             data__fixtures = data["fixtures"]
@@ -1363,7 +1363,7 @@ def validate____defs___scenario_root(data, custom_formats={}, name_prefix=None):
                         if data__fixtures_len < 1:
                             raise JsonSchemaValueException("" + (name_prefix or "data") + ".fixtures must contain at least 1 items")
                         for data__fixtures_x, data__fixtures_item in enumerate(data__fixtures):
-                            validate____defs_fixtureuse(data__fixtures_item, custom_formats, (name_prefix or "data") + ".fixtures[{data__fixtures_x}]".format(**locals()))
+                            validate____defs_fixtureuse(data__fixtures_item, custom_formats, None)
                     data__fixtures_any_of_count32 += 1
                 except (JsonSchemaValueException, JsonSchemaValuesException): pass
             if not data__fixtures_any_of_count32:
@@ -1379,7 +1379,7 @@ def validate____defs___scenario_root(data, custom_formats={}, name_prefix=None):
                         for data__fixtures_key in data__fixtures_keys:
                             if data__fixtures_key not in []:
                                 data__fixtures_value = data__fixtures.get(data__fixtures_key)
-                                validate____defs_fixtureuse(data__fixtures_value, custom_formats, (name_prefix or "data") + ".fixtures.{data__fixtures_key}".format(**locals()))
+                                validate____defs_fixtureuse(data__fixtures_value, custom_formats, None)
                     data__fixtures_any_of_count32 += 1
                 except (JsonSchemaValueException, JsonSchemaValuesException): pass
             if not data__fixtures_any_of_count32:
@@ -1387,7 +1387,7 @@ def validate____defs___scenario_root(data, custom_formats={}, name_prefix=None):
         if "skip" in data_keys:
             data_keys.remove("skip")
             data__skip = data["skip"]
-            validate____defs_skip(data__skip, custom_formats, (name_prefix or "data") + ".skip")
+            validate____defs_skip(data__skip, custom_formats, None)
         if "steps" in data_keys:
             data_keys.remove("steps")
             data__steps = data["steps"]
@@ -1399,7 +1399,7 @@ def validate____defs___scenario_root(data, custom_formats={}, name_prefix=None):
                 if data__steps_len < 1:
                     raise JsonSchemaValueException("" + (name_prefix or "data") + ".steps must contain at least 1 items")
                 for data__steps_x, data__steps_item in enumerate(data__steps):
-                    validate____defs_steporinclude(data__steps_item, custom_formats, (name_prefix or "data") + ".steps[{data__steps_x}]".format(**locals()))
+                    validate____defs_steporinclude(data__steps_item, custom_formats, None)
         if "finally" in data_keys:
             data_keys.remove("finally")
             data__finally = data["finally"]
@@ -1409,7 +1409,7 @@ def validate____defs___scenario_root(data, custom_formats={}, name_prefix=None):
             if data__finally_is_list:
                 data__finally_len = len(data__finally)
                 for data__finally_x, data__finally_item in enumerate(data__finally):
-                    validate____defs_steporinclude(data__finally_item, custom_formats, (name_prefix or "data") + ".finally[{data__finally_x}]".format(**locals()))
+                    validate____defs_steporinclude(data__finally_item, custom_formats, None)
         if "setup" in data_keys:
             data_keys.remove("setup")
             data__setup = data["setup"]
@@ -1419,7 +1419,7 @@ def validate____defs___scenario_root(data, custom_formats={}, name_prefix=None):
             if data__setup_is_list:
                 data__setup_len = len(data__setup)
                 for data__setup_x, data__setup_item in enumerate(data__setup):
-                    validate____defs_steporinclude(data__setup_item, custom_formats, (name_prefix or "data") + ".setup[{data__setup_x}]".format(**locals()))
+                    validate____defs_steporinclude(data__setup_item, custom_formats, None)
         if "tests" in data_keys:
             data_keys.remove("tests")
             data__tests = data["tests"]
@@ -1431,7 +1431,7 @@ def validate____defs___scenario_root(data, custom_formats={}, name_prefix=None):
                 if data__tests_len < 1:
                     raise JsonSchemaValueException("" + (name_prefix or "data") + ".tests must contain at least 1 items")
                 for data__tests_x, data__tests_item in enumerate(data__tests):
-                    validate____defs_test(data__tests_item, custom_formats, (name_prefix or "data") + ".tests[{data__tests_x}]".format(**locals()))
+                    validate____defs_test(data__tests_item, custom_formats, None)
         if "teardown" in data_keys:
             data_keys.remove("teardown")
             data__teardown = data["teardown"]
@@ -1441,7 +1441,7 @@ def validate____defs___scenario_root(data, custom_formats={}, name_prefix=None):
             if data__teardown_is_list:
                 data__teardown_len = len(data__teardown)
                 for data__teardown_x, data__teardown_item in enumerate(data__teardown):
-                    validate____defs_steporinclude(data__teardown_item, custom_formats, (name_prefix or "data") + ".teardown[{data__teardown_x}]".format(**locals()))
+                    validate____defs_steporinclude(data__teardown_item, custom_formats, None)
         if data_keys:
             raise JsonSchemaValueException("" + (name_prefix or "data") + " must not contain "+str(data_keys)+" properties")
     return data
@@ -1483,11 +1483,11 @@ def validate____defs_test(data, custom_formats={}, name_prefix=None):
         if "vars" in data_keys:
             data_keys.remove("vars")
             data__vars = data["vars"]
-            validate____defs_vars(data__vars, custom_formats, (name_prefix or "data") + ".vars")
+            validate____defs_vars(data__vars, custom_formats, None)
         if "skip" in data_keys:
             data_keys.remove("skip")
             data__skip = data["skip"]
-            validate____defs_skip(data__skip, custom_formats, (name_prefix or "data") + ".skip")
+            validate____defs_skip(data__skip, custom_formats, None)
         if "steps" in data_keys:
             data_keys.remove("steps")
             data__steps = data["steps"]
@@ -1499,7 +1499,7 @@ def validate____defs_test(data, custom_formats={}, name_prefix=None):
                 if data__steps_len < 1:
                     raise JsonSchemaValueException("" + (name_prefix or "data") + ".steps must contain at least 1 items")
                 for data__steps_x, data__steps_item in enumerate(data__steps):
-                    validate____defs_steporinclude(data__steps_item, custom_formats, (name_prefix or "data") + ".steps[{data__steps_x}]".format(**locals()))
+                    validate____defs_steporinclude(data__steps_item, custom_formats, None)
         if "finally" in data_keys:
             data_keys.remove("finally")
             data__finally = data["finally"]
@@ -1509,7 +1509,7 @@ def validate____defs_test(data, custom_formats={}, name_prefix=None):
             if data__finally_is_list:
                 data__finally_len = len(data__finally)
                 for data__finally_x, data__finally_item in enumerate(data__finally):
-                    validate____defs_steporinclude(data__finally_item, custom_formats, (name_prefix or "data") + ".finally[{data__finally_x}]".format(**locals()))
+                    validate____defs_steporinclude(data__finally_item, custom_formats, None)
         if data_keys:
             raise JsonSchemaValueException("" + (name_prefix or "data") + " must not contain "+str(data_keys)+" properties")
     return data
@@ -1548,7 +1548,7 @@ def validate____defs_fixtureuse(data, custom_formats={}, name_prefix=None):
                 if "vars" in data_keys:
                     data_keys.remove("vars")
                     data__vars = data["vars"]
-                    validate____defs_vars(data__vars, custom_formats, (name_prefix or "data") + ".vars")
+                    validate____defs_vars(data__vars, custom_formats, None)
                 if data_keys:
                     raise JsonSchemaValueException("" + (name_prefix or "data") + " must not contain "+str(data_keys)+" properties")
             data_any_of_count33 += 1
@@ -1566,9 +1566,9 @@ def validate____defs_matrix(data, custom_formats={}, name_prefix=None):
             if not isinstance(data, (str)):
                 raise JsonSchemaValueException("" + (name_prefix or "data") + " must be string")
         except (JsonSchemaValueException, JsonSchemaValuesException):
-            validate____defs_matrixfile(data, custom_formats, (name_prefix or "data") + "")
+            validate____defs_matrixfile(data, custom_formats, None)
         else:
-            validate____defs_datafile(data, custom_formats, (name_prefix or "data") + "")
+            validate____defs_datafile(data, custom_formats, None)
     else:
         if not isinstance(data, (list)):
             raise JsonSchemaValueException("" + (name_prefix or "data") + " must be array")
@@ -1578,7 +1578,7 @@ def validate____defs_matrix(data, custom_formats={}, name_prefix=None):
             if data_len < 1:
                 raise JsonSchemaValueException("" + (name_prefix or "data") + " must contain at least 1 items")
             for data_x, data_item in enumerate(data):
-                validate____defs_vars(data_item, custom_formats, (name_prefix or "data") + "[{data_x}]".format(**locals()))
+                validate____defs_vars(data_item, custom_formats, None)
     return data
 
 def validate____defs_datafile(data, custom_formats={}, name_prefix=None):
@@ -1602,7 +1602,7 @@ def validate____defs_matrixfile(data, custom_formats={}, name_prefix=None):
         if "file" in data_keys:
             data_keys.remove("file")
             data__file = data["file"]
-            validate____defs_datafile(data__file, custom_formats, (name_prefix or "data") + ".file")
+            validate____defs_datafile(data__file, custom_formats, None)
         if "types" in data_keys:
             data_keys.remove("types")
             data__types = data["types"]
@@ -1629,7 +1629,7 @@ def validate____defs_defaults(data, custom_formats={}, name_prefix=None):
         if "headers" in data_keys:
             data_keys.remove("headers")
             data__headers = data["headers"]
-            validate____defs_headers(data__headers, custom_formats, (name_prefix or "data") + ".headers")
+            validate____defs_headers(data__headers, custom_formats, None)
         if "timeout" in data_keys:
             data_keys.remove("timeout")
             data__timeout = data["timeout"]
