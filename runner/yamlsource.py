@@ -209,9 +209,11 @@ class _Direct(_Located):
         Here one loop takes each event once. It handles only plain trees of untagged maps, lists and
         scalars without anchors; on anything else (an anchor, an alias, a tag, a `<<` or another
         non-scalar implicit tag, a key that is not a scalar, a repeated key, nesting beyond
-        MAX_DEPTH, more text than MAX_CHARS, a second document, a resolver this does not know) it
-        raises `_Unusual` and the file is parsed again by `get_single_data`, which has every message.
-        A libyaml error is raised as it is, as composing raises it.
+        MAX_DEPTH, a second document, a resolver this does not know) it raises `_Unusual` and the
+        file is parsed again by `get_single_data`, which has every message. A libyaml error is
+        raised as it is, as composing raises it. Without aliases no value is longer than the text it
+        is written in, so `_parse` leaves a text longer than MAX_CHARS (which `_build_tree` checks)
+        to `get_single_data` too.
         """
         resolvers = self.yaml_implicit_resolvers  # type: ignore[attr-defined]
         if None in resolvers or self.yaml_path_resolvers:  # type: ignore[attr-defined]
@@ -235,7 +237,6 @@ class _Direct(_Located):
         locs: Any = None  # its key_locs or item_locs
         value_locs: Any = None
         stack: list[tuple[Any, ...]] = []
-        text_built = 0
         while True:
             event = get_event()
             cls = event.__class__
@@ -254,10 +255,6 @@ class _Direct(_Located):
                             except Exception:  # composing first would raise a later libyaml error first
                                 raise _Unusual from None
                             break
-                    else:
-                        text_built += len(item)
-                else:
-                    text_built += len(item)
                 mark = event.start_mark
                 loc = new_location(Location, (path, mark.line + 1, mark.column + 1))
             elif cls is MappingStartEvent or cls is SequenceStartEvent:
@@ -302,8 +299,6 @@ class _Direct(_Located):
                 value_locs[key] = loc
                 key = _NO_KEY
         if get_event().__class__ is not DocumentEndEvent or get_event().__class__ is not StreamEndEvent:
-            raise _Unusual
-        if text_built > MAX_CHARS:
             raise _Unusual
         return root
 
@@ -468,7 +463,13 @@ def read_text(path: str) -> str:
     try:
         with open(path, "rb") as fh:
             size = os.fstat(fh.fileno()).st_size
-            data = fh.read(MAX_FILE_BYTES + 1)
+            # As much as fstat says, not MAX_FILE_BYTES + 1 at once: that allocated (and gave back) a
+            # 1 MiB buffer for every file (issue 12: 12 of the 17 us reading a tutorial). Still up
+            # to MAX_FILE_BYTES + 1 bytes if the file holds more than fstat said (grown, /proc).
+            wanted = min(size, MAX_FILE_BYTES) + 1
+            data = fh.read(wanted)
+            if len(data) == wanted <= MAX_FILE_BYTES:
+                data += fh.read(MAX_FILE_BYTES + 1 - wanted)
     except FileNotFoundError:
         raise ScenarioFormatError(
             "file not found", Location(shown), "check the path; relative paths start at the current directory"
@@ -519,6 +520,8 @@ def _parse(text: str, shown: str) -> Any:
     fast = _FastLoader(text)  # type: ignore[call-arg]
     fast.source_path = shown
     try:
+        if len(text) > MAX_CHARS:
+            raise _Unusual
         try:
             return fast.build_from_events()  # type: ignore[attr-defined]
         finally:
