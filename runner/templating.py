@@ -670,8 +670,13 @@ class Compiled:
         return {name for template in self.templates() for name in template.names}
 
     def templates(self) -> list[Template]:
+        value = self.value
+        if value.__class__ is str:  # most values are one text or one template (issue 12)
+            return []
+        if isinstance(value, Template):
+            return [value]
         found: list[Template] = []
-        _collect_templates(self.value, found)
+        _collect_templates(value, found)
         return found
 
 
@@ -761,17 +766,26 @@ def _collect_templates(value: Any, found: list[Template]) -> None:
         for k, v in value.items():
             if isinstance(k, KeyTemplate):
                 found.append(k)
-            _collect_templates(v, found)
+            if v.__class__ is not str:
+                _collect_templates(v, found)
     elif isinstance(value, list):
         for v in value:
-            _collect_templates(v, found)
+            if v.__class__ is not str:
+                _collect_templates(v, found)
 
 
 def compile_value(value: Any, loc: Location) -> Compiled:
     """Compile every template string inside `value` (located containers give exact positions)."""
+    if value.__class__ is str:  # the usual value, one text: no walk (issue 12)
+        if is_template(value):
+            return Compiled(Template(value, loc), constant=False)
+        return Compiled(value, constant=True)
     has_template = [False]
     tree = _compile_tree(value, loc, has_template)
     return Compiled(tree, constant=not has_template[0])
+
+
+_NO_LOCS: dict[Any, Location] = {}
 
 
 def _compile_tree(value: Any, loc: Location, flag: list[bool]) -> Any:
@@ -781,16 +795,20 @@ def _compile_tree(value: Any, loc: Location, flag: list[bool]) -> Any:
             return Template(value, loc)
         return value
     if isinstance(value, dict):
-        value_locs = getattr(value, "value_locs", {})
-        key_locs = getattr(value, "key_locs", {})
+        value_locs = getattr(value, "value_locs", _NO_LOCS)
+        key_locs = getattr(value, "key_locs", _NO_LOCS)
         tree: dict[Any, Any] = {}
+        keyed = False
         for k, v in value.items():
-            key: Any = str(k)
+            key: Any = k if k.__class__ is str else str(k)
             if is_template(key):
-                flag[0] = True
+                flag[0] = keyed = True
                 key = KeyTemplate(key, key_locs.get(k, loc))
-            tree[key] = _compile_tree(v, value_locs.get(k, loc), flag)
-        return _KeyedMapping(tree) if any(isinstance(k, KeyTemplate) for k in tree) else tree
+            if v.__class__ is str and not is_template(v):  # a plain text: as it is, no call
+                tree[key] = v
+            else:
+                tree[key] = _compile_tree(v, value_locs.get(k, loc), flag)
+        return _KeyedMapping(tree) if keyed else tree
     if isinstance(value, list):
         item_locs = getattr(value, "item_locs", [])
         return [_compile_tree(v, item_locs[i] if i < len(item_locs) else loc, flag) for i, v in enumerate(value)]
