@@ -403,7 +403,7 @@ _YAML_SPELLING = {"inf": ".inf", "-inf": "-.inf", "nan": ".nan"}
 def _check_finite(data: Any, definition: str | None) -> None:
     """Refuse .inf/.nan where the format takes a number: `timeout: .nan` would pass the schema and
     then fail the run with an internal error (or wait forever, for .inf)."""
-    if not _has_non_finite(data):  # the usual case: one walk, not one per number path of the format
+    if getattr(data, "all_finite", False) or not _has_non_finite(data):  # the usual case: no walk per number path
         return
     bad = [
         (location_of(parent, key, getattr(parent, "loc", Location("<string>"))), where, parent[key])

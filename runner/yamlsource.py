@@ -8,6 +8,7 @@ Only the safe constructors are used: `!!python/object` and friends are refused.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from typing import Any
@@ -49,6 +50,9 @@ class LocDict(dict[str, Any]):
     loc: Location
     key_locs: dict[str, Location]
     value_locs: dict[str, Location]
+    # True on the root of a file just built from YAML events when no value in it is .inf or .nan:
+    # the format check need not walk the file for them (issue 12). Left False by anything else.
+    all_finite = False
 
     def key_loc(self, key: str) -> Location:
         return self.key_locs.get(key, self.loc)
@@ -237,6 +241,7 @@ class _Direct(_Located):
         locs: Any = None  # its key_locs or item_locs
         value_locs: Any = None
         stack: list[tuple[Any, ...]] = []
+        finite = True
         while True:
             event = get_event()
             cls = event.__class__
@@ -254,6 +259,8 @@ class _Direct(_Located):
                                 item = scalar_constructors[tag](self, node)
                             except Exception:  # composing first would raise a later libyaml error first
                                 raise _Unusual from None
+                            if item.__class__ is float and not math.isfinite(item):
+                                finite = False
                             break
                 mark = event.start_mark
                 loc = new_location(Location, (path, mark.line + 1, mark.column + 1))
@@ -300,6 +307,8 @@ class _Direct(_Located):
                 key = _NO_KEY
         if get_event().__class__ is not DocumentEndEvent or get_event().__class__ is not StreamEndEvent:
             raise _Unusual
+        if finite and root.__class__ is LocDict:
+            root.all_finite = True
         return root
 
     def _build_tree(self, root: Node) -> Any:
