@@ -108,6 +108,8 @@ def check_fixture_reads(templates: Iterable[Template], namespaces: dict[str, tup
     """`{{ demo.tokn }}`, where `demo` names a fixture (the mapping form of `fixtures:`): each value
     read from a fixture by a literal attribute or key must be one its steps capture. `namespaces`
     maps each such name to (the fixture's file as written, the names it captures)."""
+    if not namespaces:  # no fixture named in the mapping form: nothing to read from
+        return
     for template in templates:
         for name in sorted(template.names & set(namespaces)):
             written, provided = namespaces[name]

@@ -11,6 +11,7 @@ import difflib
 import functools
 import re
 from collections.abc import Sequence
+from collections.abc import Set as AbstractSet
 from pathlib import Path
 from typing import Any
 
@@ -68,8 +69,12 @@ class BuildState:
         self.secret_uses += [(name, names.item_loc(i)) for i, name in enumerate(names)]
 
 
+_AFTER_FIRST = frozenset(("last", "history"))  # what the templates of a second or later step may read
+_NONE: frozenset[str] = frozenset()
+
+
 def check_history(
-    scenario: Scenario, local: dict[int, set[str]], per_step: dict[int, list[Template]] | None = None
+    scenario: Scenario, local: dict[int, AbstractSet[str]], per_step: dict[int, list[Template]] | None = None
 ) -> None:
     """`last` and `history` exist from the second step on; `history['name']` must name an
     earlier step (by its name as written). Records which names are read, so the engine keeps
@@ -80,7 +85,11 @@ def check_history(
     for index, step in enumerate((*scenario.steps, *scenario.finally_steps)):
         for template in _templates_of(step, per_step):
             if index:
-                local.setdefault(id(template), set()).update(("last", "history"))
+                here = local.get(id(template))
+                if isinstance(here, set):  # names from an include's renames or a loop
+                    here.update(_AFTER_FIRST)
+                else:  # the usual case: one shared frozenset, not a new set per template
+                    local[id(template)] = _AFTER_FIRST if here is None else here | _AFTER_FIRST
             references, any_step = history_references(template)
             dynamic |= any_step
             for name, offset in references:
@@ -111,21 +120,23 @@ def check_names(
     known = set(BUILTIN_NAMES) | extra_vars | defined | {n for n, _ in scenario.vars}
     for step in (*scenario.steps, *scenario.finally_steps):
         known.update(v.name for v in step.scope)
-    local: dict[int, set[str]] = {}  # names a template may use beyond `known`
+    local: dict[int, AbstractSet[str]] = {}  # names a template may use beyond `known`
     loop_names: dict[str, str] = {}  # a name bound by a loop -> the looped step's name
     for step in (*scenario.steps, *scenario.finally_steps):
         if step.aliases:
             for template in _templates_of(step, per_step) + _templates([v.value for v in step.scope]):
-                local.setdefault(id(template), set()).update(step.aliases)
+                local.setdefault(id(template), set()).update(step.aliases)  # type: ignore[attr-defined]
         if step.loop is not None:
             names = {"loop"} if step.loop.items is None else {"loop", step.loop.as_name}
             for name in names:
                 loop_names.setdefault(name, step.name)
             for template in _templates_of(step, per_step):
-                local.setdefault(id(template), set()).update(names)
+                local.setdefault(id(template), set()).update(names)  # type: ignore[attr-defined]
     check_history(scenario, local, per_step)
     for template in templates:
-        here = local.get(id(template), set())
+        if template.names <= known:  # the usual case: nothing to look at
+            continue
+        here = local.get(id(template), _NONE)
         for name in sorted(template.names - known - here):
             close = difflib.get_close_matches(name, sorted(known | here), n=1)
             found = re.search(rf"\b{name}\b", template.source)
@@ -185,6 +196,8 @@ def check_capture_order(
         if step.loop is not None and step.loop.items is not None:
             templates += step.loop.items.templates()
         for template in templates:
+            if not step.aliases and template.names.isdisjoint(first):  # reads nothing a step captures
+                continue
             guarded = _guarded_names(template.source)
             for name in sorted(template.names - guarded):
                 resolved = step.aliases.get(name, name)

@@ -53,6 +53,8 @@ def global_name(name: str, renames: Renames) -> str:
 
 def aliases(renames: Renames) -> dict[str, str]:
     """For a step under `renames`: each name its file uses that the scenario calls otherwise."""
+    if not renames:  # a step not under an include with `capture_as:`: most steps
+        return {}
     names = {n for rename in renames for n in rename}
     return {n: g for n in sorted(names) if (g := global_name(n, renames)) != n}
 
