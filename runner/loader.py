@@ -8,6 +8,7 @@ files (parsed and checked once), upload files with literal paths, includes (miss
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -95,10 +96,11 @@ class Loader(StepParser):
     def _load(self, path: Path) -> list[Scenario]:
         shown = relative_display(path)
         self.policy.inputs.add(path)  # an input of the run: no report may replace it
-        data = load_yaml(str(path))
+        data = load_yaml(str(path), shown)
         check_structure(data, Location(shown, 1, 1))
         check_shape(data)
-        resolved = path.resolve()
+        # Path.resolve, without its stat for a symlink loop: the file was just read by this name
+        resolved = Path(os.path.realpath(path))
         base = resolved.parent
         secrets = set(data.get("secrets", []))
         vars_ = self._vars(data.get("vars"))

@@ -471,9 +471,11 @@ def _plain(problem: str) -> str:
     return problem
 
 
-def read_text(path: str) -> str:
-    """Read a scenario file as UTF-8, refusing huge or undecodable files with a location."""
-    shown = relative_display(path)
+def read_text(path: str, shown: str | None = None) -> str:
+    """Read a scenario file as UTF-8, refusing huge or undecodable files with a location; `shown`:
+    how messages name the file, if the caller has it (relative_display)."""
+    if shown is None:
+        shown = relative_display(path)
     try:
         with open(path, "rb") as fh:
             size = os.fstat(fh.fileno()).st_size
@@ -512,10 +514,11 @@ def read_text(path: str) -> str:
         ) from None
 
 
-def load_yaml(path: str) -> Any:
+def load_yaml(path: str, shown: str | None = None) -> Any:
     """Parse one YAML document with locations; every failure is a ScenarioFormatError."""
-    text = read_text(path)
-    shown = relative_display(path)
+    if shown is None:
+        shown = relative_display(path)
+    text = read_text(path, shown)
     if "\ufeff" in text[:1]:
         text = text[1:]
     check_characters(text, shown)
