@@ -166,6 +166,7 @@ _TAG = "tag:yaml.org,2002:"
 _PLAIN_SCALARS = frozenset(_TAG + name for name in ("null", "bool", "int", "float", "timestamp"))
 _IN_PROGRESS = object()
 _NO_KEY = object()
+_CONSTRUCT_INT = yaml.constructor.SafeConstructor.construct_yaml_int
 
 
 class _Unusual(Exception):
@@ -247,6 +248,7 @@ class _Direct(_Located):
         value_locs: Any = None
         stack: list[tuple[Any, ...]] = []
         finite = True
+        plain_ints = scalar_constructors.get(_TAG + "int") is _CONSTRUCT_INT
         while True:
             event = get_event()
             cls = event.__class__
@@ -259,6 +261,9 @@ class _Direct(_Located):
                         if regexp.match(item):
                             if tag not in _PLAIN_SCALARS:
                                 raise _Unusual
+                            if tag == _TAG + "int" and plain_ints and item.isdecimal() and item[0] != "0":
+                                item = int(item)  # `status: 201`: what construct_yaml_int makes of it
+                                break
                             node = ScalarNode(tag, item, event.start_mark, event.end_mark, event.style)
                             try:
                                 item = scalar_constructors[tag](self, node)
