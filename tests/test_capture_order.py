@@ -85,3 +85,79 @@ def test_vars_finally_loops_and_captures_of_the_same_step_are_fine(sr, server):
     )
     run = sr.main("validate", "ok.scenario.yaml")
     assert run.code == 0, run.output
+
+
+LOGIN = """
+steps:
+  - name: Login
+    request: {method: POST, url: "{{ env.BASE }}/echo"}
+    capture: {token: "{{ response.json.method }}"}
+"""
+
+
+def test_a_renamed_capture_used_before_its_include_is_refused(sr):
+    """The scenario's name for a fragment's capture (`capture_as:`) counts where the include is."""
+    sr.write("login.yaml", LOGIN)
+    sr.write(
+        "early.scenario.yaml",
+        """
+        name: early
+        steps:
+          - name: Show
+            request: {url: "{{ env.BASE }}/echo/{{ admin_token }}"}
+          - include: login.yaml
+            capture_as: {token: admin_token}
+        """,
+    )
+    run = sr.main("validate", "early.scenario.yaml")
+    assert run.code == 2
+    assert (
+        "early.scenario.yaml:4:44: 'admin_token' is used before it is captured: it is captured by a later step, "
+        "'Login' (line 2)" in run.output
+    )
+
+
+def test_inside_a_renaming_include_a_capture_used_before_its_step_is_refused(sr):
+    """A fragment's step reads the fragment's own name (`token`) of a capture the scenario renames."""
+    sr.write(
+        "frag.yaml",
+        LOGIN.replace("steps:\n", 'steps:\n  - name: Early\n    request: {url: "{{ env.BASE }}/echo/{{ token }}"}\n'),
+    )
+    sr.write(
+        "inside.scenario.yaml",
+        """
+        name: inside
+        steps:
+          - include: frag.yaml
+            capture_as: {token: admin_token}
+        """,
+    )
+    run = sr.main("validate", "inside.scenario.yaml")
+    assert run.code == 2
+    assert (
+        "frag.yaml:3:44: 'token' is used before it is captured: it is captured by a later step, 'Login' (line 4)"
+        in run.output
+    )
+
+
+@pytest.mark.parametrize(
+    ("second", "typo", "hint"),
+    [
+        ('request: {url: "{{ env.BASE }}/echo/{{ lst.status }}"}', "lst", "did you mean 'last'?"),
+        (  # a looped step: its own names (item, loop) and last/history together
+            "for_each: [1, 2]\n    request: {url: \"{{ env.BASE }}/echo/{{ item }}/{{ histry['First'] }}\"}",
+            "histry",
+            "did you mean 'history'?",
+        ),
+    ],
+)
+def test_a_typo_of_last_or_history_in_a_later_step_is_told_the_name(sr, second, typo, hint):
+    sr.write(
+        "typo.scenario.yaml",
+        'name: typo\nsteps:\n  - name: First\n    request: {url: "{{ env.BASE }}/echo"}\n'
+        f"  - name: Second\n    {second}\n",
+    )
+    run = sr.main("validate", "typo.scenario.yaml")
+    assert run.code == 2
+    assert f"undefined variable '{typo}'" in run.output
+    assert f"hint: {hint}" in run.output
