@@ -143,7 +143,8 @@ def test_a_signal_stops_the_users_runs_their_finally_and_writes_the_report(sr, s
     out, err = proc.communicate(timeout=20)
 
     assert proc.returncode == 130, out + err
-    assert time.monotonic() - started < 5 + 3  # not the 60 s of --duration, nor the 5 s the server hangs
+    # Not the 60 s of --duration, nor the 30 s the server hangs (the margin is for a loaded machine).
+    assert time.monotonic() - started < 25
     tidies = [r for r in server.state.requests if r["method"] == "DELETE"]
     assert len(tidies) == hangs() == 2  # each user's `finally` ran
     assert "interrupted after" in out
@@ -442,7 +443,7 @@ HANG = """
 name: Hang
 steps:
   - name: Hang
-    request: {url: "{{ env.BASE }}/fault/hang?seconds=5", timeout: 20}
+    request: {url: "{{ env.BASE }}/fault/hang?seconds=30", timeout: 60}
 finally:
   - name: Tidy
     request: {method: DELETE, url: "{{ env.BASE }}/echo/tidy"}
@@ -463,7 +464,7 @@ def test_a_signal_to_the_master_stops_the_workers_users_runs_their_finally_and_w
     worker_out, worker_err = worker.communicate(timeout=30)
 
     assert master.returncode == 130, out + err
-    assert time.monotonic() - started < 5  # not the 5 s the server hangs, nor the 60 s of --duration
+    assert time.monotonic() - started < 20  # not the 30 s the server hangs, nor the 60 s of --duration
     tidies = [r for r in server.state.requests if r["method"] == "DELETE"]
     assert len(tidies) == hangs() == 2  # each user's `finally` ran, on the worker
     assert "interrupted after" in out and "1 worker(s): 4 request(s)" in out
