@@ -186,6 +186,16 @@ class Digests:
                 self._cache[key] = cached
         return cached[algorithm]
 
+    def known(self, path: Path, algorithms: Iterable[str]) -> bool:
+        """Every digest of `algorithms` is cached for the file as it is now (its size and mtime)."""
+        try:
+            key = self._key(path)
+        except OSError:
+            return False
+        with self._lock:
+            cached = self._cache.get(key)
+        return cached is not None and all(name in cached for name in algorithms)
+
     def seed(self, path: Path, digests: dict[str, str]) -> None:
         """Record digests computed elsewhere (while uploading) so nobody reads the file again."""
         key = self._key(path)

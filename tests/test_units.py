@@ -179,6 +179,10 @@ def test_digests_are_read_once_and_seeded_by_uploads(tmp_path):
     digests.seed(other, reader.complete_digests() or {})
     assert digests.digest(other, "sha256") == hashlib.sha256(other.read_bytes()).hexdigest()
     assert digests.reads == 1  # the upload's digest was reused
+    # an upload of a file hashed already (at this size and mtime) need not hash it again
+    assert digests.known(other, ("sha256",)) and not digests.known(other, ("sha256", "md5"))
+    other.write_bytes(b"abcd" * 5000)  # changed: its digests are not known any more
+    assert not digests.known(other, ("sha256",)) and not digests.known(tmp_path / "gone.bin", ())
 
 
 def test_data_files_are_deterministic_and_cleaned_up():
