@@ -161,6 +161,22 @@ def test_file_policy(tmp_path, monkeypatch):
         policy.resolve("link", tmp_path, HERE)
     policy.allow("/etc")
     assert policy.resolve("/etc/hostname", tmp_path, HERE) == Path("/etc/hostname")
+    # resolved on text (runner/files.py _real): what pathlib's resolve gives, symlinks and `..` alike
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "up").symlink_to(tmp_path / "sub")
+    for written in ("./in.bin", "sub/../in.bin", "up/../in.bin", "sub//../in.bin", str(tmp_path / "in.bin")):
+        assert policy.resolve(written, tmp_path, HERE) == (tmp_path / written).resolve(), written
+    with pytest.raises(FileAccessError, match="is a directory"):
+        policy.resolve("up", tmp_path, HERE)
+    (tmp_path / "loop").symlink_to(tmp_path / "loop")
+    try:
+        (tmp_path / "loop").resolve()
+    except RuntimeError:  # pathlib's way to say so before Python 3.13
+        with pytest.raises(RuntimeError, match="Symlink loop"):
+            policy.resolve("loop", tmp_path, HERE)
+    else:
+        with pytest.raises(FileAccessError):
+            policy.resolve("loop", tmp_path, HERE)
 
 
 def test_digests_are_read_once_and_seeded_by_uploads(tmp_path):
