@@ -179,6 +179,25 @@ def test_file_policy(tmp_path, monkeypatch):
             policy.resolve("loop", tmp_path, HERE)
 
 
+def test_a_scenario_files_directory_is_where_it_really_is(tmp_path):
+    """Where a scenario's relative paths start (RunServices.directory_of, remembered per directory):
+    the directory of the file itself, also when the file or its directory is a symlink."""
+    from runner.context import RunServices
+
+    (tmp_path / "real").mkdir()
+    (tmp_path / "s").mkdir()
+    (tmp_path / "real" / "a.scenario.yaml").write_text("x")
+    (tmp_path / "s" / "b.scenario.yaml").write_text("x")
+    (tmp_path / "s" / "link.scenario.yaml").symlink_to(tmp_path / "real" / "a.scenario.yaml")
+    (tmp_path / "alias").symlink_to(tmp_path / "s")
+    services = RunServices(FilePolicy([tmp_path]))
+    for _ in range(2):  # as found, then as remembered
+        for name in ("s/b.scenario.yaml", "s/link.scenario.yaml", "alias/b.scenario.yaml", "alias/link.scenario.yaml"):
+            path = tmp_path / name
+            assert services.directory_of(path) == path.resolve().parent, name
+    assert services.directory_of(tmp_path / "s" / "link.scenario.yaml") == tmp_path / "real"
+
+
 def test_digests_are_read_once_and_seeded_by_uploads(tmp_path):
     data = tmp_path / "d.bin"
     data.write_bytes(b"0123456789" * 1000)
