@@ -229,7 +229,6 @@ class Session(requests.Session):
         self.headers["Accept-Encoding"] = "gzip, deflate"
         self._proxies = proxy_cache if proxy_cache is not None else {}
         self._ca_bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
-        self._urls: dict[str, str] = {}
         self.abort = Abort()  # how another thread stops this session's request in flight
         adapter = _TrackingAdapter(self.abort)
         self.mount("https://", adapter)
@@ -243,19 +242,17 @@ class Session(requests.Session):
         `Session.request` wraps every call in a `Request`, copies the session's cookie jar into a new
         one, merges headers, params, auth and hooks through generic helpers and parses the URL: about
         140 µs of the 460 µs a loopback request costs. Our sessions never set session-level params,
-        auth or hooks, and a scenario sends the same URLs again and again, so the URL is prepared once
-        per text, the session's headers are merged with one update, and the jar is copied only when it
-        holds cookies. Each part still goes through requests' own `prepare_*` code.
+        auth or hooks, and a run sends the same URLs again and again, so the URL is prepared once
+        per text (of the last few hundred: _prepared_url), the session's headers are merged with one
+        update, and the jar is copied only when it holds cookies. Each part still goes through
+        requests' own `prepare_*` code.
         """
         prepared = requests.PreparedRequest()
         prepared.prepare_method(method)
-        known = None if params else self._urls.get(url)
-        if known is None:
+        if params:
             prepared.prepare_url(url, params)
-            if not params:
-                self._urls[url] = prepared.url  # type: ignore[assignment]
         else:
-            prepared.url = known
+            prepared.url = _prepared_url(url)
         merged = CaseInsensitiveDict(self.headers)
         merged.update(headers)
         for name in [name for name, value in headers.items() if value is None]:
@@ -274,9 +271,8 @@ class Session(requests.Session):
 
     def next_run(self) -> None:
         """Between two runs of scenarios on one session (a load test's user keeps its connections):
-        no cookie, no prepared URL (they hold the ids of one run) and no brake carried over."""
+        no cookie and no brake carried over."""
         self.cookies.clear()
-        self._urls.clear()
         self.abort.clear()
 
     def proxies_for(self, url: str) -> dict[str, str]:
@@ -289,6 +285,16 @@ class Session(requests.Session):
 
     def verify_for(self, verify: bool | str) -> bool | str:
         return self._ca_bundle if verify is True and self._ca_bundle else verify
+
+
+@lru_cache(maxsize=256)
+def _prepared_url(url: str) -> str:
+    """The URL as requests sends it (IDNA host, quoting): a function of its text alone, prepared once
+    for every session of the process (the tutorial's token and list URLs are the same in every
+    scenario, ~15 µs each to prepare). A URL requests refuses raises, and is not remembered."""
+    prepared = requests.PreparedRequest()
+    prepared.prepare_url(url, None)
+    return prepared.url  # type: ignore[return-value]
 
 
 def send(session: Session, req: PreparedRequest, max_body: int) -> Response:
