@@ -28,12 +28,28 @@ class RunServices:
         self.environ = dict(os.environ)
         self.proxies: dict[str, dict[str, str]] = {}  # per scheme://host, shared by the run's sessions
         self._helpers: dict[tuple[Path, frozenset[str]], dict[str, Callable[..., Any]]] = {}
+        self._directories: dict[Path, Path] = {}  # the directory of scenario files -> resolved
         self._data_allowed = ""  # data_file()'s directory, once among the policy's roots
         self._fixture_ids = itertools.count(1)  # fixture set-ups' scenario.id: `<run id>-f<n>`
 
     def next_fixture_id(self) -> str:
         """`f<n>` for the next fixture set-up (scenarios are numbered by the loader: `s<n>`)."""
         return f"f{next(self._fixture_ids):03d}"  # next() on a count is atomic: --jobs workers call it
+
+    def directory_of(self, path: Path) -> Path:
+        """The resolved directory of a scenario file, where its own paths resolve from: the directory
+        is resolved once per run (~12 µs a scenario), the file checked not to be a symlink (which
+        points elsewhere: then it is resolved itself). Only where relative paths start: each path a
+        helper reads is still resolved and checked against the file policy at every use."""
+        if os.path.islink(path):
+            return path.resolve().parent
+        directory = path.parent
+        found = self._directories.get(directory)
+        if found is None:
+            found = directory.resolve()
+            if directory.is_absolute():  # a relative one depends on the working directory of the moment
+                self._directories[directory] = found
+        return found
 
     def helpers(self, base_dir: Path, algorithms: frozenset[str]) -> dict[str, Callable[..., Any]]:
         """Helper functions bound to a step's directory; built once per directory."""

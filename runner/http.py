@@ -85,8 +85,22 @@ class Response:
         # Authorization it derives from `user:password@`): what reports show and secrets are learned from.
         self.sent_method = ""
         self.sent_url = ""
-        self.sent_headers: Mapping[str, str] = {}
         self.sent_body: bytes | None = None
+        # The headers requests handed to http.client, which adds only Host and Accept-Encoding (never
+        # a secret): what secrets are learned from at every step. Their wire form (`sent_headers`) is
+        # worked out when a report or a template reads it (~10 µs a step, issue 12).
+        self.given_headers: CaseInsensitiveDict[str] = CaseInsensitiveDict()
+        self._sent_headers: Mapping[str, str] | None = None
+
+    @property
+    def sent_headers(self) -> Mapping[str, str]:
+        if self._sent_headers is None:
+            self._sent_headers = _wire_form(self.given_headers, self.sent_url) if self.sent_url else {}
+        return self._sent_headers
+
+    @sent_headers.setter
+    def sent_headers(self, headers: Mapping[str, str]) -> None:
+        self._sent_headers = headers
 
     @property
     def request(self) -> dict[str, Any]:
@@ -133,13 +147,30 @@ class Response:
             return None, str(exc)
 
 
+class _Opened:
+    """How many connections the pools of an adapter's own pool manager have opened so far (not its
+    proxy managers': see _connections_opened): counted as they open, so that telling costs nothing."""
+
+    __slots__ = ("count",)
+
+    def __init__(self) -> None:
+        self.count = 0
+
+
 class _TrackedHTTPPool(HTTPConnectionPool):
     """A pool that tells the session's Abort which connections are in use, so that an interruption
     can shut down exactly the sockets a request is blocked on (and not the idle ones)."""
 
-    def __init__(self, *args: Any, abort: Abort, **kwargs: Any):
+    def __init__(self, *args: Any, abort: Abort, opened: _Opened | None = None, **kwargs: Any):
         super().__init__(*args, **kwargs)
         self.abort = abort
+        self.opened = opened
+
+    def _new_conn(self) -> Any:
+        conn = super()._new_conn()
+        if self.opened is not None:
+            self.opened.count += 1
+        return conn
 
     def _get_conn(self, timeout: float | None = None) -> Any:
         conn = super()._get_conn(timeout)
@@ -160,11 +191,12 @@ class _TrackingAdapter(HTTPAdapter):
 
     def __init__(self, abort: Abort):
         self.abort = abort  # before super().__init__, which makes the pool manager
+        self.opened = _Opened()
         super().__init__()
 
     def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
         super().init_poolmanager(*args, **kwargs)
-        self._track(self.poolmanager)
+        self._track(self.poolmanager, self.opened)
 
     def proxy_manager_for(self, proxy: str, **proxy_kwargs: Any) -> Any:
         manager = super().proxy_manager_for(proxy, **proxy_kwargs)
@@ -172,10 +204,10 @@ class _TrackingAdapter(HTTPAdapter):
             self._track(manager)
         return manager
 
-    def _track(self, manager: urllib3.PoolManager) -> None:
+    def _track(self, manager: urllib3.PoolManager, opened: _Opened | None = None) -> None:
         manager.pool_classes_by_scheme = {
-            "http": partial(_TrackedHTTPPool, abort=self.abort),  # type: ignore[dict-item]
-            "https": partial(_TrackedHTTPSPool, abort=self.abort),  # type: ignore[dict-item]
+            "http": partial(_TrackedHTTPPool, abort=self.abort, opened=opened),  # type: ignore[dict-item]
+            "https": partial(_TrackedHTTPSPool, abort=self.abort, opened=opened),  # type: ignore[dict-item]
         }
 
 
@@ -197,7 +229,6 @@ class Session(requests.Session):
         self.headers["Accept-Encoding"] = "gzip, deflate"
         self._proxies = proxy_cache if proxy_cache is not None else {}
         self._ca_bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
-        self._urls: dict[str, str] = {}
         self.abort = Abort()  # how another thread stops this session's request in flight
         adapter = _TrackingAdapter(self.abort)
         self.mount("https://", adapter)
@@ -211,19 +242,17 @@ class Session(requests.Session):
         `Session.request` wraps every call in a `Request`, copies the session's cookie jar into a new
         one, merges headers, params, auth and hooks through generic helpers and parses the URL: about
         140 µs of the 460 µs a loopback request costs. Our sessions never set session-level params,
-        auth or hooks, and a scenario sends the same URLs again and again, so the URL is prepared once
-        per text, the session's headers are merged with one update, and the jar is copied only when it
-        holds cookies. Each part still goes through requests' own `prepare_*` code.
+        auth or hooks, and a run sends the same URLs again and again, so the URL is prepared once
+        per text (of the last few hundred: _prepared_url), the session's headers are merged with one
+        update, and the jar is copied only when it holds cookies. Each part still goes through
+        requests' own `prepare_*` code.
         """
         prepared = requests.PreparedRequest()
         prepared.prepare_method(method)
-        known = None if params else self._urls.get(url)
-        if known is None:
+        if params:
             prepared.prepare_url(url, params)
-            if not params:
-                self._urls[url] = prepared.url  # type: ignore[assignment]
         else:
-            prepared.url = known
+            prepared.url = _prepared_url(url)
         merged = CaseInsensitiveDict(self.headers)
         merged.update(headers)
         for name in [name for name, value in headers.items() if value is None]:
@@ -242,9 +271,8 @@ class Session(requests.Session):
 
     def next_run(self) -> None:
         """Between two runs of scenarios on one session (a load test's user keeps its connections):
-        no cookie, no prepared URL (they hold the ids of one run) and no brake carried over."""
+        no cookie and no brake carried over."""
         self.cookies.clear()
-        self._urls.clear()
         self.abort.clear()
 
     def proxies_for(self, url: str) -> dict[str, str]:
@@ -257,6 +285,16 @@ class Session(requests.Session):
 
     def verify_for(self, verify: bool | str) -> bool | str:
         return self._ca_bundle if verify is True and self._ca_bundle else verify
+
+
+@lru_cache(maxsize=256)
+def _prepared_url(url: str) -> str:
+    """The URL as requests sends it (IDNA host, quoting): a function of its text alone, prepared once
+    for every session of the process (the tutorial's token and list URLs are the same in every
+    scenario, ~15 µs each to prepare). A URL requests refuses raises, and is not remembered."""
+    prepared = requests.PreparedRequest()
+    prepared.prepare_url(url, None)
+    return prepared.url  # type: ignore[return-value]
 
 
 def send(session: Session, req: PreparedRequest, max_body: int) -> Response:
@@ -339,7 +377,7 @@ def _send(session: Session, req: PreparedRequest, max_body: int) -> Response:
     response.tapped = tapped
     response.sent_method = req.method
     response.sent_url = prepared.url or req.url
-    response.sent_headers = wire_headers(prepared)
+    response.given_headers = prepared.headers
     sent = prepared.body
     response.sent_body = sent.encode("utf-8") if isinstance(sent, str) else sent if isinstance(sent, bytes) else None
     return response
@@ -366,7 +404,10 @@ def wire_headers(prepared: requests.PreparedRequest) -> CaseInsensitiveDict[str]
     given, `Accept-Encoding: identity` before the headers requests passes it; reports showing only
     requests' headers would show a request other than the one sent.
     """
-    given = prepared.headers
+    return _wire_form(prepared.headers, prepared.url or "")
+
+
+def _wire_form(given: CaseInsensitiveDict[str], url: str) -> CaseInsensitiveDict[str]:
     if any(value == urllib3.util.SKIP_HEADER for value in given.values()):
         kept = CaseInsensitiveDict({k: v for k, v in given.items() if v != urllib3.util.SKIP_HEADER})
         skipped = {k.lower() for k, v in given.items() if v == urllib3.util.SKIP_HEADER}
@@ -374,7 +415,7 @@ def wire_headers(prepared: requests.PreparedRequest) -> CaseInsensitiveDict[str]
         kept, skipped = given, set()
     added: list[tuple[str, str]] = []
     if "host" not in given and "host" not in skipped:
-        added.append(("Host", _host_header(_origin(prepared.url or ""))))
+        added.append(("Host", _host_header(_origin(url))))
     if "accept-encoding" not in given and "accept-encoding" not in skipped:
         added.append(("Accept-Encoding", "identity"))
     if not added:
@@ -419,7 +460,8 @@ def _stale_connection(exc: requests.exceptions.ConnectionError) -> bool:
 
 
 def _connections_opened(session: requests.Session) -> int:
-    """How many connections the session's pools have opened so far (urllib3 counts them).
+    """How many connections the pools of the session's own pool managers have opened so far (ours
+    count them as they open, _Opened; urllib3's count of each pool for an adapter of another kind).
 
     Unchanged across a failed request means it went over a kept-alive connection, which may have
     been stale. A request that dies on a connection opened for it is not retried: the server may
@@ -427,6 +469,9 @@ def _connections_opened(session: requests.Session) -> int:
     """
     total = 0
     for adapter in session.adapters.values():
+        if isinstance(adapter, _TrackingAdapter):  # counted as they opened (walking the pools: ~3 µs a request)
+            total += adapter.opened.count
+            continue
         pools = getattr(getattr(adapter, "poolmanager", None), "pools", None)
         if pools is None:
             continue

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import operator
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -341,7 +342,7 @@ def _map_field(value: Any, name: str, change: Callable[[str], str]) -> None:
         return
     if isinstance(current, str):
         changed = change(current)
-        if changed is not current:  # a walk that only reads (`_texts`) writes nothing
+        if changed is not current:  # only a text the mask changed is written back
             setattr(value, name, changed)
     elif isinstance(current, Location):  # its path is a text the reports print too
         path = change(current.path)
@@ -352,15 +353,69 @@ def _map_field(value: Any, name: str, change: Callable[[str], str]) -> None:
 
 
 def _texts(value: Any) -> list[str]:
-    """Every text `scrub` would mask, in the same walk (each replaced by itself)."""
+    """Every text `scrub` would mask: the walk of `_map_texts` and `_map_field`, reading only (a walk
+    that replaced each text by itself called back once per text: ~60 µs a scenario at 50 files)."""
     found: list[str] = []
-
-    def keep(text: str) -> str:
-        found.append(text)
-        return text
-
-    _map_texts(value, keep)
+    _gather(value, found)
     return found
+
+
+def _gather(value: Any, found: list[str]) -> None:
+    if isinstance(value, list):
+        for item in value:
+            if isinstance(item, str):
+                found.append(item)
+            else:
+                _gather(item, found)
+        return
+    if isinstance(value, type) or not hasattr(type(value), "__dataclass_fields__"):  # not a dataclass instance
+        return
+    for current in _fields_of(type(value))(value):
+        kind = _KINDS.get(type(current))
+        if kind is None:
+            kind = _kind(type(current))
+        if kind is _TEXT:
+            found.append(current)
+        elif kind is _LOCATION:
+            found.append(current.path)
+        elif kind is _INSIDE:
+            _gather(current, found)
+
+
+# What `_map_field` does with a field's value, by the value's type: decided once per type, so that
+# the reading walk makes one dict look-up per field instead of a chain of isinstance checks.
+_TEXT, _LOCATION, _INSIDE, _NOTHING = "text", "location", "inside", "nothing"
+_KINDS: dict[type, str] = {}
+
+
+def _kind(cls: type) -> str:
+    if issubclass(cls, str):
+        kind = _TEXT
+    elif issubclass(cls, Location):
+        kind = _LOCATION
+    elif issubclass(cls, list) or dataclasses.is_dataclass(cls):
+        kind = _INSIDE
+    else:  # None, numbers, an Outcome
+        kind = _NOTHING
+    _KINDS[cls] = kind
+    return kind
+
+
+_GETTERS: dict[type, Callable[[Any], tuple[Any, ...]]] = {}
+
+
+def _fields_of(cls: type) -> Callable[[Any], tuple[Any, ...]]:
+    """A function giving the values of every field of an instance of `cls`, in order (one C call)."""
+    getter = _GETTERS.get(cls)
+    if getter is None:
+        names = _field_names(cls)
+        if len(names) > 1:
+            getter = operator.attrgetter(*names)
+        else:  # attrgetter of one name gives the value itself, not a tuple
+            one = [operator.attrgetter(name) for name in names]
+            getter = lambda value: tuple(get(value) for get in one)  # noqa: E731
+        _GETTERS[cls] = getter
+    return getter
 
 
 def scrub_scenario(scenario: ScenarioResult, mask: Callable[[str], str]) -> None:

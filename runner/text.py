@@ -11,6 +11,7 @@ import re
 
 EXCERPT = 2048
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ufffe\uffff]")
+_OFF_LINE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f\ufffe\uffff]")  # _CONTROL, CR and LF: what one_line escapes
 
 
 def printable(text: str) -> str:
@@ -33,4 +34,6 @@ def excerpt(data: bytes, total: int | None = None, limit: int = EXCERPT) -> str:
 def one_line(text: str) -> str:
     """A value printed on a line of its own (a header, a URL, a name): CR and LF escaped too, so a
     value cannot pass for another header or overwrite the line before it on a terminal."""
+    if _OFF_LINE.search(text) is None:  # the usual case, in one scan (the console prints ~3 values a step)
+        return text
     return printable(text).replace("\r", "\\r").replace("\n", "\\n")

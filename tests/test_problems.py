@@ -98,3 +98,24 @@ def test_the_scrub_of_a_run_held_in_memory_masks_every_scenario_fixture_and_erro
     assert leaky.steps[1].location.path == "***/b.yaml" and fixture.path == "***.yaml"
     assert run.internal_errors == ["bug near ***"] and run.mask is mask
     assert clean.steps[0].url == "http://h/x" and clean.name == "clean"
+
+
+def test_the_one_scan_shortcut_reads_every_text_the_full_scrub_masks():
+    """`scrub_scenario` scans the joined texts of a scenario (read by a walk of its own) and scrubs it
+    in full only when that scan finds a secret: the reading walk must see exactly the texts the full
+    one masks, in every kind of field (names, URLs, locations, problems, failures and their details,
+    attempts' notes, exchanges)."""
+    from runner.errors import Location
+    from runner.results import Attempt, Failure, Outcome, Problem, ScenarioResult, StepResult, _map_texts, _texts
+
+    where = Location("a.scenario.yaml", 3, 5)
+    step = StepResult(
+        "S", where, Outcome.FAILED, 1.5, [Failure("m", Location("f.yaml", 1, 2), "e", "a", details=["d1", "d2"])],
+        Problem("p", Location("g.yaml", 4, 1), "h"), "why", "GET", "http://h/x", 500, "exchange", "curl",
+        [Attempt(1, 500, 0.1, "note")], True,
+    )  # fmt: skip
+    scenario = ScenarioResult("A", "x.scenario.yaml", [step, StepResult("T", None, Outcome.PASSED)], skip_reason="r")
+    masked: list[str] = []
+    _map_texts(scenario, lambda text: masked.append(text) or text)
+    assert _texts(scenario) == masked
+    assert {"d2", "note", "g.yaml", "h", "curl", "why", "r", "x.scenario.yaml"} <= set(masked)

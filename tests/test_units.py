@@ -161,6 +161,41 @@ def test_file_policy(tmp_path, monkeypatch):
         policy.resolve("link", tmp_path, HERE)
     policy.allow("/etc")
     assert policy.resolve("/etc/hostname", tmp_path, HERE) == Path("/etc/hostname")
+    # resolved on text (runner/files.py _real): what pathlib's resolve gives, symlinks and `..` alike
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "up").symlink_to(tmp_path / "sub")
+    for written in ("./in.bin", "sub/../in.bin", "up/../in.bin", "sub//../in.bin", str(tmp_path / "in.bin")):
+        assert policy.resolve(written, tmp_path, HERE) == (tmp_path / written).resolve(), written
+    with pytest.raises(FileAccessError, match="is a directory"):
+        policy.resolve("up", tmp_path, HERE)
+    (tmp_path / "loop").symlink_to(tmp_path / "loop")
+    try:
+        (tmp_path / "loop").resolve()
+    except RuntimeError:  # pathlib's way to say so before Python 3.13
+        with pytest.raises(RuntimeError, match="Symlink loop"):
+            policy.resolve("loop", tmp_path, HERE)
+    else:
+        with pytest.raises(FileAccessError):
+            policy.resolve("loop", tmp_path, HERE)
+
+
+def test_a_scenario_files_directory_is_where_it_really_is(tmp_path):
+    """Where a scenario's relative paths start (RunServices.directory_of, remembered per directory):
+    the directory of the file itself, also when the file or its directory is a symlink."""
+    from runner.context import RunServices
+
+    (tmp_path / "real").mkdir()
+    (tmp_path / "s").mkdir()
+    (tmp_path / "real" / "a.scenario.yaml").write_text("x")
+    (tmp_path / "s" / "b.scenario.yaml").write_text("x")
+    (tmp_path / "s" / "link.scenario.yaml").symlink_to(tmp_path / "real" / "a.scenario.yaml")
+    (tmp_path / "alias").symlink_to(tmp_path / "s")
+    services = RunServices(FilePolicy([tmp_path]))
+    for _ in range(2):  # as found, then as remembered
+        for name in ("s/b.scenario.yaml", "s/link.scenario.yaml", "alias/b.scenario.yaml", "alias/link.scenario.yaml"):
+            path = tmp_path / name
+            assert services.directory_of(path) == path.resolve().parent, name
+    assert services.directory_of(tmp_path / "s" / "link.scenario.yaml") == tmp_path / "real"
 
 
 def test_digests_are_read_once_and_seeded_by_uploads(tmp_path):
@@ -179,6 +214,10 @@ def test_digests_are_read_once_and_seeded_by_uploads(tmp_path):
     digests.seed(other, reader.complete_digests() or {})
     assert digests.digest(other, "sha256") == hashlib.sha256(other.read_bytes()).hexdigest()
     assert digests.reads == 1  # the upload's digest was reused
+    # an upload of a file hashed already (at this size and mtime) need not hash it again
+    assert digests.known(other, ("sha256",)) and not digests.known(other, ("sha256", "md5"))
+    other.write_bytes(b"abcd" * 5000)  # changed: its digests are not known any more
+    assert not digests.known(other, ("sha256",)) and not digests.known(tmp_path / "gone.bin", ())
 
 
 def test_data_files_are_deterministic_and_cleaned_up():

@@ -69,7 +69,7 @@ class Variables:
             if name not in self.fixtures:  # the fixture had it as one of its inputs
                 self.assign(name, value)  # a --var may set a name the scenario lists in `secrets:`
         ctx.update(self.fixtures)  # their secrets were learned when the fixture ran
-        helpers = services.helpers(self.scenario.path.resolve().parent, self.scenario.digest_algorithms)
+        helpers = services.helpers(services.directory_of(self.scenario.path), self.scenario.digest_algorithms)
         fixed = set(self.options.cli_vars)
         if self.inherited is not None:  # secrets among them were learned when the setup ran
             ctx.update({n: v for n, v in self.inherited.items() if n not in fixed})
@@ -88,7 +88,7 @@ class Variables:
         if scenario.title is None:
             return scenario.name
         local = Scope(self.context)
-        local.update(self.services.helpers(scenario.path.resolve().parent, scenario.digest_algorithms))
+        local.update(self.services.helpers(self.services.directory_of(scenario.path), scenario.digest_algorithms))
         name = render_name(scenario.title, local)
         if scenario.label is not None:
             name = f"{name} [{scenario.label}]"

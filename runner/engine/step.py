@@ -150,7 +150,7 @@ class StepRunner:
             result.status = response.status
             if response.sent_url:
                 result.url = response.sent_url  # as sent: requests quotes and adds the query
-            redactor.learn_sent(response.sent_url, response.sent_headers, response.sent_body)
+            redactor.learn_sent(response.sent_url, response.given_headers, response.sent_body)
             redactor.learn_received(response.headers, response.content)
         # The session sends its cookies with every request and servers echo them; a cookie set by a
         # redirect never shows in the final response's headers, so learn them from the jar.

@@ -39,17 +39,25 @@ class ConsoleReport:
         self.colour_capable = bool(getattr(self.stream, "isatty", lambda: False)())
         self._live_shown = False
         self._live_at = 0.0
+        self._blank = ""  # the blank line that ends a scenario: written with the next line (_lead)
+        self._labels = {outcome: self._paint(f"{label:<5}", code) for outcome, (label, code) in _LABELS.items()}
         # the terminal's width; 120 columns in a file or a pipe (CI logs), whatever the terminal was
         self.width = shutil.get_terminal_size((120, 24)).columns if self.colour_capable else 120
 
     def _paint(self, text: str, code: str) -> str:
         return f"\x1b[{code}m{text}\x1b[0m" if self.colour else text
 
+    def _lead(self) -> str:
+        """What goes before the next text, in the same write: the live status line cleared, if one is
+        shown, then the blank line that ended the last scenario, if any. The console stream masks
+        each write with a scan of its own: one write per line."""
+        lead = "\r\x1b[2K" + self._blank if self._live_shown else self._blank
+        self._live_shown = False
+        self._blank = ""
+        return lead
+
     def _write(self, text: str) -> None:
-        if self._live_shown:
-            self.stream.write("\r\x1b[2K")  # replace the live status line
-            self._live_shown = False
-        self.stream.write(text + "\n")
+        self.stream.write(f"{self._lead()}{text}\n" if self._live_shown or self._blank else f"{text}\n")
         self.stream.flush()
 
     def live(self, text: str) -> None:
@@ -58,7 +66,8 @@ class ConsoleReport:
         if now - self._live_at < 0.1:
             return
         self._live_at = now
-        self.stream.write("\r\x1b[2K  ... " + printable(text)[:150])
+        lead = self._lead() if self._blank else ""  # a status line clears the one it replaces itself
+        self.stream.write(lead + "\r\x1b[2K  ... " + printable(text)[:150])
         self.stream.flush()
         self._live_shown = True
 
@@ -73,8 +82,7 @@ class ConsoleReport:
     def step_done(self, step: StepResult) -> None:
         if self.verbosity < 0:
             return
-        label, code = _LABELS[step.outcome]
-        line = f"  {self._paint(f'{label:<5}', code)} {one_line(step.title)}"
+        line = f"  {self._labels[step.outcome]} {one_line(step.title)}"
         if step.outcome is Outcome.SKIPPED:
             self._write(f"{line}  ({one_line(step.skip_reason or '')})")
             return
@@ -106,8 +114,10 @@ class ConsoleReport:
             self._write("\n".join(lines))
 
     def scenario_done(self, result: ScenarioResult) -> None:
+        """The blank line after a scenario: written with whatever comes next (the next scenario's
+        name, the summary), in the same write; nothing to see is held back."""
         if self.verbosity >= 0:
-            self._write("")
+            self._blank += "\n"
 
     def scenario_block(self, result: ScenarioResult) -> None:
         """A whole scenario at once: used when scenarios run in parallel, to keep output in order."""
