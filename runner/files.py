@@ -182,14 +182,17 @@ class Digests:
     """Per-run cache of file digests and sizes; safe to share between threads."""
 
     def __init__(self) -> None:
-        self._cache: dict[tuple[str, int, int], dict[str, str]] = {}
+        self._cache: dict[tuple[str, int, int, int, int], dict[str, str]] = {}
         self._lock = threading.Lock()
         self.reads = 0  # how many times a file was read just to hash it (the benchmark checks it)
 
     @staticmethod
-    def _key(path: Path) -> tuple[str, int, int]:
+    def _key(path: Path) -> tuple[str, int, int, int, int]:
+        """The file as it is now: an edit that keeps its size and sets its mtime back (`touch -d`)
+        still changes its ctime, which no program can set, and a file replaced by another its inode;
+        an upload of a file whose key is cached is not hashed again (engine/poll.py)."""
         st = path.stat()
-        return (str(path), st.st_size, st.st_mtime_ns)
+        return (str(path), st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
 
     def digest(self, path: Path, algorithm: str, together: Iterable[str] = ()) -> str:
         """Hash once for `algorithm` and every algorithm in `together` the scenario also uses."""

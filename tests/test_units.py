@@ -553,3 +553,26 @@ def test_allowed_roots_compared_as_text_agree_with_pathlib(tmp_path: Path) -> No
     assert not policy._allowed(tmp_path / "ab")
     policy.roots = [Path("/")]
     assert policy._allowed(tmp_path / "ab")
+
+
+def test_a_file_edited_with_its_size_and_mtime_kept_is_hashed_again(tmp_path):
+    """The digest cache (also what lets an upload skip hashing a file already hashed) knows a file
+    by its size, mtime, ctime and inode: an edit that keeps the size and sets the mtime back
+    (`touch -d`) changes the ctime, which no program can set."""
+    import hashlib
+    import os
+    import time
+
+    from runner.files import Digests
+
+    path = tmp_path / "image.bin"
+    path.write_bytes(b"A" * 4096)
+    before = os.stat(path)
+    digests = Digests()
+    assert digests.digest(path, "md5") == hashlib.md5(b"A" * 4096).hexdigest()
+    time.sleep(0.01)  # a ctime of its own for the edit, on file systems with coarse timestamps
+    path.write_bytes(b"B" * 4096)
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert os.stat(path).st_mtime_ns == before.st_mtime_ns and os.stat(path).st_size == before.st_size
+    assert not digests.known(path, ["md5"])
+    assert digests.digest(path, "md5") == hashlib.md5(b"B" * 4096).hexdigest()
