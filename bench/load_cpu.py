@@ -3,7 +3,8 @@
 Each measurement is a fresh process that loads N *distinct* copies of the tutorial (each copy's name
 and password differ, so no cache keyed by a file's text or path could flatter the figure), by
 absolute path in a subdirectory as bench.py's target 1 does, once cold (imports done, template
-cache empty), then REPS times warm, with `time.process_time()` and the collector off while timing. Pass two trees to compare them interleaved, A B A B ...:
+cache empty), then REPS times warm, with `time.process_time()` and the collector off while timing.
+Pass two trees to compare them interleaved, A B A B ...:
 
     python bench/load_cpu.py /work/main /work/wt/load3 --rounds 8
     python bench/load_cpu.py .              # this tree only
