@@ -27,7 +27,7 @@ class Handler(server.SimpleHTTPRequestHandler):
 
     protocol_version = "HTTP/1.0"  # one request per connection: nothing stays half-open
 
-    def do_GET(self):  # noqa: N802 (http.server's naming)
+    def do_GET(self):  # http.server's naming
         if self.path.split("?")[0] != "/slow-random":
             return super().do_GET()
         self.send_response(200)
@@ -43,7 +43,7 @@ class Handler(server.SimpleHTTPRequestHandler):
             time.sleep(SLOW_INTERVAL)
         return None
 
-    def do_HEAD(self):  # noqa: N802
+    def do_HEAD(self):
         if self.path.split("?")[0] != "/slow-random":
             return super().do_HEAD()
         self.send_response(200)
@@ -52,8 +52,8 @@ class Handler(server.SimpleHTTPRequestHandler):
         self.end_headers()
         return None
 
-    def log_message(self, format, *args):  # noqa: A002 (the base class's signature)
-        sys.stdout.write("%s %s\n" % (self.log_date_time_string(), format % args))
+    def log_message(self, format, *args):  # the base class's signature
+        sys.stdout.write(f"{self.log_date_time_string()} {format % args}\n")
         sys.stdout.flush()
 
 
