@@ -576,3 +576,28 @@ def test_a_file_edited_with_its_size_and_mtime_kept_is_hashed_again(tmp_path):
     assert os.stat(path).st_mtime_ns == before.st_mtime_ns and os.stat(path).st_size == before.st_size
     assert not digests.known(path, ["md5"])
     assert digests.digest(path, "md5") == hashlib.md5(b"B" * 4096).hexdigest()
+
+
+def test_the_secret_key_scan_answers_as_the_regex_it_replaces():
+    """`_secret_key_in` finds the words of `_SECRET_KEY_IN_JSON` in one automaton scan and checks only
+    their occurrences: on JSON-like texts with keys, values, quotes, backslashes and every word in
+    several cases, it says what the regex says."""
+    import random
+
+    from runner.redact import _SECRET_KEY_IN_JSON, _secret_key_in
+
+    rng = random.Random(7)
+    words = [b"Pass", b"password", b"SECRET", b"token", b"api_key", b"apikey", b"Credential", b"private",
+             b"bearer", b"JWT", b"sessionid", b"session_id", b"signature", b"name", b"id"]  # fmt: skip
+    noise = [b'"', b"\\", b":", b" ", b"{", b",", b"x", b"_", b"-", b"a" * 30, b"b" * 50]
+    positives = 0
+    for _ in range(20000):
+        parts = []
+        for _ in range(rng.randint(0, 4)):
+            key = rng.choice(noise) * rng.randint(0, 2) + rng.choice(words) + rng.choice(noise) * rng.randint(0, 2)
+            parts.append(b'"' + key + b'"' + b" " * rng.randint(0, 2) + rng.choice([b":", b",", b""]) + b' "v"')
+        body = rng.choice(noise).join(parts) if parts else rng.choice(noise)
+        expected = bool(_SECRET_KEY_IN_JSON.search(body))
+        assert _secret_key_in(body) is expected, body
+        positives += expected
+    assert 2000 < positives < 18000  # both answers were met often
