@@ -397,17 +397,11 @@ def _keep_users_length(prepared: requests.PreparedRequest, headers: Mapping[str,
             prepared.headers[name] = value
 
 
-def wire_headers(prepared: requests.PreparedRequest) -> CaseInsensitiveDict[str]:
-    """The request headers in the order and form they go on the wire.
-
-    http.client writes `Host` (from the URL, without a default port) and, when no Accept-Encoding is
-    given, `Accept-Encoding: identity` before the headers requests passes it; reports showing only
-    requests' headers would show a request other than the one sent.
-    """
-    return _wire_form(prepared.headers, prepared.url or "")
-
-
 def _wire_form(given: CaseInsensitiveDict[str], url: str) -> CaseInsensitiveDict[str]:
+    """The request headers requests handed to http.client (`given`), in the order and form they go
+    on the wire: http.client writes `Host` (from the URL, without a default port) and, when no
+    Accept-Encoding is given, `Accept-Encoding: identity` before them; reports showing only requests'
+    headers would show a request other than the one sent (Response.sent_headers)."""
     if any(value == urllib3.util.SKIP_HEADER for value in given.values()):
         kept = CaseInsensitiveDict({k: v for k, v in given.items() if v != urllib3.util.SKIP_HEADER})
         skipped = {k.lower() for k, v in given.items() if v == urllib3.util.SKIP_HEADER}
