@@ -653,6 +653,7 @@ def _report(
 ) -> int:
     from functools import partial
 
+    from . import forked
     from .outputs import OutputError
     from .report import html, junit, shards, summary
     from .results import scrub
@@ -660,24 +661,35 @@ def _report(
     scrub(run, args.redactor.mask)  # with every secret the run learned, also after a step ran
     reports = []
     unwritten = False
+    environment = _environment(args, session) if args.html else None
+    html_writer: Callable[..., None] | None = partial(html.write, environment=environment) if args.html else None
+    prerendered = None
+    if args.html and args.junit and run.spool is not None and forked.usable():
+        # A large run with both reports: the page is rendered on the other core meanwhile (issue 12).
+        prerendered = html.Prerendered(run, environment)
+        html_writer = prerendered.write
     writers = (
         ("--junit", args.junit, _junit_writer(junit.write, args.junit_flavour)),
-        ("--html", args.html, partial(html.write, environment=_environment(args, session)) if args.html else None),
+        ("--html", args.html, html_writer),
         ("--summary-md", args.summary_md, summary.write),
         ("--results", args.results, partial(shards.write, files=selection, shard=part)),
         ("--allure", args.allure, _allure_writer(scenarios, args.redactor.mask) if args.allure else None),
     )
-    for option, report_path, writer in writers:
-        if not report_path or writer is None:
-            continue
-        try:  # checked before the run; the disk may still fill up, or the run read the file (an upload)
-            writer(run, report_path, session.policy.inputs, f"{option} {report_path}")
-            reports.append(report_path)
-        except OutputError as exc:
-            err.write(exc.render() + "\n")
-            unwritten = True
-        except Exception as exc:  # a bug of ours: the other report is still written
-            run.internal_errors.append(f"writing {option} {report_path}: {type(exc).__name__}: {exc}")
+    try:
+        for option, report_path, writer in writers:
+            if not report_path or writer is None:
+                continue
+            try:  # checked before the run; the disk may still fill up, or the run read the file (an upload)
+                writer(run, report_path, session.policy.inputs, f"{option} {report_path}")
+                reports.append(report_path)
+            except OutputError as exc:
+                err.write(exc.render() + "\n")
+                unwritten = True
+            except Exception as exc:  # a bug of ours: the other report is still written
+                run.internal_errors.append(f"writing {option} {report_path}: {type(exc).__name__}: {exc}")
+    finally:
+        if prerendered is not None:
+            prerendered.reap()
     console.summary(run, reports)
     for error in run.internal_errors:
         err.write(f"internal error in scenario-runner: {error} (a bug: please report it)\n")

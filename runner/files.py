@@ -61,6 +61,20 @@ class InputFiles:
         with self._lock:
             self._files.setdefault((st.st_dev, st.st_ino), str(path))
 
+    def keys(self) -> set[tuple[int, int]]:
+        with self._lock:
+            return set(self._files)
+
+    def added(self, known: set[tuple[int, int]]) -> dict[tuple[int, int], str]:
+        """The inputs recorded since `keys()` returned `known` (a load helper's, sent to the run)."""
+        with self._lock:
+            return {key: name for key, name in self._files.items() if key not in known}
+
+    def merge(self, files: dict[tuple[int, int], str]) -> None:
+        with self._lock:
+            for key, name in files.items():
+                self._files.setdefault(key, name)
+
     def find(self, st: os.stat_result) -> str | None:
         """The recorded name of the input that is this file, if it is one."""
         with self._lock:
@@ -256,8 +270,12 @@ class HashingReader:
     def read(self, size: int = -1) -> bytes:
         if self._abort is not None:
             self._abort.check()
-        # Larger reads than the transport asks for: fewer syscalls and hash calls, same bytes.
-        chunk = self._fh.read(max(size, UPLOAD_CHUNK) if size and size > 0 else UPLOAD_CHUNK)
+        # Larger reads than the transport asks for: fewer syscalls and hash calls, same bytes. No
+        # larger than what is left, plus one byte to see the end: a read allocates all it asks for
+        # (256 KiB for a 4 KiB file: an mmap and munmap per upload).
+        want = max(size, UPLOAD_CHUNK) if size and size > 0 else UPLOAD_CHUNK
+        left = self._size - self._read + 1
+        chunk = self._fh.read(left if 0 < left < want else want)  # a file that grew: read on as before
         if chunk:
             self._read += len(chunk)
             for h in self._hashers.values():

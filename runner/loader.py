@@ -93,6 +93,13 @@ class Loader(StepParser):
             scenario.number = self._loaded
         return scenarios
 
+    def reserve(self, count: int) -> int:
+        """The first of `count` numbers, for scenarios loaded elsewhere (runner/session.py's load
+        helper): numbered by the run, in file order, as if loaded here."""
+        first = self._loaded + 1
+        self._loaded += count
+        return first
+
     def _load(self, path: Path) -> list[Scenario]:
         shown = relative_display(path)
         self.policy.inputs.add(path)  # an input of the run: no report may replace it

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 import operator
+import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -146,7 +147,6 @@ class Spool:
     """
 
     def __init__(self) -> None:
-        import os
         import tempfile
 
         self._file = tempfile.TemporaryFile("w+b")  # noqa: SIM115 - close()
@@ -167,27 +167,32 @@ class Spool:
         self.count += 1
 
     def read(self, rank: int | None = None) -> Iterator[ScenarioResult]:
+        """Each result (of one outcome rank, if given), in order. Read at explicit offsets
+        (`os.pread`), never through the file's own position: readers may interleave (a report
+        reading while another consumer reads), and a forked copy of the run rendering a report
+        shares that position with the run (runner/forked.py)."""
         import json
 
         self._file.flush()
-        self._file.seek(0)
-        number = 0
-        while True:
-            head = self._file.readline()
-            if not head:
-                return
-            part_rank, _, length = head.decode().partition(" ")
-            data = self._file.read(int(length))
+        fd = self._file.fileno()
+        offset = number = 0
+        while head := os.pread(fd, _HEAD, offset):
+            end = head.index(b"\n")
+            part_rank, _, length = head[:end].decode().partition(" ")
+            start = offset + end + 1
+            offset = start + int(length)
             if rank is None or int(part_rank) == rank:
-                position = self._file.tell()
-                yield _decode(json.loads(self._crypt(number, data)))
-                self._file.seek(position)  # the consumer may have read the spool meanwhile
+                yield _decode(json.loads(self._crypt(number, os.pread(fd, int(length), start))))
             number += 1
+
+    def flush(self) -> None:
+        self._file.flush()
 
     def close(self) -> None:
         self._file.close()
 
 
+_HEAD = 32  # bytes that hold a record's head: "RANK LENGTH\n"
 RANK = {Outcome.ERROR: 0, Outcome.FAILED: 1, Outcome.PASSED: 2, Outcome.SKIPPED: 3}  # failures first
 _STEP = ("name", "location", "duration", "skip_reason", "method", "url", "status", "exchange", "curl",
          "is_finally")  # fmt: skip
@@ -272,6 +277,11 @@ class RunResult:
             if self.mask is not None:
                 scrub_scenario(scenario, self.mask)
             yield scenario
+
+    def flush(self) -> None:
+        """Results spooled so far on disk, not in this process's buffer: before a fork (runner/forked.py)."""
+        if self.spool is not None:
+            self.spool.flush()
 
     def tally(self) -> Tally:
         """Counts over the whole run: fixtures, scenarios held and scenarios dropped."""

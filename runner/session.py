@@ -25,8 +25,9 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, NamedTuple
 
+from . import forked
 from .errors import Location, UsageError, UserError, relative_display
 from .files import FilePolicy, InputFiles
 from .loader import Loader, discover
@@ -111,37 +112,64 @@ class Session:
         scenarios: list[Scenario] = []
         errors = 0
         reloads = _Reloads(self.loader)
-        policy = self.loader.policy
         # A load leaves no cycles (its objects go with their last reference), but what it builds
         # lives across many young collections and is promoted: full collections came every few
         # files, each walking everything loaded so far (issue 12: 3,000 files, 13 of them, 0.9 s
         # of 7 s). The collector waits until the files are loaded.
         collecting = gc.isenabled()
         gc.disable()
+        helper: _LoadHelper | None = None
         try:
-            for index, path in enumerate(files):
-                deferred = keep is not None and index >= keep
-                digest = _digest(path) if deferred else None
-                resolved = policy.resolved
-                try:
-                    loaded = self.loader.load(path)
-                except UserError as exc:
-                    errors += 1
-                    report(exc)
-                    continue
-                if not deferred:
-                    scenarios.extend(loaded)
-                    continue
-                # Kept pickled when the file read no other file (include, fixture, schema, data) and
-                # did not change while it loaded: its bytes are what was checked.
-                snapshot = None
-                if digest is not None and policy.resolved == resolved and _digest(path) == digest:
-                    snapshot = reloads.snapshots.add(loaded, digest)
-                scenarios.extend(reloads.defer(path, loaded, snapshot))
+            mine = len(files)
+            if keep is not None and len(files) - keep >= 2 * _LoadHelper.MIN_FILES and forked.usable():
+                mine = max(keep, len(files) // 2)  # the second half on the other core
+                helper = _LoadHelper(self.loader, reloads, files[mine:])
+            for index, path in enumerate(files[:mine]):
+                errors += self._load_one(path, keep is not None and index >= keep, reloads, scenarios, report)
+            if helper is not None:
+                checked = helper.result()
+                for path, done in zip(files[mine:], checked, strict=True):
+                    if done is None:  # not loaded there (or a bad file, whose error is reported here)
+                        errors += self._load_one(path, True, reloads, scenarios, report)
+                        continue
+                    lights, snapshot = done
+                    first = self.loader.reserve(len(lights))  # numbered here, in file order
+                    lights = [light._replace(number=first + i) for i, light in enumerate(lights)]
+                    scenarios.extend(reloads.defer(path, lights, snapshot))
         finally:
+            if helper is not None:
+                helper.reap()
             if collecting:
                 gc.enable()
         return scenarios, errors
+
+    def _load_one(
+        self,
+        path: Path,
+        deferred: bool,
+        reloads: _Reloads,
+        scenarios: list[Scenario],
+        report: Callable[[UserError], object],
+    ) -> int:
+        """Load one file into `scenarios` (as stand-ins if `deferred`); 1 if it is bad (reported)."""
+        policy = self.loader.policy
+        digest = _digest(path) if deferred else None
+        resolved = policy.resolved
+        try:
+            loaded = self.loader.load(path)
+        except UserError as exc:
+            report(exc)
+            return 1
+        if not deferred:
+            scenarios.extend(loaded)
+            return 0
+        # Kept pickled when the file read no other file (include, fixture, schema, data) and
+        # did not change while it loaded: its bytes are what was checked.
+        snapshot = None
+        if digest is not None and policy.resolved == resolved and _digest(path) == digest:
+            snapshot = reloads.snapshots.add(loaded, digest)
+        scenarios.extend(reloads.defer(path, _lights(loaded), snapshot))
+        return 0
 
     def load_file(self, path: Path) -> list[Scenario]:
         return self.loader.load(path)
@@ -219,13 +247,14 @@ def _digest(path: Path) -> bytes | None:
 
 @dataclass(frozen=True)
 class _Snapshot:
+    part: int  # which of the snapshot files (the run's, or a load helper's: `_Snapshots.reserve`)
     offset: int
     size: int
     digest: bytes  # of the file's bytes when it was loaded and checked
 
 
 class _Snapshots:
-    """Checked models of files, pickled into an unnamed temporary file, for a large run to run them
+    """Checked models of files, pickled into unnamed temporary files, for a large run to run them
     without parsing and checking their YAML again (issue 12: unpickling an 8-step tutorial costs
     ~0.1 ms, loading it from YAML ~1-2 ms, of which YAML ~60 %).
 
@@ -234,14 +263,25 @@ class _Snapshots:
     kept (no include, fixture, schema or data file): their bytes alone decide their model, so a
     file whose bytes hash as they did when checked loads to the same model. The models hold
     what the files say, nothing from the command line or the environment (those are read when
-    templates render), so the file is not enciphered (unlike results.Spool, whose results hold
+    templates render), so the files are not enciphered (unlike results.Spool, whose results hold
     what was sent and received). Written while loading, read by any worker thread (`os.pread`).
+    One file per process that writes (the run; its load helper, `_LoadHelper`, writes its own).
     """
 
     def __init__(self) -> None:
-        self._file: IO[bytes] | None = None
+        self._files: list[IO[bytes]] = []
+        self._part: int | None = None  # the file this process writes
         self._end = 0
         self._lock = threading.Lock()
+
+    def reserve(self) -> int:
+        """A new file for another process to write (`use`), made before it is forked."""
+        self._files.append(tempfile.TemporaryFile("w+b"))  # noqa: SIM115 - gone with this object
+        return len(self._files) - 1
+
+    def use(self, part: int) -> None:
+        """In the forked process: write into the file reserved for it."""
+        self._part, self._end = part, 0
 
     def add(self, loaded: list[Scenario], digest: bytes) -> _Snapshot | None:
         """`loaded` pickled, or None if some part of it cannot be (it is then loaded from YAML again)."""
@@ -250,17 +290,100 @@ class _Snapshots:
         except Exception:  # an object of a check kind that does not pickle: loaded from YAML again
             return None
         with self._lock:
-            if self._file is None:
-                self._file = tempfile.TemporaryFile("w+b")  # noqa: SIM115 - gone with this object
+            if self._part is None:
+                self._part = self.reserve()
             offset = self._end
-            os.pwrite(self._file.fileno(), data, offset)
+            os.pwrite(self._files[self._part].fileno(), data, offset)
             self._end += len(data)
-        return _Snapshot(offset, len(data), digest)
+        return _Snapshot(self._part, offset, len(data), digest)
 
     def get(self, snapshot: _Snapshot) -> list[Scenario]:
-        assert self._file is not None
-        loaded: list[Scenario] = pickle.loads(os.pread(self._file.fileno(), snapshot.size, snapshot.offset))
+        data = os.pread(self._files[snapshot.part].fileno(), snapshot.size, snapshot.offset)
+        loaded: list[Scenario] = pickle.loads(data)
         return loaded
+
+
+class _Light(NamedTuple):
+    """What a stand-in keeps of a loaded scenario (`_Reloads.defer`), as plain values: also what the
+    load helper sends back for the files it checked."""
+
+    name: str
+    loc: Location
+    tags: list[str]
+    number: int | None
+    matrix_index: int | None
+    test_name: str | None
+    suite: tuple[int, str, Location] | None  # which of the file's setups (a key), its name and place
+
+
+def _lights(loaded: list[Scenario]) -> list[_Light]:
+    out = []
+    for scenario in loaded:
+        suite = None
+        if scenario.suite is not None:
+            setup = scenario.suite.scenario
+            suite = (id(scenario.suite), setup.name, setup.loc)
+        out.append(_Light(scenario.name, scenario.loc, scenario.tags, scenario.number, scenario.matrix_index,
+                          scenario.test_name, suite))  # fmt: skip
+    return out
+
+
+class _LoadHelper:
+    """The second half of a large run's files, checked in a forked copy of the run (runner/forked.py)
+    while the run checks the first half: loading is the one long phase before anything is sent,
+    ~0.8 ms of CPU a file (issue 12: 10,000 files, 8 s on one core of two).
+
+    The copy loads each file as the run would, pickles the checked models of those that read no
+    other file (into a snapshot file of its own, `_Snapshots.reserve`), and answers, per file,
+    its stand-ins' fields and snapshot, or None: the run then loads that file itself (a bad file,
+    so that its error is reported in file order, as the run renders it; anything unexpected). The
+    files the copy resolved (includes, schemas, data files) come back too: they are inputs of the
+    run, which no report may replace. Numbers are given by the run, in file order, as it takes the
+    answers. What the copy caches (compiled templates, schemas) is not sent back: a model built
+    from a snapshot compiles its templates again in the run if they are not in its own cache.
+    """
+
+    MIN_FILES = 256  # fewer: forking and merging cost more than the copy saves
+
+    def __init__(self, loader: Loader, reloads: _Reloads, files: Sequence[Path]):
+        self.count = len(files)
+        part = reloads.snapshots.reserve()
+        known = loader.policy.inputs.keys()
+
+        def work(alive: Callable[[], bool], out: IO[bytes]) -> None:
+            reloads.snapshots.use(part)
+            policy = loader.policy
+            answers: list[tuple[list[_Light], _Snapshot | None] | None] = []
+            for path in files:
+                if not alive():
+                    raise SystemExit(1)
+                digest = _digest(path)
+                resolved = policy.resolved
+                try:
+                    loaded = loader.load(path, numbered=False)
+                except Exception:  # a bad file (or a bug of ours): loaded by the run, which reports it
+                    answers.append(None)
+                    continue
+                snapshot = None
+                if digest is not None and policy.resolved == resolved and _digest(path) == digest:
+                    snapshot = reloads.snapshots.add(loaded, digest)
+                answers.append((_lights(loaded), snapshot))
+            pickle.dump((answers, policy.inputs.added(known)), out, protocol=pickle.HIGHEST_PROTOCOL)
+
+        self.loader = loader
+        self._forked = forked.Forked(work)
+
+    def result(self) -> list[tuple[list[_Light], _Snapshot | None] | None]:
+        """Per file, what the copy checked, or None for the run to load it; all None if the copy failed."""
+        answer = self._forked.result()
+        if answer is None:
+            return [None] * self.count
+        answers, inputs = pickle.load(answer)
+        self.loader.policy.inputs.merge(inputs)
+        return answers  # type: ignore[no-any-return]
+
+    def reap(self) -> None:
+        self._forked.reap()
 
 
 class _Reloads:
@@ -281,34 +404,36 @@ class _Reloads:
         self.recent: OrderedDict[Path, list[Scenario]] = OrderedDict()
         self.pinned: dict[int, tuple[Path, list[Scenario]]] = {}
 
-    def defer(self, path: Path, loaded: list[Scenario], snapshot: _Snapshot | None = None) -> list[Scenario]:
-        """Light stand-ins for `loaded`: what selection, sharding and scheduling read; with
+    def defer(self, path: Path, lights: Sequence[_Light], snapshot: _Snapshot | None = None) -> list[Scenario]:
+        """Light stand-ins for a file's scenarios: what selection, sharding and scheduling read; with
         `snapshot`, the file's checked models are loaded from it while the file's bytes are unchanged."""
         suites: dict[int, Suite] = {}
         out = []
-        for position, scenario in enumerate(loaded):
+        for position, light in enumerate(lights):
             suite = None
-            if scenario.suite is not None:  # the same stand-in for the tests sharing a setup
-                setup = scenario.suite.scenario
-                suite = suites.setdefault(id(scenario.suite), Suite(Scenario(setup.name, path, setup.loc, [])))
+            if light.suite is not None:  # the same stand-in for the tests sharing a setup
+                key, setup_name, setup_loc = light.suite
+                suite = suites.get(key)
+                if suite is None:
+                    suite = suites[key] = Suite(Scenario(setup_name, path, setup_loc, []))
             stand_in = Scenario(
-                scenario.name,
+                light.name,
                 path,
-                scenario.loc,
+                light.loc,
                 _NONE,  # type: ignore[arg-type]
                 _NONE,  # type: ignore[arg-type]
-                tags=scenario.tags,
+                tags=light.tags,
                 vars=_NONE,  # type: ignore[arg-type]
                 secrets=_NO_SECRETS,  # type: ignore[arg-type]
                 defaults=_NO_DEFAULTS,
-                number=scenario.number,
-                matrix_index=scenario.matrix_index,
+                number=light.number,
+                matrix_index=light.matrix_index,
                 fixtures=_NONE,  # type: ignore[arg-type]
                 skip=_NONE,  # type: ignore[arg-type]
-                test_name=scenario.test_name,
+                test_name=light.test_name,
                 suite=suite,
             )
-            stand_in.reload = functools.partial(self.load, path, position, scenario.name, scenario.number, snapshot)
+            stand_in.reload = functools.partial(self.load, path, position, light.name, light.number, snapshot)
             out.append(stand_in)
         return out
 
