@@ -12,8 +12,8 @@ What the copy may do, so that it never changes what the run does:
   buffer and runs no atexit hook;
 - it never outlives the run: it ignores the signals the run handles (the run decides what a signal
   means in each phase, and stops the copy with SIGKILL when it gives up: `reap`, called on every
-  way out of the caller), and it looks for its parent between pieces of work, leaving when the
-  parent is gone;
+  way out of the caller); the kernel kills it if the parent dies (PR_SET_PDEATHSIG), and it looks
+  for its parent between pieces of work as well;
 - whatever goes wrong in it (an exception, a crash, the OOM killer) only means no answer: the
   caller then does the work itself.
 """
@@ -60,16 +60,17 @@ class Forked:
         parent = os.getpid()
         self._pid: int | None = os.fork()
         if self._pid == 0:  # the copy: never returns
-            self._serve(work, lambda: os.getppid() == parent)
+            self._serve(work, parent)
 
-    def _serve(self, work: Callable[[Callable[[], bool], BinaryIO], None], alive: Callable[[], bool]) -> None:
+    def _serve(self, work: Callable[[Callable[[], bool], BinaryIO], None], parent: int) -> None:
         code = 1
         try:
+            _die_with(parent)
             for name in _SIGNALS:
                 signum = getattr(signal, name, None)
                 if signum is not None:
                     signal.signal(signum, signal.SIG_IGN)
-            work(alive, self._answer)
+            work(lambda: os.getppid() == parent, self._answer)
             self._answer.flush()
             code = 0
         except BaseException:  # no answer: the parent does the work itself
@@ -102,3 +103,19 @@ class Forked:
             except ChildProcessError:
                 pass
         self._answer.close()
+
+
+def _die_with(parent: int) -> None:
+    """Have the kernel kill this copy when its parent dies (PR_SET_PDEATHSIG): a copy blocked in a
+    system call (a FIFO that nobody writes to, given as a scenario file) never gets to look."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    except (OSError, AttributeError):  # no prctl: the copy still looks for its parent between pieces
+        pass
+    if os.getppid() != parent:  # the parent died before the request took effect
+        os._exit(1)
+
+
+_PR_SET_PDEATHSIG = 1
