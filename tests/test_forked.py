@@ -250,6 +250,10 @@ def test_no_copy_outlives_the_run_that_made_it(sr, server, how):
         copy = int(counts.read_text().split()[0])
         time.sleep(0.5)  # the run has checked its half and waits for the copy
         assert not _gone(copy) and proc.poll() is None
+        for signum in (signal.SIGINT, signal.SIGHUP, signal.SIGTERM):  # as a Ctrl-C to the group, a closed terminal
+            os.kill(copy, signum)  # the copy ignores them: the run decides what a signal means
+        time.sleep(0.3)
+        assert not _gone(copy) and proc.poll() is None
         proc.send_signal(getattr(signal, how))
         proc.wait(20)
         assert _wait_for(lambda: _gone(copy), 10), f"the copy {copy} outlived the run"
