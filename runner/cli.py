@@ -676,6 +676,8 @@ def _report(
         ("--allure", args.allure, _allure_writer(scenarios, args.redactor.mask) if args.allure else None),
     )
     try:
+        if prerendered is not None:
+            prerendered.start()
         for option, report_path, writer in writers:
             if not report_path or writer is None:
                 continue

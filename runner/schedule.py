@@ -152,7 +152,8 @@ def _run(
     # One worker runs the units in order, and the main thread only writes their results down: woken
     # for every unit, it took the GIL from the worker ~10,000 times at 10,000 files, ~0.1 ms each
     # (issue 12). It is woken once per `batch` units instead, or at once when the run stops.
-    batch = _BATCH if jobs == 1 else 1
+    # Not when results keep their exchanges (-v, --allure): 2 * _BATCH + 2 files' worth would be held.
+    batch = _BATCH if jobs == 1 and not engine.options.keep_exchanges else 1
     ended = [0]  # units ended so far
 
     def one(index: int) -> Scenario | None:

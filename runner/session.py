@@ -124,6 +124,7 @@ class Session:
             if keep is not None and len(files) - keep >= 2 * _LoadHelper.MIN_FILES and forked.usable():
                 mine = max(keep, len(files) // 2)  # the second half on the other core
                 helper = _LoadHelper(self.loader, reloads, files[mine:])
+                helper.start()
             for index, path in enumerate(files[:mine]):
                 errors += self._load_one(path, keep is not None and index >= keep, reloads, scenarios, report)
             if helper is not None:
@@ -372,6 +373,9 @@ class _LoadHelper:
 
         self.loader = loader
         self._forked = forked.Forked(work)
+
+    def start(self) -> None:
+        self._forked.start()
 
     def result(self) -> list[tuple[list[_Light], _Snapshot | None] | None]:
         """Per file, what the copy checked, or None for the run to load it; all None if the copy failed."""

@@ -25,27 +25,45 @@ import pytest
 pytestmark = pytest.mark.usefixtures("watchdog")
 
 DRIVER = r"""
-import os, sys
+import os, signal, sys, time
 import runner.cli, runner.forked, runner.session
 
-mode, count_file = sys.argv.pop(1), sys.argv.pop(1)
+mode, log = sys.argv.pop(1), sys.argv.pop(1)
 runner.cli.KEEP_LOADED = 2
 runner.session._LoadHelper.MIN_FILES = 2
-made = []
+Forked = runner.forked.Forked
 if mode == "serial":
     runner.forked.usable = lambda: False
 elif mode == "copy-fails":
-    runner.forked.Forked._serve = lambda self, work, parent: os._exit(1)
-original = runner.forked.Forked.__init__
+    Forked._serve = lambda self, parent, blocked: os._exit(1)
+elif mode == "fork-fails":
+    def no_fork():
+        raise OSError(11, "Resource temporarily unavailable")
+    os.fork = no_fork
+elif mode == "sigchld-ignored":  # as some launchers leave it: the kernel would reap the copies
+    signal.signal(signal.SIGCHLD, signal.SIG_IGN)
 
-def counted(self, work):
-    original(self, work)
-    made.append(self._pid)
-    with open(count_file, "a") as fh:
-        fh.write(f"{self._pid}\n")
+def note(line):
+    with open(log, "a") as fh:
+        fh.write(line + "\n")
 
-runner.forked.Forked.__init__ = counted
-sys.exit(runner.cli.main(sys.argv[1:]))
+start, result = Forked.start, Forked.result
+
+def started(self):
+    start(self)
+    note(f"copy {self._pid}")
+
+def answered(self):
+    answer = result(self)
+    note(f"answer {'yes' if answer is not None else 'no'}")
+    return answer
+
+Forked.start, Forked.result = started, answered
+code = runner.cli.main(sys.argv[1:])
+note(f"returned {code}")
+if os.environ.get("LINGER"):  # a caller that goes on: no copy may be left running meanwhile
+    time.sleep(20)
+sys.exit(code)
 """
 
 PLAIN = """
@@ -128,16 +146,18 @@ def _tree(root: Path, files: int = 24) -> None:
 
 def _run(
     root: Path, server, mode: str, *args: str, timeout: float = 60
-) -> tuple[subprocess.CompletedProcess[str], int]:
-    counts = root / f"copies-{mode}.txt"
-    counts.unlink(missing_ok=True)
+) -> tuple[subprocess.CompletedProcess, list[str]]:
+    """The run in a process of its own, through the driver; and what its copies did, a line each:
+    `copy PID` (None: no fork), `answer yes|no` (the run used the copy's answer, or did the work)."""
+    log = root / f"copies-{mode}.txt"
+    log.unlink(missing_ok=True)
     env = {**os.environ, "BASE": server.url, "NOTE": "hush-hush-7731", "PYTHONPATH": os.pathsep.join(sys.path)}
     proc = subprocess.run(
-        [sys.executable, "-c", DRIVER, mode, str(counts), "run", ".", *args],
+        [sys.executable, "-c", DRIVER, mode, str(log), "run", ".", *args],
         cwd=root, env=env, capture_output=True, text=True, timeout=timeout,
     )  # fmt: skip
-    made = len(counts.read_text().split()) if counts.exists() else 0
-    return proc, made
+    lines = log.read_text().splitlines() if log.exists() else []
+    return proc, [line for line in lines if not line.startswith("returned")]
 
 
 def _steady(text: str) -> str:
@@ -163,7 +183,11 @@ def test_a_run_with_copies_equals_the_run_in_one_process(sr, server):
     server.state.requests.clear()
     forked, made = _run(sr.dir, server, "parallel", "--junit", "forked.xml", "--html", "forked.html")
     sent_forked = _sent(server)
-    assert none == 0 and made == 2, (none, made, forked.stderr)  # the second half's check, then the page
+    assert none == [], none
+    # Two copies (the second half's check, then the page), each answered and used: else the run did
+    # the work itself, and this would compare the run with itself.
+    assert [line.split()[0] for line in made] == ["copy", "answer", "copy", "answer"], (made, forked.stderr)
+    assert [line for line in made if line.startswith("answer")] == ["answer yes"] * 2, made
     assert serial.returncode == forked.returncode == 1, forked.stderr
     assert _steady(forked.stdout) == _steady(serial.stdout)
     for name in ("xml", "html"):
@@ -177,12 +201,20 @@ def test_a_run_with_copies_equals_the_run_in_one_process(sr, server):
     assert "Tear down" in page and "Included" in page
 
 
-def test_a_copy_that_fails_leaves_the_work_to_the_run(sr, server):
+@pytest.mark.parametrize("mode", ["copy-fails", "fork-fails", "sigchld-ignored"])
+def test_a_copy_that_fails_or_cannot_be_made_leaves_the_work_to_the_run(sr, server, mode):
+    """A copy that dies, a fork that fails (no memory, a pids limit), a SIGCHLD the launcher left
+    ignored (the kernel would reap the copy before the run waits for it): the run does the work."""
     _tree(sr.dir)
     serial, _ = _run(sr.dir, server, "serial", "--junit", "serial.xml", "--html", "serial.html")
-    failed, made = _run(sr.dir, server, "copy-fails", "--junit", "failed.xml", "--html", "failed.html")
-    assert made == 2 and failed.returncode == serial.returncode == 1, failed.stderr
-    assert "internal error" not in failed.stderr
+    failed, made = _run(sr.dir, server, mode, "--junit", "failed.xml", "--html", "failed.html")
+    assert failed.returncode == serial.returncode == 1, failed.stderr
+    assert "Traceback" not in failed.stderr and "internal error" not in failed.stderr, failed.stderr
+    assert "answer yes" not in made, made
+    expected = {"copy-fails": 2, "fork-fails": 2, "sigchld-ignored": 0}[mode]  # attempts to make one
+    assert len([line for line in made if line.startswith("copy")]) == expected, made
+    if mode == "fork-fails":
+        assert all(line in ("copy None", "answer no") for line in made), made
     for name in ("xml", "html"):
         assert _steady((sr.dir / f"failed.{name}").read_text()) == _steady((sr.dir / f"serial.{name}").read_text())
 
@@ -194,7 +226,7 @@ def test_bad_files_checked_in_the_copy_are_reported_in_file_order_and_nothing_is
     serial, _ = _run(sr.dir, server, "serial")
     server.state.requests.clear()
     forked, made = _run(sr.dir, server, "parallel")
-    assert made == 1 and forked.returncode == serial.returncode == 2
+    assert made[0].startswith("copy ") and forked.returncode == serial.returncode == 2
     assert forked.stderr == serial.stderr
     assert forked.stderr.index("f002.scenario.yaml") < forked.stderr.index("f020.scenario.yaml")
     assert "2 file(s) invalid; nothing was sent" in forked.stderr
@@ -210,7 +242,7 @@ def test_a_file_read_only_by_a_file_the_copy_checked_is_still_an_input_no_report
     schema = sr.dir / "schemas" / "echo.json"
     before = schema.read_bytes()
     forked, made = _run(sr.dir, server, "parallel", "--junit", "schemas/echo.json")
-    assert made == 1 and forked.returncode == 2, forked.stderr
+    assert made == [made[0], "answer yes"] and forked.returncode == 2, (made, forked.stderr)
     assert "--junit schemas/echo.json: is schemas/echo.json, an input of this run" in forked.stderr, forked.stderr
     assert schema.read_bytes() == before and _sent(server) == []
 
@@ -232,22 +264,27 @@ def _wait_for(predicate, limit: float = 15) -> bool:
     return predicate()
 
 
-@pytest.mark.parametrize("how", ["SIGTERM", "SIGINT", "SIGKILL"])
-def test_no_copy_outlives_the_run_that_made_it(sr, server, how):
+@pytest.mark.parametrize(
+    ("how", "linger"), [("SIGTERM", False), ("SIGINT", False), ("SIGKILL", False), ("SIGTERM", True), ("SIGINT", True)]
+)
+def test_no_copy_outlives_the_run_that_made_it(sr, server, how, linger):
     """A copy blocked for good (the second half holds a FIFO nobody writes to) while the run waits
-    for it: a signal ends the run, and the copy with it; a run killed outright takes its copy along
-    too (the kernel kills it: PR_SET_PDEATHSIG)."""
+    for it: a signal ends the run, and the copy with it, before `main` returns (`linger`: the process
+    goes on after, as a program that embeds the runner would); a run killed outright takes its copy
+    along too (the kernel kills it: PR_SET_PDEATHSIG)."""
     _tree(sr.dir)
     os.mkfifo(sr.dir / "f022-fifo.scenario.yaml")
-    counts = sr.dir / "copies.txt"
+    log = sr.dir / "copies.txt"
     env = {**os.environ, "BASE": server.url, "NOTE": "x", "PYTHONPATH": os.pathsep.join(sys.path)}
+    if linger:
+        env["LINGER"] = "1"
     proc = subprocess.Popen(
-        [sys.executable, "-c", DRIVER, "parallel", str(counts), "run", "."],
+        [sys.executable, "-c", DRIVER, "parallel", str(log), "run", "."],
         cwd=sr.dir, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:
-        assert _wait_for(lambda: counts.exists() and counts.read_text().strip() != ""), "no copy was made"
-        copy = int(counts.read_text().split()[0])
+        assert _wait_for(lambda: log.exists() and log.read_text().startswith("copy ")), "no copy was made"
+        copy = int(log.read_text().split()[1])
         time.sleep(0.5)  # the run has checked its half and waits for the copy
         assert not _gone(copy) and proc.poll() is None
         for signum in (signal.SIGINT, signal.SIGHUP, signal.SIGTERM):  # as a Ctrl-C to the group, a closed terminal
@@ -255,9 +292,14 @@ def test_no_copy_outlives_the_run_that_made_it(sr, server, how):
         time.sleep(0.3)
         assert not _gone(copy) and proc.poll() is None
         proc.send_signal(getattr(signal, how))
+        if linger:
+            assert _wait_for(lambda: "returned" in log.read_text(), 20), log.read_text()
+            assert _gone(copy), f"the copy {copy} is still running after the run returned"
+            assert proc.poll() is None  # still lingering: the copy went with the run, not with the process
+            proc.kill()
         proc.wait(20)
         assert _wait_for(lambda: _gone(copy), 10), f"the copy {copy} outlived the run"
-        if how != "SIGKILL":
+        if how != "SIGKILL" and not linger:
             assert proc.returncode != 0 and "Traceback" not in proc.stderr.read()
         assert _sent(server) == []
     finally:

@@ -295,13 +295,14 @@ class Prerendered:
     other core. The run writes what the copy rendered (`write`, under the output-path policy, with
     the inputs known then); if the copy gave no answer, it renders the page itself.
 
-    Made after the results were scrubbed and the spool flushed (`RunResult.flush`): the copy reads
-    what the run holds at the fork, and must not write the run's buffered records a second time.
+    Started after the results were scrubbed; `start` flushes the spool first (`RunResult.flush`):
+    the copy reads what the run holds at the fork, and must not write the run's buffered records a
+    second time.
     """
 
     def __init__(self, run: RunResult, environment: Mapping[str, str] | None = None):
         self.environment = environment
-        run.flush()
+        self.run = run
 
         def work(alive: Callable[[], bool], out: BinaryIO) -> None:
             for piece in pieces(run, environment):
@@ -310,6 +311,10 @@ class Prerendered:
                 out.write(piece.encode("utf-8"))
 
         self._forked = forked.Forked(work)
+
+    def start(self) -> None:
+        self.run.flush()
+        self._forked.start()
 
     def write(
         self, run: RunResult, path: str | Path, inputs: InputFiles | None = None, label: str | None = None
