@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -55,14 +56,32 @@ def discover(paths: Iterable[str]) -> list[Path]:
             found.append(p)
         else:
             raise UserError(f"{raw}: no such file or directory", hint="give scenario files or directories")
-    seen: set[Path] = set()
+    seen: set[str] = set()
     unique = []
+    directories: dict[str, str] = {}  # a directory as found -> resolved
     for p in found:
-        key = p.resolve()
+        key = _real(str(p), directories)
         if key not in seen:
             seen.add(key)
             unique.append(p)
     return unique
+
+
+def _real(path: str, directories: dict[str, str]) -> str:
+    """`os.path.realpath(path)`, with the directory resolved once for all its files: a file that is
+    not a symlink resolves to its resolved directory plus its name (one lstat a file, not one per
+    component of its path: 10,000 files took 0.24 s to resolve, before anything ran; issue 12)."""
+    head, name = os.path.split(path)
+    try:
+        link = stat.S_ISLNK(os.lstat(path).st_mode)
+    except OSError:
+        link = True  # whatever it is, realpath says what it says
+    if link or name in ("", ".", ".."):
+        return os.path.realpath(path)
+    real = directories.get(head)
+    if real is None:
+        real = directories[head] = os.path.realpath(head or ".")
+    return os.path.join(real, name)
 
 
 class Loader(StepParser):

@@ -510,3 +510,35 @@ def test_the_spool_masks_overlapping_secrets_as_one_and_holds_none_in_clear():
         assert b"abcdef0123456789" not in on_disk and b"XYZWVU987654" not in on_disk and b"token=" not in on_disk
     finally:
         run.spool.close()  # type: ignore[union-attr]
+
+
+def test_discovery_resolves_each_path_as_realpath_does(tmp_path):
+    """Discovery resolves a directory once for all its files (one lstat a file, issue 12): the same
+    answer as os.path.realpath, with symlinked files, symlinked directories, dangling links, `..`."""
+    import os
+
+    from runner.loader import _real, discover
+
+    (tmp_path / "a" / "b").mkdir(parents=True)
+    (tmp_path / "c").mkdir()
+    for n in range(3):
+        (tmp_path / "a" / "b" / f"f{n}.scenario.yaml").write_text("name: x\n")
+    os.symlink(tmp_path / "a" / "b" / "f1.scenario.yaml", tmp_path / "c" / "link.scenario.yaml")
+    os.symlink(tmp_path / "a", tmp_path / "c" / "dirlink")
+    os.symlink(tmp_path / "nowhere", tmp_path / "c" / "dangling.scenario.yaml")
+    os.symlink("loop.scenario.yaml", tmp_path / "c" / "loop.scenario.yaml")
+    paths = [str(p) for p in tmp_path.rglob("*")]
+    paths += [
+        str(tmp_path / "c" / "dirlink" / "b" / "f2.scenario.yaml"),
+        str(tmp_path / "a" / "b" / ".." / "b" / "f0.scenario.yaml"),
+    ]
+    paths += ["relative/missing.scenario.yaml", ".", ".."]
+    directories: dict[str, str] = {}
+    for path in paths:
+        assert _real(path, directories) == os.path.realpath(path), path
+    found = discover(
+        [str(tmp_path / "a"), str(tmp_path / "c"), str(tmp_path / "c" / "dirlink" / "b" / "f2.scenario.yaml")]
+    )
+    names = [str(p.relative_to(tmp_path)) for p in found]
+    assert names[:3] == ["a/b/f0.scenario.yaml", "a/b/f1.scenario.yaml", "a/b/f2.scenario.yaml"], names
+    assert "c/link.scenario.yaml" not in names and "c/dirlink/b/f2.scenario.yaml" not in names, names  # the same files
