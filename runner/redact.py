@@ -258,6 +258,24 @@ class _Block:
                 owners.append(entry)
         return _Block(anchors, owners)
 
+    @staticmethod
+    def chunks(entries: list[str], limit: int) -> list[_Block]:
+        """`entries` in blocks of at most `limit` patterns (an entry's patterns stay in one block)."""
+        blocks: list[_Block] = []
+        anchors: list[str] = []
+        owners: list[str] = []
+        for entry in entries:
+            mine = {form[max(0, stem - ANCHOR) : stem] for form, stem in _entry_forms(entry)}
+            if owners and len(owners) + len(mine) > limit:
+                blocks.append(_Block(anchors, owners))
+                anchors, owners = [], []
+            for anchor in mine:
+                anchors.append(anchor)
+                owners.append(entry)
+        if owners:
+            blocks.append(_Block(anchors, owners))
+        return blocks
+
 
 # A merge of large blocks frees the old automata (Rust) and lists: glibc keeps that memory unless
 # asked to give it back, and a run with 10,000 fresh tokens held ~25 MiB more for it (issue 12).
@@ -287,8 +305,28 @@ class Redactor:
     def __init__(self) -> None:
         self._exact: set[str] = set()  # forms learned as found (_learn_encoded)
         self._learned: set[str] = set()  # secrets whose forms are known: the token is re-added every step
-        self._blocks: tuple[_Block, ...] = ()  # published whole; readers never take the lock
-        self._lock = threading.Lock()
+        self._published: tuple[_Block, ...] = ()  # published whole; readers never take the lock
+        # Learned, not built yet: automata are built when something is to be masked or searched
+        # (`_blocks`), for all of them at once. A run that prints nothing per step (-q, a CI job)
+        # learned 10,000 tokens one block build and merge at a time, ~0.1 ms each on the worker
+        # (issue 12); built together at the end, they cost a few builds.
+        self._pending: list[str] = []
+        self._lock = threading.RLock()  # re-entered: `_learn_encoded` reads the automata holding it
+
+    @property
+    def _blocks(self) -> tuple[_Block, ...]:
+        """The automata, with every secret learned so far built in: the one way to read them, so that
+        nothing learned can be missed by a search or a mask."""
+        if self._pending:
+            with self._lock:
+                if self._pending:  # left pending until built: a reader meanwhile waits for the lock
+                    self._publish(self._pending)
+                    self._pending = []
+        return self._published
+
+    def _any(self) -> bool:
+        """Whether anything was learned, without building what is pending (a cheap test first)."""
+        return bool(self._published or self._pending)
 
     # --- learning -----------------------------------------------------------------------------
 
@@ -310,30 +348,31 @@ class Redactor:
         with self._lock:
             if text in self._learned:
                 return
-            self._publish([text])
-            # Last: another thread that finds `text` here returns without waiting, so the automaton
-            # that masks it must already be published.
+            self._pending.append(text)
+            # Last: another thread that finds `text` here returns without waiting, so it must already
+            # be pending, where the next reader of the automata builds it in.
             self._learned.add(text)
 
     def _publish(self, entries: list[str]) -> None:
-        """Build `entries` into the automata (the caller holds the lock). Blocks of similar size merge
-        (sizes grow about MERGE_FACTOR-fold from the newest block to the oldest, so there are
-        O(log n) of them), up to MERGE_LIMIT forms: a merge builds the new automaton while the old ones are still
-        alive, and unbounded merges made the largest one the run's peak of memory (issue 12: +72 MiB
-        at 10,000 tokens). Beyond that size blocks stay apart: n / MERGE_LIMIT more scans per text."""
-        blocks = list(self._blocks)
-        block = _Block.of(entries)
+        """Build `entries` into the automata (the caller holds the lock), in blocks of at most
+        MERGE_LIMIT forms. Blocks of similar size merge (sizes grow about MERGE_FACTOR-fold from the
+        newest block to the oldest, so there are O(log n) of them), up to MERGE_LIMIT forms: a merge
+        builds the new automaton while the old ones are still alive, and unbounded merges made the
+        largest one the run's peak of memory (issue 12: +72 MiB at 10,000 tokens). Beyond that size
+        blocks stay apart: n / MERGE_LIMIT more scans per text."""
+        blocks = list(self._published)
         merged = 0
-        while (
-            blocks
-            and len(blocks[-1].owners) <= MERGE_FACTOR * len(block.owners)
-            and len(blocks[-1].owners) + len(block.owners) <= MERGE_LIMIT
-        ):
-            older = blocks.pop()
-            block = _Block(older.anchors + block.anchors, older.owners + block.owners)
-            merged = len(block.owners)
-        blocks.append(block)
-        self._blocks = tuple(blocks)
+        for block in _Block.chunks(entries, MERGE_LIMIT):
+            while (
+                blocks
+                and len(blocks[-1].owners) <= MERGE_FACTOR * len(block.owners)
+                and len(blocks[-1].owners) + len(block.owners) <= MERGE_LIMIT
+            ):
+                older = blocks.pop()
+                block = _Block(older.anchors + block.anchors, older.owners + block.owners)
+                merged = max(merged, len(block.owners))
+            blocks.append(block)
+        self._published = tuple(blocks)
         if merged >= _TRIM_AFTER:
             _trim()
 
@@ -413,10 +452,10 @@ class Redactor:
             if password:
                 self.add(unquote(password))
         self._learn_url_parameters(url)
-        if self._blocks:
-            if "%" in url or "+" in url:  # what decoding can change
+        if self._any():  # what decoding can change, then the automata (built if pending)
+            if ("%" in url or "+" in url) and self._blocks:
                 self._learn_encoded(url, _percent_decode)
-            if body and len(body) <= LEARN_LIMIT and (b"%" in body or b"+" in body):
+            if body and len(body) <= LEARN_LIMIT and (b"%" in body or b"+" in body) and self._blocks:
                 self._learn_encoded(body.decode("latin-1"), _percent_decode)
 
     def learn_received(self, headers: Mapping[str, Any], body: bytes) -> None:
@@ -428,7 +467,7 @@ class Redactor:
         if location:
             self._learn_url_parameters(str(location))
         self.add_from_json_body(body)
-        if self._blocks and body and b"\\" in body and len(body) <= LEARN_LIMIT:
+        if self._any() and body and b"\\" in body and len(body) <= LEARN_LIMIT and self._blocks:
             self._learn_encoded(body.decode("utf-8", "replace"), _json_unescape)
 
     def _learn_url_parameters(self, url: str) -> None:
@@ -473,7 +512,7 @@ class Redactor:
         return spans
 
     def mask(self, text: str) -> str:
-        if not text or not self._blocks:
+        if not text or not self._any():
             return text
         spans = self._spans(text)
         if not spans:
@@ -643,21 +682,22 @@ class ScopedRedactor(Redactor):
 
     def learn_sent(self, url: str, headers: Mapping[str, Any], body: bytes | None) -> None:
         super().learn_sent(url, headers, body)
-        if not self._blocks and self.run._blocks:  # the run's secrets, percent-encoded as sent
-            self._learn_encoded(url, _percent_decode)
+        if not self._any() and self.run._any():  # the run's secrets, percent-encoded as sent
+            if "%" in url or "+" in url:  # what decoding can change
+                self._learn_encoded(url, _percent_decode)
             if body and len(body) <= LEARN_LIMIT and (b"%" in body or b"+" in body):
                 self._learn_encoded(body.decode("latin-1"), _percent_decode)
 
     def learn_received(self, headers: Mapping[str, Any], body: bytes) -> None:
         super().learn_received(headers, body)
-        if not self._blocks and self.run._blocks and body and b"\\" in body and len(body) <= LEARN_LIMIT:
+        if not self._any() and self.run._any() and body and b"\\" in body and len(body) <= LEARN_LIMIT:
             self._learn_encoded(body.decode("utf-8", "replace"), _json_unescape)
 
     def _spans(self, text: str) -> list[tuple[int, int]]:
         return self.run._spans(text) + super()._spans(text)
 
     def mask(self, text: str) -> str:
-        if not self._blocks:
+        if not self._any():
             return self.run.mask(text)
         return super().mask(text)  # with the spans of both
 

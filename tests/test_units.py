@@ -108,9 +108,12 @@ def test_redactor_learns_from_json_headers_and_env():
     assert text == "*** admin *** *** *** /root text/plain"
 
 
-def test_a_secret_being_learned_by_one_thread_is_masked_for_another(monkeypatch):
+@pytest.mark.parametrize("first_call", ["add", "mask"])
+def test_a_secret_being_learned_by_one_thread_is_masked_for_another(monkeypatch, first_call):
     """Under --jobs, scenarios share the redactor. A thread that adds a secret another thread is
-    still building into the automaton must not return (and print) before the automaton masks it."""
+    still building into the automaton must not return (and print) before the automaton masks it.
+    Secrets are built in when something is to be masked: the first thread's mask builds it (slowly),
+    and the second thread's mask must wait for that build, not mask with the automata of before."""
     import threading
     import time
 
@@ -126,7 +129,11 @@ def test_a_secret_being_learned_by_one_thread_is_masked_for_another(monkeypatch)
 
     redactor = Redactor()
     monkeypatch.setattr(redact._Block, "__init__", slow_build)
-    first = threading.Thread(target=redactor.add, args=("hunter2-password",))
+    if first_call == "add":
+        first = threading.Thread(target=lambda: (redactor.add("hunter2-password"), redactor.mask("x")))
+    else:
+        redactor.add("hunter2-password")  # learned, built when first needed
+        first = threading.Thread(target=redactor.mask, args=("anything",))
     first.start()
     assert compiling.wait(5)
     redactor.add("hunter2-password")  # the same secret, met by a second scenario meanwhile
