@@ -249,16 +249,6 @@ class _Block:
         return self._anchors if isinstance(self._anchors, list) else self._anchors.split("\x00")
 
     @staticmethod
-    def of(entries: list[str]) -> _Block:
-        anchors: list[str] = []
-        owners: list[str] = []
-        for entry in entries:
-            for anchor in {form[max(0, stem - ANCHOR) : stem] for form, stem in _entry_forms(entry)}:
-                anchors.append(anchor)
-                owners.append(entry)
-        return _Block(anchors, owners)
-
-    @staticmethod
     def chunks(entries: list[str], limit: int) -> list[_Block]:
         """`entries` in blocks of at most `limit` patterns (an entry's patterns stay in one block)."""
         blocks: list[_Block] = []
@@ -305,7 +295,7 @@ class Redactor:
     def __init__(self) -> None:
         self._exact: set[str] = set()  # forms learned as found (_learn_encoded)
         self._learned: set[str] = set()  # secrets whose forms are known: the token is re-added every step
-        self._published: tuple[_Block, ...] = ()  # published whole; readers never take the lock
+        self._published: tuple[_Block, ...] = ()  # published whole; readers take the lock only to build
         # Learned, not built yet: automata are built when something is to be masked or searched
         # (`_blocks`), for all of them at once. A run that prints nothing per step (-q, a CI job)
         # learned 10,000 tokens one block build and merge at a time, ~0.1 ms each on the worker
@@ -326,7 +316,9 @@ class Redactor:
 
     def _any(self) -> bool:
         """Whether anything was learned, without building what is pending (a cheap test first)."""
-        return bool(self._published or self._pending)
+        # `_pending` first: a build sets `_published` before it empties `_pending`, so one of the two
+        # is seen whatever the build is doing meanwhile (the other order could see neither).
+        return bool(self._pending or self._published)
 
     # --- learning -----------------------------------------------------------------------------
 
@@ -370,7 +362,7 @@ class Redactor:
             ):
                 older = blocks.pop()
                 block = _Block(older.anchors + block.anchors, older.owners + block.owners)
-                merged = max(merged, len(block.owners))
+            merged = max(merged, len(block.owners))  # a merge, or a large flush built at once
             blocks.append(block)
         self._published = tuple(blocks)
         if merged >= _TRIM_AFTER:

@@ -141,6 +141,42 @@ def test_a_secret_being_learned_by_one_thread_is_masked_for_another(monkeypatch,
     first.join()
 
 
+def test_a_secret_is_never_unseen_while_the_first_build_finishes():
+    """`_any()` (is anything learned?) reads the pending secrets before the built automata: a build
+    sets the automata, then empties the pending list, so one of the two is always seen. Read the
+    other way round, a mask that read the (still empty) automata, then lost the CPU while another
+    thread built, found the pending list empty too, and printed the secret."""
+    import threading
+
+    built = threading.Event()
+    reading = threading.Event()
+
+    class Switching(Redactor):  # a thread switch right after the reader reads the automata
+        @property
+        def _published(self):
+            value = self.__dict__.get("_built", ())
+            if threading.current_thread().name == "reader" and not reading.is_set():
+                reading.set()
+                built.wait(0.5)  # the build happens now (unless the reader holds the lock)
+            return value
+
+        @_published.setter
+        def _published(self, value):
+            self.__dict__["_built"] = value
+
+    redactor = Switching()
+    redactor.add("hunter2-password")
+    masked: list[str] = []
+    reader = threading.Thread(target=lambda: masked.append(redactor.mask("x hunter2-password")), name="reader")
+    reader.start()
+    if reading.wait(5):
+        redactor.mask("")  # another thread's mask: nothing to mask, builds nothing
+        _ = redactor._blocks  # another thread builds what is pending
+        built.set()
+    reader.join(5)
+    assert masked == ["x ***"]
+
+
 @pytest.mark.parametrize("name", ["password", "OS_PASSWORD", "demo_password", "token", "api_key", "client_secret"])
 def test_secret_names(name):
     assert is_secret_name(name)
