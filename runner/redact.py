@@ -21,8 +21,9 @@ verified against each whole form, so building costs little whatever the secrets'
 themselves are not kept: a secret is kept once, and its forms are derived again to verify a hit (a
 few recent secrets' forms are cached). Learning must not rebuild everything each time (that made
 the old regex masker quadratic), so automata are kept in blocks of growing sizes (Bentley-Saxe), up
-to MERGE_LIMIT patterns a block: a new secret is built into a small block, which merges with the
-block before while that one is at most MERGE_FACTOR times its size. Each pattern is rebuilt
+to MERGE_LIMIT patterns a block: new secrets are built into a small block (when something is next
+masked or searched: all the secrets learned meanwhile together), which merges with the block before
+while that one is at most MERGE_FACTOR times its size. Each pattern is rebuilt
 O(log n) times over a run, and masking a text runs O(log n) scans of it, plus one per MERGE_LIMIT
 patterns beyond (`python bench/bench.py --only 6` measures both at 1,000 and 10,000 secrets).
 """
