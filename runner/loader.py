@@ -60,14 +60,14 @@ def discover(paths: Iterable[str]) -> list[Path]:
     unique = []
     directories: dict[str, str] = {}  # a directory as found -> resolved
     for p in found:
-        key = _real(str(p), directories)
+        key = _realpath(str(p), directories)
         if key not in seen:
             seen.add(key)
             unique.append(p)
     return unique
 
 
-def _real(path: str, directories: dict[str, str]) -> str:
+def _realpath(path: str, directories: dict[str, str]) -> str:
     """`os.path.realpath(path)`, with the directory resolved once for all its files: a file that is
     not a symlink resolves to its resolved directory plus its name (one lstat a file, not one per
     component of its path: 10,000 files took 0.24 s to resolve, before anything ran; issue 12)."""

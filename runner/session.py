@@ -153,22 +153,14 @@ class Session:
         report: Callable[[UserError], object],
     ) -> int:
         """Load one file into `scenarios` (as stand-ins if `deferred`); 1 if it is bad (reported)."""
-        policy = self.loader.policy
-        digest = _digest(path) if deferred else None
-        resolved = policy.resolved
         try:
-            loaded = self.loader.load(path)
+            if not deferred:
+                scenarios.extend(self.loader.load(path))
+                return 0
+            loaded, snapshot = _load_kept(self.loader, reloads.snapshots, path)
         except UserError as exc:
             report(exc)
             return 1
-        if not deferred:
-            scenarios.extend(loaded)
-            return 0
-        # Kept pickled when the file read no other file (include, fixture, schema, data) and
-        # did not change while it loaded: its bytes are what was checked.
-        snapshot = None
-        if digest is not None and policy.resolved == resolved and _digest(path) == digest:
-            snapshot = reloads.snapshots.add(loaded, digest)
         scenarios.extend(reloads.defer(path, _lights(loaded), snapshot))
         return 0
 
@@ -304,6 +296,21 @@ class _Snapshots:
         return loaded
 
 
+def _load_kept(
+    loader: Loader, snapshots: _Snapshots, path: Path, numbered: bool = True
+) -> tuple[list[Scenario], _Snapshot | None]:
+    """A file loaded, and its checked models pickled if the file read no other file (include,
+    fixture, schema, data) and did not change while it loaded: its bytes are what was checked."""
+    policy = loader.policy
+    digest = _digest(path)
+    resolved = policy.resolved
+    loaded = loader.load(path, numbered=numbered)
+    snapshot = None
+    if digest is not None and policy.resolved == resolved and _digest(path) == digest:
+        snapshot = snapshots.add(loaded, digest)
+    return loaded, snapshot
+
+
 class _Light(NamedTuple):
     """What a stand-in keeps of a loaded scenario (`_Reloads.defer`), as plain values: also what the
     load helper sends back for the files it checked."""
@@ -358,16 +365,11 @@ class _LoadHelper:
             for path in files:
                 if not alive():
                     raise SystemExit(1)
-                digest = _digest(path)
-                resolved = policy.resolved
                 try:
-                    loaded = loader.load(path, numbered=False)
+                    loaded, snapshot = _load_kept(loader, reloads.snapshots, path, numbered=False)
                 except Exception:  # a bad file (or a bug of ours): loaded by the run, which reports it
                     answers.append(None)
                     continue
-                snapshot = None
-                if digest is not None and policy.resolved == resolved and _digest(path) == digest:
-                    snapshot = reloads.snapshots.add(loaded, digest)
                 answers.append((_lights(loaded), snapshot))
             pickle.dump((answers, policy.inputs.added(known)), out, protocol=pickle.HIGHEST_PROTOCOL)
 

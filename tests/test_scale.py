@@ -517,7 +517,7 @@ def test_discovery_resolves_each_path_as_realpath_does(tmp_path):
     answer as os.path.realpath, with symlinked files, symlinked directories, dangling links, `..`."""
     import os
 
-    from runner.loader import _real, discover
+    from runner.loader import _realpath, discover
 
     (tmp_path / "a" / "b").mkdir(parents=True)
     (tmp_path / "c").mkdir()
@@ -535,7 +535,7 @@ def test_discovery_resolves_each_path_as_realpath_does(tmp_path):
     paths += ["relative/missing.scenario.yaml", ".", ".."]
     directories: dict[str, str] = {}
     for path in paths:
-        assert _real(path, directories) == os.path.realpath(path), path
+        assert _realpath(path, directories) == os.path.realpath(path), path
     found = discover(
         [str(tmp_path / "a"), str(tmp_path / "c"), str(tmp_path / "c" / "dirlink" / "b" / "f2.scenario.yaml")]
     )
